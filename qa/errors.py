@@ -1,0 +1,39 @@
+"""Exceptions raised by the qa package.
+
+Every error a user can cause derives from :class:`QAError`, whose message is one readable
+line; the CLI and the app print it as is.
+"""
+
+from __future__ import annotations
+
+
+class QAError(Exception):
+    """Base class of every error the qa package raises on purpose."""
+
+
+class IndexNotFoundError(QAError):
+    """There is no index at the given directory."""
+
+
+class IndexMismatchError(QAError):
+    """The index was built with another embedder, chunker settings or format version."""
+
+
+class IndexCorruptError(QAError):
+    """A file of the index is missing, truncated or altered."""
+
+
+class IndexLockedError(QAError):
+    """Another process is writing the index."""
+
+
+class DocumentError(QAError):
+    """A document cannot be read; the message is the reason it was skipped."""
+
+
+class QuestionError(QAError):
+    """A question is empty, too long or otherwise unusable."""
+
+
+class EmbedderError(QAError):
+    """An embedder cannot be loaded or does not fit the index."""
