@@ -1,0 +1,116 @@
+"""Generations, atomic commits, verification on open and the writer lock."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from qa.errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexNotFoundError
+from qa.manifest import Manifest
+from qa.storage import CURRENT_FILE, IndexDirectory
+
+
+def manifest() -> Manifest:
+    return Manifest(embedder={"id": "e", "model": "e", "dimension": 3}, chunking={"size": 1000, "overlap": 143},
+                    vector_index={"type": "flat"}, documents={}, chunks=0, docs_dir="/docs", built_at="now")
+
+
+def commit(directory: IndexDirectory, payload: bytes = b"data") -> str:
+    workspace = directory.new_workspace()
+    (workspace / "data.bin").write_bytes(payload)
+    return directory.commit(workspace, manifest())
+
+
+def test_commit_makes_a_verified_generation_current(tmp_path):
+    directory = IndexDirectory(tmp_path / "index")
+    assert directory.current_generation() is None
+    first = commit(directory, b"one")
+    second = commit(directory, b"two")
+    assert directory.current_generation() == second != first
+    name, loaded = directory.open_manifest()
+    assert name == second and loaded.files["data.bin"].bytes == 3
+
+
+def test_missing_index_says_how_to_build(tmp_path):
+    with pytest.raises(IndexNotFoundError, match="qa index DOCS_DIR --index-dir"):
+        IndexDirectory(tmp_path / "none").open_manifest()
+
+
+def test_stale_workspaces_and_old_generations_are_removed(tmp_path):
+    directory = IndexDirectory(tmp_path / "index")
+    old = commit(directory)
+    live = commit(directory)
+    leftover = directory.new_workspace()  # as if a build was killed
+    directory.remove_stale()
+    names = sorted(p.name for p in directory.path.iterdir())
+    assert live in names and old not in names and leftover.name not in names
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "delete"])
+def test_a_damaged_data_file_is_named_on_open(tmp_path, damage):
+    directory = IndexDirectory(tmp_path / "index")
+    name = commit(directory, b"0123456789")
+    path = directory.generation_path(name) / "data.bin"
+    if damage == "truncate":
+        path.write_bytes(b"01234")
+    elif damage == "flip":
+        path.write_bytes(b"0123456780")
+    else:
+        path.unlink()
+    with pytest.raises(IndexCorruptError, match=r"data\.bin.*qa index --rebuild"):
+        directory.open_manifest()
+
+
+def test_an_altered_manifest_or_pointer_is_detected(tmp_path):
+    directory = IndexDirectory(tmp_path / "index")
+    name = commit(directory)
+    manifest_path = directory.generation_path(name) / "manifest.json"
+    manifest_path.write_text(manifest_path.read_text().replace('"now"', '"then"'))
+    with pytest.raises(IndexCorruptError, match="manifest.json does not match its checksum"):
+        directory.open_manifest()
+    (directory.path / CURRENT_FILE).write_text("{not json")
+    with pytest.raises(IndexCorruptError, match="CURRENT is damaged"):
+        directory.open_manifest()
+
+
+def test_another_format_version_says_how_to_rebuild(tmp_path):
+    directory = IndexDirectory(tmp_path / "index")
+    name = commit(directory)
+    manifest_path = directory.generation_path(name) / "manifest.json"
+    raw = json.loads(manifest_path.read_text())
+    raw["format_version"] = 99
+    data = json.dumps(raw).encode()
+    manifest_path.write_bytes(data)
+    import hashlib
+
+    (directory.path / CURRENT_FILE).write_text(json.dumps(
+        {"generation": name, "manifest_sha256": hashlib.sha256(data).hexdigest()}))
+    with pytest.raises(IndexMismatchError, match="format 99.*qa index --rebuild"):
+        directory.open_manifest()
+
+
+def test_a_second_writer_is_refused_with_the_holders_pid(tmp_path):
+    index = tmp_path / "index"
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from qa.storage import IndexDirectory
+        with IndexDirectory({str(index)!r}).write_lock():
+            print("locked", flush=True)
+            time.sleep(30)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(IndexLockedError, match=f"pid {holder.pid}"):
+            with IndexDirectory(index).write_lock(timeout=0.3):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    # the kernel released the dead holder's lock: the next writer gets it at once
+    with IndexDirectory(index).write_lock(timeout=0):
+        assert (index / ".lock").read_text().strip() == str(os.getpid())
