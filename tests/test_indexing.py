@@ -1,0 +1,143 @@
+"""Incremental builds with the real encoder: only new or changed content is embedded."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+import qa
+from qa.chunking import ChunkSettings, split
+from qa.documents import parse
+from qa.storage import IndexDirectory
+
+from conftest import FIXTURES, SEED_ARTICLE
+from test_documents import make_docx, make_pdf
+
+NEW_DOC = """El puerto de Valparaíso
+
+Valparaíso es una ciudad portuaria de Chile famosa por sus ascensores, funiculares construidos entre 1883 y 1916 para subir los cerros. El ascensor Artillería lleva al Paseo 21 de Mayo.
+
+En 2003 la UNESCO declaró su casco histórico Patrimonio de la Humanidad. Los murales pintados en las fachadas de los cerros Alegre y Concepción atraen a miles de visitantes cada año.
+"""
+
+
+def chunk_count(path) -> int:
+    return len(split(parse(path.read_bytes(), path.name), ChunkSettings()))
+
+
+def test_add_edit_delete_embed_only_what_changed(seeds_copy, tmp_path):
+    index_dir = tmp_path / "index"
+    first = qa.build_index(seeds_copy, index_dir, progress=False)
+    seed_chunks = chunk_count(SEED_ARTICLE)
+    assert (first.added, first.chunks_embedded, first.chunks) == (1, seed_chunks, seed_chunks)
+
+    new = seeds_copy / "valparaiso.txt"
+    new.write_text(NEW_DOC, encoding="utf-8")
+    added = qa.build_index(seeds_copy, index_dir, progress=False)
+    assert (added.added, added.changed, added.removed, added.unchanged) == (1, 0, 0, 1)
+    assert added.chunks_embedded == chunk_count(new)
+    assert qa.load(index_dir).retrieve("ascensores de Valparaíso", k=1)[0].source == "valparaiso.txt"
+
+    new.write_text(NEW_DOC + "\nEl poeta Pablo Neruda tuvo una casa en el cerro Florida, La Sebastiana.\n", encoding="utf-8")
+    edited = qa.build_index(seeds_copy, index_dir, progress=False)
+    assert (edited.added, edited.changed, edited.unchanged) == (0, 1, 1)
+    assert edited.chunks_embedded == chunk_count(new)
+    assert "Neruda" in qa.load(index_dir).retrieve("¿Qué poeta tuvo una casa en un cerro de Valparaíso?", k=1)[0].text
+
+    new.unlink()
+    removed = qa.build_index(seeds_copy, index_dir, progress=False)
+    assert (removed.removed, removed.chunks_embedded, removed.chunks) == (1, 0, seed_chunks)
+    assert {h.source for h in qa.load(index_dir).retrieve("Valparaíso", k=10)} == {SEED_ARTICLE.name}
+
+    generation = IndexDirectory(index_dir).current_generation()
+    again = qa.build_index(seeds_copy, index_dir, progress=False)
+    assert (again.chunks_embedded, again.unchanged, again.added + again.changed + again.removed) == (0, 1, 0)
+    assert IndexDirectory(index_dir).current_generation() == generation  # nothing rewritten
+
+
+def test_same_content_under_two_names_is_embedded_once(seeds_copy, tmp_path):
+    shutil.copy(seeds_copy / SEED_ARTICLE.name, seeds_copy / "copy.txt")
+    report = qa.build_index(seeds_copy, tmp_path / "index", progress=False)
+    assert report.added == 2
+    assert report.chunks_embedded == report.chunks == chunk_count(SEED_ARTICLE)
+    index = qa.load(tmp_path / "index")
+    assert {d.source for d in index.documents()} == {"copy.txt", SEED_ARTICLE.name}
+
+
+def test_a_renamed_file_is_not_embedded_again(seeds_copy, tmp_path):
+    qa.build_index(seeds_copy, tmp_path / "index", progress=False)
+    (seeds_copy / SEED_ARTICLE.name).rename(seeds_copy / "renamed.txt")
+    report = qa.build_index(seeds_copy, tmp_path / "index", progress=False)
+    assert (report.added, report.removed, report.chunks_embedded) == (1, 1, 0)
+    assert qa.load(tmp_path / "index").retrieve("drones", k=1)[0].source == "renamed.txt"
+
+
+def test_rebuild_embeds_everything_again(seeds_copy, tmp_path):
+    qa.build_index(seeds_copy, tmp_path / "index", progress=False)
+    report = qa.build_index(seeds_copy, tmp_path / "index", rebuild=True, progress=False)
+    assert report.chunks_embedded == chunk_count(SEED_ARTICLE)
+
+
+def test_bad_files_are_skipped_with_reasons_and_the_rest_indexed(seeds_copy, tmp_path):
+    (seeds_copy / "empty.txt").write_bytes(b"")
+    (seeds_copy / "photo.jpg").write_bytes(b"\xff\xd8\xff")
+    (seeds_copy / "broken.pdf").write_bytes(b"%PDF-1.4 nonsense")
+    report = qa.build_index(seeds_copy, tmp_path / "index", progress=False)
+    reasons = {s.source: s.reason for s in report.skipped}
+    assert reasons["empty.txt"] == "empty file"
+    assert reasons["photo.jpg"].startswith("unsupported file type '.jpg'")
+    assert reasons["broken.pdf"].startswith("malformed PDF")
+    assert report.added == 1 and report.documents == 1
+
+
+def test_a_file_that_turns_unreadable_keeps_its_indexed_version(seeds_copy, tmp_path):
+    docx_path = seeds_copy / "brief.docx"
+    docx_path.write_bytes(make_docx(["The Lisbon tram 28 climbs through Alfama."]))
+    qa.build_index(seeds_copy, tmp_path / "index", progress=False)
+    docx_path.write_bytes(b"PK\x03\x04 corrupted on disk")
+    report = qa.build_index(seeds_copy, tmp_path / "index", progress=False)
+    assert report.skipped[0].source == "brief.docx"
+    assert "kept the previously indexed version" in report.skipped[0].reason
+    assert qa.load(tmp_path / "index").retrieve("tram through Alfama", k=1)[0].source == "brief.docx"
+
+
+def test_pdf_and_docx_are_indexed_with_pdf_pages(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    pages = [
+        "Annual report. The tram company carried 20 million passengers this year.",
+        "Fleet. The funicular of Lavra opened in 1884 and is the oldest in Lisbon.",
+        "Finance. Ticket revenue rose by four percent.",
+    ]
+    (docs / "report.pdf").write_bytes(make_pdf(pages))
+    (docs / "memo.docx").write_bytes(make_docx(["Memo: the Santa Justa lift connects the Baixa with Carmo."]))
+    report = qa.build_index(docs, tmp_path / "index", progress=False)
+    assert (report.added, report.skipped) == (2, [])
+
+    index = qa.load(tmp_path / "index", model=None)
+    hit = index.retrieve("When did the Lavra funicular open?", k=1)[0]
+    assert hit.source == "report.pdf" and hit.page is not None
+    document = parse((docs / "report.pdf").read_bytes(), "report.pdf")
+    assert document.text[hit.start:hit.end] == hit.text
+    assert document.page_at(document.text.index("Lavra")) == 2
+    assert hit.page == document.page_at(hit.start)
+
+    memo = index.retrieve("What does the Santa Justa lift connect?", k=1)[0]
+    assert memo.source == "memo.docx" and memo.page is None
+
+
+def test_changed_chunk_settings_need_rebuild(seeds_copy, tmp_path):
+    qa.build_index(seeds_copy, tmp_path / "index", progress=False)
+    with pytest.raises(qa.IndexMismatchError, match="chunks of 1000/143.*not 500/143.*--rebuild"):
+        qa.build_index(seeds_copy, tmp_path / "index", chunk_size=500, progress=False)
+    report = qa.build_index(seeds_copy, tmp_path / "index", chunk_size=500, rebuild=True, progress=False)
+    assert report.chunks > chunk_count(SEED_ARTICLE)
+
+
+def test_subfolders_keep_their_relative_source(tmp_path):
+    docs = tmp_path / "docs"
+    (docs / "trams").mkdir(parents=True)
+    shutil.copy(FIXTURES / "lisbon-trams.md", docs / "trams" / "lisbon.md")
+    qa.build_index(docs, tmp_path / "index", progress=False)
+    assert qa.load(tmp_path / "index").retrieve("Line 28", k=1)[0].source == "trams/lisbon.md"
