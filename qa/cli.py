@@ -38,6 +38,7 @@ def cli() -> None:
     Examples:
       qa index seeds                      # build or update ./index from ./seeds
       qa search "Who supplied drones to Russia?" -k 3
+      qa ask "¿Quién suministró drones a Rusia?"
       qa index docs --model sentence-transformers/all-MiniLM-L6-v2 --rebuild
     """
 
@@ -111,6 +112,50 @@ def search_command(question, k, index_dir, as_json):
         page = f" p.{hit.page}" if hit.page is not None else ""
         click.echo(f"{rank}. {hit.source}{page} [{hit.start}:{hit.end}]  score {hit.score:.3f}")
         click.echo(textwrap.indent(textwrap.fill(" ".join(hit.text.split()), width=96), "   "))
+
+
+@cli.command("ask")
+@click.argument("question")
+@_INDEX_DIR
+@click.option("-k", "k", type=int, default=5, show_default=True, help="Passages to draw the answer from.")
+@click.option("--llm-url", envvar="QA_LLM_URL", default=None,
+              help="OpenAI-compatible API base, e.g. http://localhost:11434/v1 (env QA_LLM_URL). Default: extractive answer.")
+@click.option("--llm-model", envvar="QA_LLM_MODEL", default=None, help="Model name at --llm-url (env QA_LLM_MODEL).")
+@click.option("--llm-key-env", envvar="QA_LLM_KEY_ENV", default=None,
+              help="Name of the environment variable holding the API key (env QA_LLM_KEY_ENV).")
+@_JSON
+def ask_command(question, index_dir, k, llm_url, llm_model, llm_key_env, as_json):
+    """Answer QUESTION from the documents, quoting the passages it rests on.
+
+    \b
+    Examples:
+      qa ask "Who supplied drones to Russia?"
+      qa ask "¿Quién vendió armas a Rusia?" --json
+      qa ask "Who supplied drones to Russia?" --llm-url http://localhost:11434/v1 --llm-model llama3.2
+    """
+    from .llm import LLMSettings
+    from .retrieval import load
+
+    llm = LLMSettings(url=llm_url, model=llm_model or "", api_key_env=llm_key_env) if llm_url else None
+    index = load(index_dir)
+    if as_json:
+        click.echo(json.dumps(index.ask(question, llm=llm, k=k).to_dict(), ensure_ascii=False, indent=2))
+        return
+    shown = ""
+    answer = None
+    for answer in index.ask_stream(question, llm=llm, k=k):
+        if answer.complete or not answer.text.startswith(shown):
+            break
+        click.echo(answer.text[len(shown):], nl=False)  # stream the LLM's words as they come
+        shown = answer.text
+    if answer.notice:
+        click.echo(f"({answer.notice})", err=True)
+    click.echo(answer.text[len(shown):] if answer.text.startswith(shown) else "\n" + answer.text)
+    if answer.citations:
+        click.echo()
+    for c in answer.citations:
+        page = f" p.{c.page}" if c.page is not None else ""
+        click.echo(f"[{c.n}] {c.source}{page} [{c.start}:{c.end}]")
 
 
 @cli.command("info")

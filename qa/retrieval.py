@@ -7,6 +7,9 @@ import threading
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, Sequence
+
+import numpy as np
 
 from .chunkdb import CHUNKS_FILE, ChunkTable
 from .embedding import Embedder, load_embedder
@@ -14,10 +17,20 @@ from .errors import IndexCorruptError, IndexMismatchError, QuestionError
 from .manifest import Manifest
 from .storage import IndexDirectory
 from .store import VECTORS_FILE, VectorStore
-from .types import Hit, IndexedDocument, IndexStats
+from .sentences import split_sentences
+from .types import Answer, Evidence, Hit, IndexedDocument, IndexStats
+
+if TYPE_CHECKING:
+    from .llm import LLMSettings
 
 MAX_QUESTION_CHARS = 2000
 MAX_K = 1000
+# Sentences are looked for in this many top passages.
+EVIDENCE_PASSAGES = 3
+# Below this support the answerer abstains. Calibrated on the tuning half of XQuAD-R
+# (answerable questions against the same questions asked of the seed article alone),
+# minimising false abstentions plus false answers; see the README.
+SUPPORT_THRESHOLD = 0.2082
 
 
 def check_question(question: object) -> str:
@@ -120,15 +133,53 @@ class Index:
         question = check_question(question)
         k = check_k(k)
         snapshot = self.snapshot()
-        query = snapshot.embedder.encode_queries([question])
-        scores, rows = snapshot.vectors.search(query, k)
-        pairs = [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]
-        stored = snapshot.chunks.get([r for r, _ in pairs])
-        return [
-            Hit(chunk_id=c.id, doc_id=c.doc_id, source=snapshot.sources[c.doc_id][0], start=c.start, end=c.end,
-                page=c.page, text=c.text, score=score)
-            for c, (_, score) in zip(stored, pairs)
-        ]
+        return _search(snapshot, snapshot.embedder.encode_queries([question])[0], k)
+
+    def find_evidence(self, question: str, k: int = 5, history: Sequence[dict] = ()) -> tuple[list[Hit], list[Evidence]]:
+        """The top ``k`` passages and the sentences in them that may answer, best first.
+
+        ``history`` is the conversation so far (``{"role", "content"}`` messages). A follow-up
+        such as "Where will they be built?" is also searched together with the previous
+        question, and whichever reading finds the stronger passage wins, so a question on
+        a new topic is not dragged back to the old one.
+        """
+        question = check_question(question)
+        k = check_k(k)
+        snapshot = self.snapshot()
+        previous = _previous_question(history)
+        readings = [question] + ([f"{previous} {question}"] if previous else [])
+        best_vector, hits = None, []
+        for vector in snapshot.embedder.encode_queries(readings):
+            found = _search(snapshot, vector, k)
+            if best_vector is None or (found and (not hits or found[0].score > hits[0].score)):
+                best_vector, hits = vector, found
+        spans = [(hit, a, b) for hit in hits[:EVIDENCE_PASSAGES] for a, b in split_sentences(hit.text)]
+        if not spans:
+            return hits, []
+        support = snapshot.embedder.encode_passages([hit.text[a:b] for hit, a, b in spans]) @ best_vector
+        evidence = [Evidence(hit, hit.start + a, hit.start + b, hit.text[a:b], float(score))
+                    for (hit, a, b), score in zip(spans, support)]
+        return hits, sorted(evidence, key=lambda e: -e.score)
+
+    def ask_stream(self, question: str, history: Sequence[dict] | None = None, *, llm: LLMSettings | None = None,
+                   k: int = 5) -> Iterator[Answer]:
+        """Yield the answer as it forms (text grows; the last one has ``complete=True``).
+
+        ``history`` is the conversation so far as ``{"role", "content"}`` messages; ``llm``
+        switches from the extractive answerer to an OpenAI-compatible endpoint, falling back
+        to the extractive answer (with a notice) if it cannot be reached.
+        """
+        from .answer import answer_stream
+
+        return answer_stream(self, question, history or (), llm=llm, k=k)
+
+    def ask(self, question: str, history: Sequence[dict] | None = None, *, llm: LLMSettings | None = None,
+            k: int = 5) -> Answer:
+        """The complete answer to ``question``, with citations (see :meth:`ask_stream`)."""
+        answer = None
+        for answer in self.ask_stream(question, history, llm=llm, k=k):
+            pass
+        return answer
 
     def documents(self) -> list[IndexedDocument]:
         """The indexed files, by name."""
@@ -157,6 +208,24 @@ class Index:
         from .langchain_retriever import IndexRetriever
 
         return IndexRetriever(index=self, k=check_k(k))
+
+
+def _search(snapshot: _Snapshot, vector: np.ndarray, k: int) -> list[Hit]:
+    scores, rows = snapshot.vectors.search(vector[None, :], k)
+    pairs = [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]
+    stored = snapshot.chunks.get([r for r, _ in pairs])
+    return [
+        Hit(chunk_id=c.id, doc_id=c.doc_id, source=snapshot.sources[c.doc_id][0], start=c.start, end=c.end,
+            page=c.page, text=c.text, score=score)
+        for c, (_, score) in zip(stored, pairs)
+    ]
+
+
+def _previous_question(history: Sequence[dict]) -> str | None:
+    for message in reversed(list(history or ())):
+        if message.get("role") == "user" and str(message.get("content", "")).strip():
+            return str(message["content"]).strip()
+    return None
 
 
 _loaded: dict[tuple[str, str | None], Index] = {}

@@ -131,3 +131,62 @@ class IndexStats:
     vector_index: str
     size_bytes: int
     built_at: str
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A sentence that may answer the question, located in its document and passage.
+
+    ``score`` is the support for the question on the scale the abstention threshold uses.
+    """
+
+    hit: Hit
+    start: int
+    end: int
+    text: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A numbered quote: ``quote`` is the document text at ``[start:end]`` (PDF: extracted text).
+
+    ``passage`` is the retrieved chunk the quote lies in (``passage_start`` is its offset in
+    the document), so a reader can check the quote in context without opening the file.
+    """
+
+    n: int
+    source: str
+    page: int | None
+    start: int
+    end: int
+    quote: str
+    score: float
+    passage: str
+    passage_start: int
+    chunk_id: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An answer whose ``[n]`` markers refer to ``citations[n-1]``.
+
+    When ``abstained`` is true the documents do not support an answer and ``citations``
+    are the closest matches. ``notice`` tells the reader about a fallback (an unreachable
+    LLM, say). ``complete`` is false for the partial answers a stream yields before the end.
+    """
+
+    question: str
+    text: str
+    citations: tuple[Citation, ...]
+    abstained: bool
+    language: str
+    answerer: str
+    notice: str | None = None
+    removed_citations: int = 0
+    removed_links: int = 0
+    complete: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (what ``qa ask --json`` prints)."""
+        return asdict(self)

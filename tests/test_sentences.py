@@ -1,0 +1,54 @@
+"""Sentence spans: exact offsets, abbreviations kept whole, several scripts."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, strategies as st
+
+from qa.sentences import split_sentences
+
+from conftest import SEED_ARTICLE
+
+
+def sentences(text):
+    return [text[a:b] for a, b in split_sentences(text)]
+
+
+def test_simple_sentences_and_newlines():
+    text = "Rusia recibió drones. ¿De quién? De Irán!\nNueva línea sin punto\n\n  Otra."
+    assert sentences(text) == ["Rusia recibió drones.", "¿De quién?", "De Irán!", "Nueva línea sin punto", "Otra."]
+
+
+@pytest.mark.parametrize("text", [
+    "Dr. Watson met J. Kirby in the U.S. capital.",
+    "It weighs approx. 4 kilograms.",
+    "The ship (cf. the report) sailed on.",
+])
+def test_abbreviations_do_not_end_a_sentence(text):
+    assert sentences(text) == [text]
+
+
+def test_closing_quotes_stay_with_their_sentence():
+    text = "“Instamos a la RPDC a cesar sus negociaciones”, añadió. “Tenemos información.” Watson habló."
+    assert sentences(text) == ["“Instamos a la RPDC a cesar sus negociaciones”, añadió.",
+                               "“Tenemos información.”", "Watson habló."]
+
+
+def test_cjk_and_devanagari():
+    assert sentences("俄罗斯收到了伊朗的无人机。朝鲜也出售了弹药。") == ["俄罗斯收到了伊朗的无人机。", "朝鲜也出售了弹药。"]
+    assert sentences("रूस को ड्रोन मिले। यह सच है।") == ["रूस को ड्रोन मिले।", "यह सच है।"]
+
+
+def test_the_seed_article_sentence_with_drones_is_whole():
+    text = SEED_ARTICLE.read_text(encoding="utf-8")
+    assert "Ya se sabe que Rusia ha recibido drones de Irán para utilizarlos en su guerra contra Ucrania." in sentences(text)
+
+
+@given(st.text(alphabet=st.sampled_from(list("ab .!?\n\"”Ü日。")), max_size=300))
+def test_spans_are_ordered_trimmed_and_exact(text):
+    previous_end = 0
+    for start, end in split_sentences(text):
+        assert previous_end <= start < end <= len(text)
+        piece = text[start:end]
+        assert piece == piece.strip() and piece
+        previous_end = end
