@@ -61,24 +61,28 @@ def write_chunks(path: Path, chunks: Iterable[StoredChunk]) -> None:
 
 
 class ChunkTable:
-    """Read-only access to a chunk table; safe to share between threads."""
+    """Read-only access to a chunk table; safe to share between threads.
+
+    The file is opened at once and stays open: a rebuild may delete this generation's
+    folder while queries still use it, and POSIX keeps an open file alive until closed.
+    One connection serves all threads (queries here take microseconds, a lock is cheaper
+    than a connection per thread opened lazily -- possibly after the file is gone).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._uri = path.resolve().as_uri() + "?mode=ro&immutable=1"
-        self._local = threading.local()
+        uri = path.resolve().as_uri() + "?mode=ro&immutable=1"
+        try:
+            self._connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise IndexCorruptError(f"cannot open {path}: {exc}; run `qa index --rebuild`") from exc
+        self._lock = threading.Lock()
         self.count()  # fail now, with the file's name, if it is not a chunk table
-
-    def _connection(self) -> sqlite3.Connection:
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
-            self._local.connection = connection
-        return connection
 
     def _query(self, sql: str, params: Sequence = ()) -> list[tuple]:
         try:
-            return self._connection().execute(sql, params).fetchall()
+            with self._lock:
+                return self._connection.execute(sql, params).fetchall()
         except sqlite3.DatabaseError as exc:
             raise IndexCorruptError(f"cannot read {self.path}: {exc}; run `qa index --rebuild`") from exc
 
@@ -113,7 +117,4 @@ class ChunkTable:
         return sorted(result, key=lambda c: c.row)
 
     def close(self) -> None:
-        connection = getattr(self._local, "connection", None)
-        if connection is not None:
-            connection.close()
-            self._local.connection = None
+        self._connection.close()

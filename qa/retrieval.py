@@ -86,7 +86,17 @@ class Index:
         return self.directory.path
 
     def _open(self, reuse: _Snapshot | None) -> _Snapshot:
-        generation, manifest = self.directory.open_manifest()
+        while True:
+            generation, manifest = self.directory.open_manifest()
+            try:
+                return self._open_generation(generation, manifest, reuse)
+            except (FileNotFoundError, IndexCorruptError):
+                if self.directory.current_generation() == generation:
+                    raise
+                # a rebuild swapped in a new generation and removed this one while we
+                # were opening it: open the new one instead
+
+    def _open_generation(self, generation: str, manifest: Manifest, reuse: _Snapshot | None) -> _Snapshot:
         folder = self.directory.generation_path(generation)
         embedder = self._embedder_for(manifest, reuse.embedder if reuse else None)
         vectors = VectorStore.load(folder / VECTORS_FILE)

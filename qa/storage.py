@@ -87,7 +87,8 @@ class IndexDirectory:
                     f"{folder / MANIFEST_FILE} is missing; run `qa index --rebuild`"
                 ) from None
             if hashlib.sha256(manifest_bytes).hexdigest() != pointer["manifest_sha256"]:
-                raise IndexCorruptError(f"{folder / MANIFEST_FILE} does not match its checksum; run `qa index --rebuild`")
+                raise IndexCorruptError(f"{folder / MANIFEST_FILE} does not match the checksum in "
+                                        f"{self.path / CURRENT_FILE}; one of them is damaged; run `qa index --rebuild`")
             manifest = Manifest.from_json(manifest_bytes.decode("utf-8", "replace"), str(folder / MANIFEST_FILE))
             for name, expected in manifest.files.items():
                 _verify_file(folder / name, expected)
