@@ -194,10 +194,11 @@ def plain_history(turns: Sequence[dict]) -> list[dict]:
 
 
 def human_bytes(n: float) -> str:
+    """Binary units under the usual names, as Gradio's own size limits (and --max-file-size) use."""
     for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
+        if n < 1024 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
+        n /= 1024
     return f"{n:.1f} GB"
 
 
@@ -338,7 +339,11 @@ def index_uploads(library: Library, files: Sequence[str] | None, progress=None):
     if progress is not None:
         progress(0, desc="Saving the files…")
     # Gradio keeps each upload as <temp>/<hash>/<name as sent, with / \ < > and the like removed>
-    results = add_uploads(library.docs_dir, [(Path(f).name, f) for f in files], max_file_bytes=library.max_file_bytes)
+    try:
+        results = add_uploads(library.docs_dir, [(Path(f).name, f) for f in files],
+                              max_file_bytes=library.max_file_bytes)
+    except OSError as exc:  # a full disk or a read-only folder: say so, in one line
+        return gr.skip(), gr.skip(), f"could not save the uploads in {library.docs_dir}: {one_line(exc)}", None
     lines = [r.message for r in results]
     if not any(r.saved for r in results):
         return gr.skip(), gr.skip(), "\n".join(lines), None
@@ -412,10 +417,13 @@ def build_demo(library: Library) -> gr.Blocks:
                         stats = gr.Markdown(lambda: stats_markdown(library), elem_id="index-stats")
                     with gr.Column(scale=2):
                         upload = gr.File(
-                            label="Add documents (" + " ".join(SUPPORTED_SUFFIXES) + ")",
+                            label="Add documents",
                             file_count="multiple", file_types=list(SUPPORTED_SUFFIXES), type="filepath",
                             elem_id="doc-upload", height=150,
                         )
+                        gr.Markdown(f"Accepted: {' '.join(SUPPORTED_SUFFIXES)}, up to "
+                                    f"{human_bytes(library.max_file_bytes)} each. Files are saved into the "
+                                    "documents folder and indexed at once.", elem_id="upload-hint")
                         with gr.Row():
                             update_button = gr.Button("Update from folder", elem_id="update-btn")
                             rebuild_button = gr.Button("Rebuild index", elem_id="rebuild-btn")
