@@ -296,10 +296,15 @@ def test_upload_names_are_cleaned_and_refusals_explained(page, server):
     page.locator("#doc-upload input[type=file]").set_input_files([
         {"name": "../../evil.txt", "mimeType": "text/plain", "buffer": f"traversal attempt {marker}".encode()},
         {"name": "empty.txt", "mimeType": "text/plain", "buffer": b""},
+        {"name": "broken.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.7 this is not really a PDF"},
     ])
     log = page.locator("#index-log textarea")
     expect(log).to_have_value(re.compile(r"refused 'empty\.txt': empty file"), timeout=ANSWER_TIMEOUT)
     expect(log).to_have_value(re.compile(r"saved evil\.txt"))
+    # saved (a supported type) but left out of the index, with the reason on one line
+    expect(log).to_have_value(re.compile(r"\nskipped broken\.pdf: [^\n]+\n"))
+    expect(page.locator("#docs-table")).to_contain_text("evil.txt")
+    expect(page.locator("#docs-table")).not_to_contain_text("broken.pdf")
     docs = server.cwd / "seeds"
     assert (docs / "evil.txt").read_text() == f"traversal attempt {marker}"
     holders = files_holding(server.cwd.parent, marker)
@@ -573,6 +578,14 @@ def test_upload_handler_reports_each_file(library, tmp_path):
     assert "added lisbon.md" in log and box is None
     assert "lisbon.md" in list(table["Document"]) and "**Documents:** 2" in stats
     assert (library.docs_dir / "lisbon.md").is_file() and not (library.docs_dir / "payload.exe").exists()
+
+
+def test_statistics_warn_when_the_folder_lacks_indexed_documents(library, tmp_path):
+    assert "**Note:**" not in app.stats_markdown(library)
+    library.docs_dir = tmp_path / "elsewhere"
+    library.docs_dir.mkdir()
+    note = app.stats_markdown(library)
+    assert f"**Note:** 1 indexed document(s) are not in the documents folder (for example `{SEED_NAME}`)" in note
 
 
 def test_settings_from_flags_and_environment(monkeypatch):
