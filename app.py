@@ -43,7 +43,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware  # noqa: E402
 from starlette.responses import PlainTextResponse  # noqa: E402
 
 import qa  # noqa: E402
-from qa.documents import DEFAULT_MAX_FILE_BYTES, SUPPORTED_SUFFIXES  # noqa: E402
+from qa import DEFAULT_MAX_FILE_BYTES, SUPPORTED_SUFFIXES  # noqa: E402
 from qa.llm import LLMSettings  # noqa: E402
 from qa.types import Answer, BuildReport, Citation  # noqa: E402
 from qa.uploads import add_uploads  # noqa: E402
@@ -258,10 +258,7 @@ class Library:
         return cls(docs, where, index, model, llm, max_file_bytes)
 
     def build(self, rebuild: bool = False) -> BuildReport:
-        # Name the model even for an incremental run: build_index(rebuild=True, model=None)
-        # would start over with the default encoder instead of the index's own.
-        model = self.model or self.index.stats().embedder
-        return qa.build_index(self.docs_dir, self.index_dir, model=model, rebuild=rebuild,
+        return qa.build_index(self.docs_dir, self.index_dir, model=self.model, rebuild=rebuild,
                               max_file_bytes=self.max_file_bytes, progress=True)
 
     def missing_documents(self) -> list[str]:

@@ -6,6 +6,7 @@
     hits = index.retrieve("Who supplied drones to Russia?", k=5)
 """
 
+from .documents import DEFAULT_MAX_FILE_BYTES, SUPPORTED_SUFFIXES
 from .errors import (
     DocumentError,
     EmbedderError,
@@ -21,7 +22,7 @@ from .retrieval import Index, load, retrieve
 from .types import BuildReport, Hit, IndexedDocument, IndexStats, SkippedFile
 
 __all__ = [
-    "BuildReport", "DocumentError", "EmbedderError", "Hit", "Index", "IndexCorruptError", "IndexLockedError",
+    "DEFAULT_MAX_FILE_BYTES", "SUPPORTED_SUFFIXES", "BuildReport", "DocumentError", "EmbedderError", "Hit", "Index", "IndexCorruptError", "IndexLockedError",
     "IndexMismatchError", "IndexNotFoundError", "IndexStats", "IndexedDocument", "QAError", "QuestionError",
     "SkippedFile", "build_index", "load", "retrieve",
 ]

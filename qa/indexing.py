@@ -20,7 +20,7 @@ from .chunkdb import CHUNKS_FILE, ChunkTable, StoredChunk, write_chunks
 from .chunking import ChunkSettings, split
 from .documents import DEFAULT_MAX_FILE_BYTES, SourceFile, content_id, parse, read_bytes, scan
 from .embedding import Embedder, load_embedder
-from .errors import DocumentError, IndexMismatchError
+from .errors import DocumentError, IndexCorruptError, IndexMismatchError, IndexNotFoundError
 from .manifest import DocumentEntry, Manifest, library_versions
 from .storage import IndexDirectory
 from .store import VECTORS_FILE, VectorStore
@@ -65,6 +65,8 @@ def build_index(
     with directory.write_lock(timeout=lock_timeout, on_wait=_announce if progress else None):
         directory.remove_stale()
         previous = None if rebuild else _open_previous(directory)
+        if rebuild:  # start over, but with the index's own model and chunk settings unless told otherwise
+            model, chunk_size, chunk_overlap = _settings_to_keep(directory, model, chunk_size, chunk_overlap)
         embedder = _choose_embedder(model, previous, directory.path)
         settings = _choose_settings(chunk_size, chunk_overlap, previous, directory.path)
         return _Build(directory, Path(docs_dir), previous, embedder, settings, max_file_bytes, progress).run()
@@ -82,6 +84,20 @@ def _open_previous(directory: IndexDirectory) -> _Previous | None:
     generation, manifest = directory.open_manifest()
     folder = directory.generation_path(generation)
     return _Previous(manifest, VectorStore.load(folder / VECTORS_FILE), ChunkTable(folder / CHUNKS_FILE))
+
+
+def _settings_to_keep(directory: IndexDirectory, model, size: int | None, overlap: int | None):
+    """For a rebuild: the model and chunk settings of the index being replaced, where not given.
+
+    A damaged or unreadable index has nothing to keep: the defaults apply.
+    """
+    try:
+        _, built = directory.open_manifest()
+    except (IndexNotFoundError, IndexCorruptError, IndexMismatchError):
+        return model, size, overlap
+    return (model if model is not None else built.embedder["model"],
+            size if size is not None else built.chunking["size"],
+            overlap if overlap is not None else built.chunking["overlap"])
 
 
 def _choose_embedder(model: str | Embedder | None, previous: _Previous | None, where: Path) -> Embedder:

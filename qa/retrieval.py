@@ -211,6 +211,7 @@ class Index:
             vector_index=str(m.vector_index.get("type")),
             size_bytes=self.directory.size_bytes(snapshot.generation),
             built_at=m.built_at,
+            docs_dir=m.docs_dir,
         )
 
     def as_langchain_retriever(self, k: int = 5):

@@ -131,6 +131,7 @@ class IndexStats:
     vector_index: str
     size_bytes: int
     built_at: str
+    docs_dir: str  # the folder the index was last built from
 
 
 @dataclass(frozen=True)
