@@ -56,9 +56,13 @@ def cli() -> None:
               help="Skip files larger than this many bytes.")
 @click.option("--wait", type=float, default=60.0, show_default=True,
               help="Seconds to wait while another process writes the index.")
+@click.option("--vector-index", type=click.Choice(["auto", "flat", "ivf-sq8"]), default=None,
+              help="auto: exact search below 50,000 chunks, approximate (IVF, 8-bit codes, exact re-score) beyond; "
+                   "flat or ivf-sq8 force one. Default: the index's own choice, or auto for a new index.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_JSON
-def index_command(docs_dir, index_dir, model, rebuild, chunk_size, chunk_overlap, max_file_size, wait, quiet, as_json):
+def index_command(docs_dir, index_dir, model, rebuild, chunk_size, chunk_overlap, max_file_size, wait, vector_index,
+                  quiet, as_json):
     """Build or update the index from DOCS_DIR (default ./seeds, env QA_DOCS_DIR).
 
     Only new or changed documents are embedded; deleted ones are dropped.
@@ -74,6 +78,7 @@ def index_command(docs_dir, index_dir, model, rebuild, chunk_size, chunk_overlap
     report = build_index(
         docs_dir, index_dir, model=model, rebuild=rebuild, chunk_size=chunk_size, chunk_overlap=chunk_overlap,
         max_file_bytes=max_file_size, progress=not quiet and not as_json, lock_timeout=wait,
+        vector_index=vector_index,
     )
     if as_json:
         click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))

@@ -89,7 +89,7 @@ class Index:
         generation, manifest = self.directory.open_manifest()
         folder = self.directory.generation_path(generation)
         embedder = self._embedder_for(manifest, reuse.embedder if reuse else None)
-        vectors = VectorStore.load(folder / VECTORS_FILE)
+        vectors = VectorStore.load(folder, manifest.vector_index)
         chunks = ChunkTable(folder / CHUNKS_FILE)
         counts = {"manifest": manifest.chunks, VECTORS_FILE: vectors.size, CHUNKS_FILE: chunks.count()}
         if len(set(counts.values())) != 1:
