@@ -86,7 +86,7 @@ class Index:
         return self.directory.path
 
     def _open(self, reuse: _Snapshot | None) -> _Snapshot:
-        generation, manifest = self.directory.open_manifest()
+        generation, manifest = self.directory.open_manifest(full=False)
         folder = self.directory.generation_path(generation)
         embedder = self._embedder_for(manifest, reuse.embedder if reuse else None)
         vectors = VectorStore.load(folder, manifest.vector_index)
