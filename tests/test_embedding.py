@@ -94,3 +94,30 @@ def test_default_query_path_never_imports_torch(seed_index):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_bundled_weights_are_cached_uncompressed_and_checked(tmp_path, monkeypatch):
+    from qa.embedding import cached_weights
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    source = tmp_path / "weights.npz"
+    np.savez_compressed(source, a=np.arange(1000, dtype=np.float32), q1=np.ones((3, 4), dtype=np.uint8))
+    copy = cached_weights(source)
+    assert copy.parent == tmp_path / "qa" and copy != source
+    assert cached_weights(source) == copy  # reused while its checksum matches
+    with np.load(copy) as arrays:
+        np.testing.assert_array_equal(arrays["a"], np.arange(1000, dtype=np.float32))
+    damaged = copy.read_bytes()[:-5]
+    copy.write_bytes(damaged)  # damaged: made again
+    again = cached_weights(source)
+    assert again.stat().st_size == len(damaged) + 5
+    with np.load(again) as arrays:
+        assert arrays["q1"].shape == (3, 4)
+
+
+def test_questions_encode_on_one_thread_and_bulk_on_every_core():
+    encoder = UniversalSentenceEncoder(threads=2)
+    assert encoder._backend(1).threads == 1
+    assert encoder._backend(encoder.bulk_texts).threads == 2
+    np.testing.assert_allclose(encoder.encode_queries(["drones"] * 40)[0], encoder.encode_queries(["drones"])[0],
+                               atol=1e-5)
