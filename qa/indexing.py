@@ -20,8 +20,8 @@ from .chunkdb import CHUNKS_FILE, ChunkTable, StoredChunk, write_chunks
 from .chunking import ChunkSettings, split
 from .documents import DEFAULT_MAX_FILE_BYTES, SourceFile, content_id, parse, read_bytes, scan
 from .embedding import Embedder, load_embedder
-from .index_choice import check_choice
 from .errors import DocumentError, IndexMismatchError
+from .index_choice import check_choice
 from .manifest import DocumentEntry, Manifest, library_versions
 from .storage import IndexDirectory
 from .store import VectorStore
