@@ -56,9 +56,13 @@ def cli() -> None:
               help="Skip files larger than this many bytes.")
 @click.option("--wait", type=float, default=60.0, show_default=True,
               help="Seconds to wait while another process writes the index.")
+@click.option("--vector-index", type=click.Choice(["auto", "flat", "ivf-sq8"]), default=None,
+              help="auto: exact search below 50,000 chunks, approximate (IVF, 8-bit codes, exact re-score) beyond; "
+                   "flat or ivf-sq8 force one. Default: the index's own choice, or auto for a new index.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_JSON
-def index_command(docs_dir, index_dir, model, rebuild, chunk_size, chunk_overlap, max_file_size, wait, quiet, as_json):
+def index_command(docs_dir, index_dir, model, rebuild, chunk_size, chunk_overlap, max_file_size, wait, vector_index,
+                  quiet, as_json):
     """Build or update the index from DOCS_DIR (default ./seeds, env QA_DOCS_DIR).
 
     Only new or changed documents are embedded; deleted ones are dropped.
@@ -74,6 +78,7 @@ def index_command(docs_dir, index_dir, model, rebuild, chunk_size, chunk_overlap
     report = build_index(
         docs_dir, index_dir, model=model, rebuild=rebuild, chunk_size=chunk_size, chunk_overlap=chunk_overlap,
         max_file_bytes=max_file_size, progress=not quiet and not as_json, lock_timeout=wait,
+        vector_index=vector_index,
     )
     if as_json:
         click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
@@ -160,11 +165,18 @@ def ask_command(question, index_dir, k, llm_url, llm_model, llm_key_env, as_json
 
 @cli.command("info")
 @_INDEX_DIR
+@click.option("--verify", is_flag=True,
+              help="Check the full SHA-256 of every data file (opening checks large files by sampled blocks).")
 @_JSON
-def info_command(index_dir, as_json):
+def info_command(index_dir, verify, as_json):
     """Show the index's documents, chunk counts, encoder and size on disk."""
     from .retrieval import load
+    from .storage import IndexDirectory
 
+    if verify:
+        generation, manifest = IndexDirectory(index_dir).open_manifest(full=True)
+        if not as_json:
+            click.echo(f"{generation}: all {len(manifest.files)} data files match their SHA-256")
     index = load(index_dir)
     stats, documents = index.stats(), index.documents()
     if as_json:

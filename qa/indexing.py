@@ -21,9 +21,10 @@ from .chunking import ChunkSettings, split
 from .documents import DEFAULT_MAX_FILE_BYTES, SourceFile, content_id, parse, read_bytes, scan
 from .embedding import Embedder, load_embedder
 from .errors import DocumentError, IndexCorruptError, IndexMismatchError, IndexNotFoundError
+from .index_choice import check_choice
 from .manifest import DocumentEntry, Manifest, library_versions
 from .storage import IndexDirectory
-from .store import VECTORS_FILE, VectorStore
+from .store import VectorStore
 from .types import BuildReport, Chunk, FileChange, SkippedFile
 
 EMBED_BATCH = 64
@@ -51,6 +52,7 @@ def build_index(
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
     progress: bool = True,
     lock_timeout: float = 60.0,
+    vector_index: str | None = None,
 ) -> BuildReport:
     """Bring the index at ``index_dir`` up to date with the files in ``docs_dir``.
 
@@ -59,17 +61,22 @@ def build_index(
     sentence-transformers name or folder, or an :class:`~qa.embedding.Embedder`. Chunk
     settings default to the index's own (1000/143 for a new one). Unreadable files are
     skipped with a reason in the report; a previously indexed file that has become
-    unreadable keeps its old chunks.
+    unreadable keeps its old chunks. ``vector_index`` is ``auto`` (exact search below 50k
+    chunks, approximate beyond), ``flat`` or ``ivf-sq8``; None keeps the index's own choice.
     """
+    if vector_index is not None:
+        check_choice(vector_index)
     directory = IndexDirectory(index_dir)
     with directory.write_lock(timeout=lock_timeout, on_wait=_announce if progress else None):
         directory.remove_stale()
         previous = None if rebuild else _open_previous(directory)
-        if rebuild:  # start over, but with the index's own model and chunk settings unless told otherwise
-            model, chunk_size, chunk_overlap = _settings_to_keep(directory, model, chunk_size, chunk_overlap)
+        if rebuild:  # start over, but with the index's own settings unless told otherwise
+            model, chunk_size, chunk_overlap, vector_index = _settings_to_keep(
+                directory, model, chunk_size, chunk_overlap, vector_index)
         embedder = _choose_embedder(model, previous, directory.path)
         settings = _choose_settings(chunk_size, chunk_overlap, previous, directory.path)
-        return _Build(directory, Path(docs_dir), previous, embedder, settings, max_file_bytes, progress).run()
+        return _Build(directory, Path(docs_dir), previous, embedder, settings, max_file_bytes, progress,
+                      vector_index).run()
 
 
 def _announce(message: str) -> None:
@@ -83,21 +90,21 @@ def _open_previous(directory: IndexDirectory) -> _Previous | None:
         return None
     generation, manifest = directory.open_manifest()
     folder = directory.generation_path(generation)
-    return _Previous(manifest, VectorStore.load(folder / VECTORS_FILE), ChunkTable(folder / CHUNKS_FILE))
+    return _Previous(manifest, VectorStore.load(folder, manifest.vector_index), ChunkTable(folder / CHUNKS_FILE))
 
 
-def _settings_to_keep(directory: IndexDirectory, model, size: int | None, overlap: int | None):
-    """For a rebuild: the model and chunk settings of the index being replaced, where not given.
-
-    A damaged or unreadable index has nothing to keep: the defaults apply.
-    """
+def _settings_to_keep(directory: IndexDirectory, model, size: int | None, overlap: int | None,
+                      vector_index: str | None):
+    """For a rebuild: the model, chunk settings and vector-index choice of the index being
+    replaced, where not given. A damaged or unreadable index has nothing to keep."""
     try:
-        _, built = directory.open_manifest()
+        _, built = directory.open_manifest(full=False)
     except (IndexNotFoundError, IndexCorruptError, IndexMismatchError):
-        return model, size, overlap
+        return model, size, overlap, vector_index
     return (model if model is not None else built.embedder["model"],
             size if size is not None else built.chunking["size"],
-            overlap if overlap is not None else built.chunking["overlap"])
+            overlap if overlap is not None else built.chunking["overlap"],
+            vector_index if vector_index is not None else built.vector_index.get("requested"))
 
 
 def _choose_embedder(model: str | Embedder | None, previous: _Previous | None, where: Path) -> Embedder:
@@ -135,7 +142,8 @@ class _Build:
     """One run of build_index: compare the folder with the previous manifest, embed, commit."""
 
     def __init__(self, directory: IndexDirectory, docs_dir: Path, previous: _Previous | None,
-                 embedder: Embedder, settings: ChunkSettings, max_file_bytes: int, progress: bool) -> None:
+                 embedder: Embedder, settings: ChunkSettings, max_file_bytes: int, progress: bool,
+                 vector_index: str | None = None) -> None:
         self.directory = directory
         self.docs_dir = docs_dir
         self.previous = previous
@@ -143,6 +151,7 @@ class _Build:
         self.settings = settings
         self.max_file_bytes = max_file_bytes
         self.progress = progress
+        self.vector_index = vector_index
         self.old_entries = previous.manifest.documents if previous else {}
         # content the previous index already holds, under any name: renamed or copied files
         self.known_chunks = {entry.doc_id: entry.chunks for entry in self.old_entries.values()}
@@ -217,14 +226,16 @@ class _Build:
         try:
             write_chunks(workspace / CHUNKS_FILE, rows)
             vectors = np.vstack([kept_vectors, fresh_vectors])
-            VectorStore.create(vectors, self.embedder.dimension).save(workspace / VECTORS_FILE)
+            store = VectorStore.create(vectors, self.embedder.dimension, requested=self.vector_index,
+                                       previous=self.previous.vectors if self.previous is not None else None)
+            store.save(workspace)
         except BaseException:
             shutil.rmtree(workspace, ignore_errors=True)
             raise
         manifest = Manifest(
             embedder={"id": self.embedder.id, "model": self.embedder.model, "dimension": self.embedder.dimension},
             chunking=self.settings.to_dict(),
-            vector_index={"type": VectorStore.kind},
+            vector_index=store.describe(),
             documents=dict(sorted(entries.items())),
             chunks=len(rows),
             docs_dir=str(self.docs_dir.resolve()),

@@ -30,10 +30,16 @@ class DocumentEntry:
 
 @dataclass(frozen=True)
 class FileEntry:
-    """A data file of the index with its size and checksum."""
+    """A data file of the index with its size and checksums.
+
+    ``sample_sha256`` covers the size and blocks spread over the file: the check a reader
+    makes on open when the full checksum of a large file would cost more than opening it.
+    Manifests written before it existed have None, and get the full check.
+    """
 
     bytes: int
     sha256: str
+    sample_sha256: str | None = None
 
 
 @dataclass

@@ -87,7 +87,7 @@ class Index:
 
     def _open(self, reuse: _Snapshot | None) -> _Snapshot:
         while True:
-            generation, manifest = self.directory.open_manifest()
+            generation, manifest = self.directory.open_manifest(full=False)
             try:
                 return self._open_generation(generation, manifest, reuse)
             except (FileNotFoundError, IndexCorruptError):
@@ -99,7 +99,7 @@ class Index:
     def _open_generation(self, generation: str, manifest: Manifest, reuse: _Snapshot | None) -> _Snapshot:
         folder = self.directory.generation_path(generation)
         embedder = self._embedder_for(manifest, reuse.embedder if reuse else None)
-        vectors = VectorStore.load(folder / VECTORS_FILE)
+        vectors = VectorStore.load(folder, manifest.vector_index)
         chunks = ChunkTable(folder / CHUNKS_FILE)
         counts = {"manifest": manifest.chunks, VECTORS_FILE: vectors.size, CHUNKS_FILE: chunks.count()}
         if len(set(counts.values())) != 1:

@@ -86,3 +86,16 @@ def test_console_script_runs_as_a_process(seed_index):
     )
     assert result.returncode == 0, result.stderr
     assert "drones de Irán" in json.loads(result.stdout)[0]["text"]
+
+
+def test_info_verify_checks_every_file(seed_index):
+    result = run("info", "--verify", "--index-dir", str(seed_index))
+    assert result.exit_code == 0 and "data files match their SHA-256" in result.stdout
+
+
+def test_index_accepts_a_vector_index_choice(seeds_copy, tmp_path):
+    result = run("index", str(seeds_copy), "--index-dir", str(tmp_path / "i"), "--vector-index", "ivf-sq8", "--json")
+    assert result.exit_code == 0
+    assert "ivf-sq8" in run("info", "--index-dir", str(tmp_path / "i")).stdout
+    refused = run("index", str(seeds_copy), "--index-dir", str(tmp_path / "i"), "--vector-index", "hnsw")
+    assert refused.exit_code == 2 and "auto" in refused.output

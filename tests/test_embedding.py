@@ -94,3 +94,31 @@ def test_default_query_path_never_imports_torch(seed_index):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_bundled_weights_are_cached_uncompressed_and_checked(tmp_path, monkeypatch):
+    from qa.embedding import cached_weights
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    source = tmp_path / "weights.npz"
+    np.savez_compressed(source, a=np.arange(1000, dtype=np.float32), q1=np.ones((3, 4), dtype=np.uint8))
+    copy = cached_weights(source)
+    assert copy.parent == tmp_path / "qa" and copy != source
+    assert cached_weights(source) == copy  # reused while its checksum matches
+    with np.load(copy) as arrays:
+        np.testing.assert_array_equal(arrays["a"], np.arange(1000, dtype=np.float32))
+    damaged = copy.read_bytes()[:-5]
+    copy.write_bytes(damaged)  # damaged: made again
+    again = cached_weights(source)
+    assert again.stat().st_size == len(damaged) + 5
+    with np.load(again) as arrays:
+        assert arrays["q1"].shape == (3, 4)
+
+
+def test_bulk_encoding_split_over_threads_matches_one_call():
+    encoder = UniversalSentenceEncoder(threads=2)
+    texts = [f"Passage number {i} about trams in Lisbon and drones in Russia." for i in range(70)]
+    split = encoder.encode_passages(texts)
+    one_by_one = np.vstack([encoder.encode_passages([t]) for t in texts[::23]])
+    np.testing.assert_allclose(split[::23], one_by_one, atol=1e-5)
+    assert encoder._backend().threads == 1

@@ -143,11 +143,12 @@ def test_subfolders_keep_their_relative_source(tmp_path):
     assert qa.load(tmp_path / "index").retrieve("Line 28", k=1)[0].source == "trams/lisbon.md"
 
 
-def test_rebuild_keeps_the_indexs_model_and_chunk_settings(minilm_path, seeds_copy, tmp_path):
+def test_rebuild_keeps_the_indexs_model_chunk_settings_and_vector_index(minilm_path, seeds_copy, tmp_path):
     qa.build_index(seeds_copy, tmp_path / "index", model=str(minilm_path), chunk_size=600, chunk_overlap=60,
-                   progress=False)
+                   vector_index="ivf-sq8", progress=False)
     qa.build_index(seeds_copy, tmp_path / "index", rebuild=True, progress=False)
     stats = qa.load(tmp_path / "index").stats()
     manifest = IndexDirectory(tmp_path / "index").open_manifest()[1]
     assert (stats.dimension, manifest.chunking) == (384, {"size": 600, "overlap": 60})
+    assert (stats.vector_index, manifest.vector_index["requested"]) == ("ivf-sq8", "ivf-sq8")
     assert stats.docs_dir == str(seeds_copy.resolve())

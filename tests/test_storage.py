@@ -114,3 +114,24 @@ def test_a_second_writer_is_refused_with_the_holders_pid(tmp_path):
     # the kernel released the dead holder's lock: the next writer gets it at once
     with IndexDirectory(index).write_lock(timeout=0):
         assert (index / ".lock").read_text().strip() == str(os.getpid())
+
+
+def test_large_files_are_sampled_on_open_and_fully_checked_on_demand(tmp_path, monkeypatch):
+    import qa.storage
+
+    monkeypatch.setattr(qa.storage, "FULL_CHECK_MAX_BYTES", 1 << 10)
+    directory = IndexDirectory(tmp_path / "index")
+    payload = bytearray(os.urandom(8 << 20))
+    generation = commit(directory, bytes(payload))
+    data = directory.generation_path(generation) / "data.bin"
+
+    payload[(4 << 20) + 100] ^= 1  # between two sampled blocks: only the full check sees it
+    data.write_bytes(bytes(payload))
+    assert directory.open_manifest(full=False)[0] == generation
+    with pytest.raises(IndexCorruptError, match="data.bin does not match its checksum"):
+        directory.open_manifest(full=True)
+
+    payload[10] ^= 1  # in the first block, where headers live
+    data.write_bytes(bytes(payload))
+    with pytest.raises(IndexCorruptError, match="data.bin does not match its checksum"):
+        directory.open_manifest(full=False)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from qa.errors import IndexCorruptError
-from qa.store import VectorStore
+from qa.store import VECTORS_FILE, VectorStore
 
 
 def unit(*rows):
@@ -43,14 +43,13 @@ def test_stored_vectors_come_back_by_row():
 
 
 def test_save_and_load_round_trip(tmp_path):
-    VectorStore.create(VECTORS, 3).save(tmp_path / "v.faiss")
-    store = VectorStore.load(tmp_path / "v.faiss")
+    VectorStore.create(VECTORS, 3).save(tmp_path)
+    store = VectorStore.load(tmp_path, {"type": "flat"})
     assert (store.size, store.dimension) == (4, 3)
     np.testing.assert_allclose(store.vectors(np.arange(4)), VECTORS)
 
 
 def test_garbage_file_is_a_clear_error(tmp_path):
-    path = tmp_path / "v.faiss"
-    path.write_bytes(b"this is not a faiss index")
-    with pytest.raises(IndexCorruptError, match=r"v\.faiss.*qa index --rebuild"):
-        VectorStore.load(path)
+    (tmp_path / VECTORS_FILE).write_bytes(b"this is not a faiss index")
+    with pytest.raises(IndexCorruptError, match=r"vectors\.faiss.*qa index --rebuild"):
+        VectorStore.load(tmp_path)

@@ -1,0 +1,96 @@
+"""Benchmark data: the XQuAD-R en->es quality set and real-text corpora of a given size.
+
+XQuAD-R is read from ``bench/data/xquad-r`` when present, else ``/work/shared/data/xquad-r``
+(its NOTICE.md travels with it). Corpora of N chunks are made from real sentences (XQuAD-R
+English and Spanish paragraphs and the seed article), reshuffled per document so that no
+two documents are the same file and chunks vary; nothing is cached between runs.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+XQUAD_DIRS = (BENCH / "data" / "xquad-r", Path("/work/shared/data/xquad-r"))
+# Characters of text per chunk our chunker makes (1000-character chunks, 143 overlap).
+CHARS_PER_CHUNK = 870
+
+
+@dataclass(frozen=True)
+class Question:
+    """An English question whose gold answer is a span of one Spanish document."""
+
+    id: str
+    text: str
+    source: str
+    start: int
+    end: int
+
+
+def xquad_dir() -> Path:
+    for folder in XQUAD_DIRS:
+        if (folder / "es.json").exists():
+            return folder
+    raise FileNotFoundError(f"XQuAD-R not found in {', '.join(map(str, XQUAD_DIRS))}")
+
+
+def _articles(language: str) -> list[dict]:
+    return json.loads((xquad_dir() / f"{language}.json").read_text(encoding="utf-8-sig"))["data"]
+
+
+def write_quality_corpus(folder: Path) -> list[Question]:
+    """The 48 Spanish articles as .txt files (paragraphs separated by blank lines) and the
+    1,190 English questions, each with the character span of its gold answer."""
+    folder.mkdir(parents=True, exist_ok=True)
+    english = {qa["id"]: qa["question"] for a in _articles("en") for p in a["paragraphs"] for qa in p["qas"]}
+    questions = []
+    for number, article in enumerate(_articles("es")):
+        source = f"{number:02d}-{re.sub(r'[^A-Za-z0-9]+', '-', article['title']).strip('-').lower()}.txt"
+        text, offset = [], 0
+        for paragraph in article["paragraphs"]:
+            for qa in paragraph["qas"]:
+                answer = qa["answers"][0]
+                start = offset + answer["answer_start"]
+                questions.append(Question(qa["id"], english[qa["id"]], source, start, start + len(answer["text"])))
+            text.append(paragraph["context"])
+            offset += len(paragraph["context"]) + 2
+        (folder / source).write_text("\n\n".join(text), encoding="utf-8")
+    return questions
+
+
+def english_questions() -> list[str]:
+    """All 1,190 English questions, for latency runs."""
+    return [qa["question"] for a in _articles("en") for p in a["paragraphs"] for qa in p["qas"]]
+
+
+def write_sized_corpus(folder: Path, chunks: int, seed: int = 0) -> int:
+    """Documents totalling about ``chunks`` chunks of real text; returns the file count.
+
+    Each document takes one article (English or Spanish XQuAD-R, or the seed article) and
+    rebuilds 8 paragraphs from its sentences in a random order, so the text is real and
+    on one topic but no two files (or chunks) are copies.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    pools = [_sentences(p["context"] for p in a["paragraphs"]) for lang in ("en", "es") for a in _articles(lang)]
+    seed_text = (REPO / "seeds" / "corea-del-norte-rusia-armas.txt").read_text(encoding="utf-8")
+    pools.append(_sentences(seed_text.split("\n\n")))
+    target = chunks * CHARS_PER_CHUNK
+    written = files = 0
+    while written < target:
+        pool = rng.choice(pools)
+        paragraphs = [" ".join(rng.sample(pool, min(len(pool), rng.randint(4, 7)))) for _ in range(8)]
+        text = "\n\n".join(paragraphs)[: target - written + 200]
+        (folder / f"doc-{files:06d}.txt").write_text(text, encoding="utf-8")
+        written += len(text)
+        files += 1
+    return files
+
+
+def _sentences(paragraphs) -> list[str]:
+    return [s for p in paragraphs for s in re.split(r"(?<=[.!?])\s+", p.strip()) if len(s) > 15]

@@ -1,0 +1,271 @@
+"""Speed and quality of qa against the usual LangChain pipeline, in one run.
+
+    pip install -e ".[bench]"
+    python bench/speed.py --quick          # XQuAD-R corpus (quality + speed), cold start: < 2 min idle
+    python bench/speed.py                  # + real-text corpora of 1k, 10k, 100k chunks and the 1M store
+    python bench/speed.py --json           # the raw figures as JSON instead of the tables
+
+Every figure is measured in this run, each in a fresh process (so peak RSS and start-up
+are its own); indexes are built from the documents on disk every time (nothing cached).
+Timings are medians; ratios are ours / peer, measured alternately in the same run. The
+machine's load average is printed before and after: on a shared machine, read the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+sys.path.insert(0, str(BENCH))
+sys.path.insert(1, str(REPO))  # qa from this checkout
+
+import corpus  # noqa: E402
+
+LATENCY_QUESTIONS = 220  # 20 warm-up + 200 timed
+ASK_QUESTIONS = 220
+COLD_RUNS = 5
+COLD_QUESTION = "Who supplied drones to Russia?"
+# Child processes: at most 2 BLAS/OpenMP threads (a 2-core machine), models offline.
+ENV = {**os.environ, "OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2", "MKL_NUM_THREADS": "2",
+       "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+NAMES = {"ours": "qa (bundled USE)", "ours-minilm": "qa --model MiniLM", "peer": "LangChain + MiniLM"}
+
+
+def worker(task: str, args: dict, work: Path) -> tuple[dict, float]:
+    """Run one measurement in a fresh process; its JSON result and wall-clock seconds."""
+    spec = work / f"args-{time.monotonic_ns()}.json"
+    spec.write_text(json.dumps(args))
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, str(BENCH / "worker.py"), task, str(spec)], env=ENV, cwd=REPO,
+                          capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"worker {task} {args.get('pipeline', '')} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1]), seconds
+
+
+def du(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def measure_corpus(label: str, docs: Path, questions: list[str], gold: list[dict] | None, pipelines: list[str],
+                   runs: int, work: Path, log) -> dict:
+    """Build each pipeline's index ``runs`` times from ``docs`` (alternating sides, so drifting
+    load hits both alike), then open it in a fresh process and time ``questions``."""
+    builds: dict[str, list[dict]] = {p: [] for p in pipelines}
+    for run in range(runs):
+        for name in pipelines:
+            out = work / f"index-{name}-{label}"
+            shutil.rmtree(out, ignore_errors=True)
+            outcome, seconds = worker("build", {"pipeline": name, "docs": str(docs), "out": str(out)}, work)
+            builds[name].append({**outcome, "wall_s": seconds, "size_bytes": du(out)})
+            log(f"  {label} {NAMES[name]:<20} build {run + 1}/{runs}: {outcome['chunks']} chunks in {seconds:.1f} s")
+    result = {"label": label, "documents": len(list(docs.iterdir())), "pipelines": {}}
+    for name in pipelines:
+        out = work / f"index-{name}-{label}"
+        args = {"pipeline": name, "out": str(out), "questions": questions, "gold": gold,
+                "ask": ASK_QUESTIONS if name == "ours" else 0}
+        query, _ = worker("query", args, work)
+        wall = median([b["wall_s"] for b in builds[name]])
+        chunks = builds[name][0]["chunks"]
+        result["pipelines"][name] = {
+            "chunks": chunks, "build_runs": runs, "build_s": wall, "chunks_per_s": chunks / wall,
+            "build_peak_rss_mb": max(b["peak_rss_mb"] for b in builds[name]),
+            "size_mb": builds[name][-1]["size_bytes"] / 1e6, **{f"query_{k}": v for k, v in query.items()},
+        }
+        log(f"  {label} {NAMES[name]:<20} retrieve p50 {query['retrieve']['p50_ms']:.1f} ms, "
+            f"RSS {query['peak_rss_mb']:.0f} MB" + (f", hit@5 {query['hit@5']:.3f}" if gold else ""))
+    return result
+
+
+def measure_cold_start(work: Path, runs: int, log) -> dict:
+    """A fresh process answering one question on an index of the seed article, to the printed answer."""
+    for name in ("ours", "peer"):
+        out = work / f"index-{name}-seeds"
+        shutil.rmtree(out, ignore_errors=True)
+        worker("build", {"pipeline": name, "docs": str(REPO / "seeds"), "out": str(out)}, work)
+    commands = {
+        "ours": [sys.executable, "-m", "qa.cli", "ask", COLD_QUESTION, "--index-dir", str(work / "index-ours-seeds")],
+        "peer": [sys.executable, str(BENCH / "worker.py"), "peer-ask", None],
+    }
+    spec = work / "peer-ask.json"
+    spec.write_text(json.dumps({"out": str(work / "index-peer-seeds"), "question": COLD_QUESTION}))
+    commands["peer"][-1] = str(spec)
+    times: dict[str, list[float]] = {"ours": [], "peer": []}
+    for _ in range(runs):
+        for name, command in commands.items():
+            start = time.perf_counter()
+            subprocess.run(command, env=ENV, cwd=REPO, check=True, capture_output=True)
+            times[name].append(time.perf_counter() - start)
+    result = {name: {"median_s": median(t), "runs": t} for name, t in times.items()}
+    log(f"  cold start: qa ask {result['ours']['median_s']:.2f} s, peer {result['peer']['median_s']:.2f} s")
+    return result
+
+
+def measure_million(source_index: Path, work: Path, log, n: int = 1_000_000) -> dict:
+    """The store alone at 1M chunks: synthetic vectors derived from a real qa index."""
+    import numpy as np
+
+    import qa
+    import synthetic
+    from qa.storage import IndexDirectory
+    from qa.store import VectorStore
+
+    snapshot = qa.load(source_index).snapshot()
+    # 10k real vectors as the seeds (the study's 9,976), texts of 2,000 real chunks as row text
+    real_rows = np.sort(np.random.default_rng(0).choice(snapshot.vectors.size, min(10_000, snapshot.vectors.size),
+                                                        replace=False))
+    real = snapshot.vectors.vectors(real_rows)
+    texts = [c.text for c in snapshot.chunks.get(real_rows[:2000].tolist())]
+    start = time.perf_counter()
+    vectors = synthetic.derived_vectors(real, n)
+    out = work / "index-1M"
+    shutil.rmtree(out, ignore_errors=True)
+    store = synthetic.write_index(out, vectors, texts, snapshot.manifest.embedder)
+    built = time.perf_counter() - start
+    log(f"  1M: {store.describe()['factory']} written in {built:.0f} s")
+    questions = corpus.english_questions()[:320]
+    query_vectors = snapshot.embedder.encode_queries(questions)
+    exact = VectorStore.create(vectors, vectors.shape[1], requested="flat").search(query_vectors, 10)[1]
+    del vectors
+    args = {"out": str(out), "questions": questions, "exact_rows": exact.tolist()}
+    generation = out / IndexDirectory(out).current_generation()
+    for path in generation.iterdir():  # evict this index from the page cache: a cold open
+        fd = os.open(path, os.O_RDONLY)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        os.close(fd)
+    cold, _ = worker("store-query", args, work)
+    warm, _ = worker("store-query", args, work)
+    result = {"chunks": n, "questions": len(questions), "vector_index": store.describe(), "build_and_write_s": built, "size_mb": du(out) / 1e6,
+              "cold_open_s": cold["open_s"], **warm}
+    log(f"  1M: open {cold['open_s']:.2f} s cold / {warm['open_s']:.2f} s warm, retrieve p50 "
+        f"{warm['retrieve']['p50_ms']:.1f} ms, recall@10 {warm['recall@10']:.3f}, RSS {warm['peak_rss_mb']:.0f} MB")
+    return result
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b else "-"
+
+
+def render(report: dict) -> str:
+    """The README tables."""
+    lines = [f"`{report['command']}` on {report['machine']}. Load average (1, 5, 15 min) before / after: "
+             f"{report['load_before']} / {report['load_after']}. Wall time of the run: {report['wall_s'] / 60:.1f} min.",
+             "", "| corpus | pipeline | chunks | build s (runs) | chunks/s | build ratio | retrieve p50 / p95 ms "
+             "| retrieve ratio | ask p50 / p95 ms | open s | query peak RSS MB | RSS ratio | index MB | hit@1 | hit@5 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for size in report["corpora"]:
+        pipes = size["pipelines"]
+        for name, p in pipes.items():
+            vs = pipes["peer"] if name != "peer" and "peer" in pipes else None
+            ask = p.get("query_ask")
+            retrieve = p["query_retrieve"]
+            cells = [
+                size["label"], NAMES[name], f"{p['chunks']:,}", f"{p['build_s']:.1f} ({p['build_runs']})",
+                f"{p['chunks_per_s']:.0f}", ratio(p["build_s"], vs["build_s"]) if vs else "-",
+                f"{retrieve['p50_ms']:.1f} / {retrieve['p95_ms']:.1f}",
+                ratio(retrieve["p50_ms"], vs["query_retrieve"]["p50_ms"]) if vs else "-",
+                f"{ask['p50_ms']:.1f} / {ask['p95_ms']:.1f}" if ask else "-",
+                f"{p['query_open_s']:.2f}", f"{p['query_peak_rss_mb']:.0f}",
+                ratio(p["query_peak_rss_mb"], vs["query_peak_rss_mb"]) if vs else "-", f"{p['size_mb']:.1f}",
+                f"{p['query_hit@1']:.3f}" if "query_hit@1" in p else "", f"{p['query_hit@5']:.3f}" if "query_hit@5" in p else "",
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Ratios: qa / LangChain, each qa row against the LangChain row of the same corpus (below 1: qa "
+              "faster or smaller). Build: documents on disk to saved index, the whole process (start-up and model "
+              "load included). xquad-es: the 48 Spanish XQuAD-R articles, queried with the 1,190 English questions "
+              "(hit@k: a top-k passage covers the gold answer); other corpora: English questions, 200 timed after 20 "
+              "warm-up. Ask: extractive answer, bundled encoder only."]
+    c = report["cold_start"]
+    lines += ["", f"Cold start (fresh process, seed index, to the printed answer; median of {len(c['ours']['runs'])}): "
+              f"`qa ask` {c['ours']['median_s']:.2f} s, LangChain + MiniLM {c['peer']['median_s']:.2f} s "
+              f"(ratio {ratio(c['ours']['median_s'], c['peer']['median_s'])})."]
+    m = report.get("million")
+    if m:
+        v = m["vector_index"]
+        lines += ["", f"| {m['chunks']:,} chunks (synthetic vectors from real ones; store only) | value |", "|---|---|",
+                  f"| index | {v['factory']}, nprobe {v['nprobe']}, exact re-score of {v['rerank']} |",
+                  f"| recall@10 vs exact ({m['questions']} real questions) | {m['recall@10']:.3f} |",
+                  f"| open (index + chunk table + checks), cold / warm page cache | {m['cold_open_s']:.2f} / {m['open_s']:.2f} s |",
+                  f"| retrieve p50 / p95 (encode + search + rows) | {m['retrieve']['p50_ms']:.1f} / {m['retrieve']['p95_ms']:.1f} ms |",
+                  f"| store search p50 / p95 | {m['search']['p50_ms']:.2f} / {m['search']['p95_ms']:.2f} ms |",
+                  f"| query process peak RSS (encoder included) | {m['peak_rss_mb']:.0f} MB |",
+                  f"| index on disk | {m['size_mb']:.0f} MB |",
+                  f"| generate + train + write | {m['build_and_write_s']:.0f} s |"]
+    return "\n".join(lines)
+
+
+def report(started: float, load_before: str, cold: dict, corpora: list[dict], million: dict | None) -> dict:
+    return {
+        "machine": f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}), Python {platform.python_version()}",
+        "load_before": load_before, "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "command": " ".join(["python", "bench/speed.py", *sys.argv[1:]]),
+        "wall_s": time.perf_counter() - started, "cold_start": cold, "corpora": corpora, "million": million,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="the XQuAD-R corpus (~300 chunks) and cold start only, one build each (< 2 min idle)")
+    parser.add_argument("--sizes", default="1000,10000,100000", help="real-text corpus sizes in chunks (one build each)")
+    parser.add_argument("--runs", type=int, default=3, help="builds of the XQuAD-R corpus per pipeline (median)")
+    parser.add_argument("--peer-up-to", type=int, default=100_000,
+                        help="compare with the peer (and qa --model MiniLM) up to this size; beyond, qa alone")
+    parser.add_argument("--no-million", dest="million", action="store_false", help="skip the 1M-chunk store")
+    parser.add_argument("--million-size", type=int, default=1_000_000, help="chunks in the synthetic store")
+    parser.add_argument("--json", action="store_true", help="print the raw figures as JSON")
+    parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one, removed)")
+    options = parser.parse_args()
+    log = (lambda message: print(message, file=sys.stderr, flush=True))
+    work = options.work or Path(tempfile.mkdtemp(prefix="qa-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    quick = options.quick
+    sizes = [] if quick else [int(n) for n in options.sizes.split(",") if n]
+    try:
+        log("XQuAD-R en->es (quality, and the smallest corpus)")
+        gold = corpus.write_quality_corpus(work / "docs-xquad-es")
+        corpora = [measure_corpus("xquad-es", work / "docs-xquad-es", [q.text for q in gold], [q.__dict__ for q in gold],
+                                  ["ours", "ours-minilm", "peer"], 1 if quick else options.runs, work, log)]
+        log("cold start")
+        cold = measure_cold_start(work, 3 if quick else COLD_RUNS, log)
+        questions = corpus.english_questions()[:LATENCY_QUESTIONS]
+        million = None
+        for chunks in sizes:
+            label = f"{chunks // 1000}k"
+            corpus.write_sized_corpus(work / f"docs-{label}", chunks)
+            pipelines = ["ours", "ours-minilm", "peer"] if chunks <= options.peer_up_to else ["ours"]
+            log(f"{label} chunks")
+            corpora.append(measure_corpus(label, work / f"docs-{label}", questions, None, pipelines, 1, work, log))
+            if options.million and million is None and (chunks >= 10_000 or chunks == sizes[-1]):
+                # seeded from ~10k real vectors (as in the scale study), before the long 100k build
+                log(f"{options.million_size:,} chunks, store only")
+                million = measure_million(work / f"index-ours-{label}", work, log, options.million_size)
+            # a long run leaves the table of what it has measured so far
+            (work / "partial.md").write_text(render(report(started, load_before, cold, corpora, million)))
+    finally:
+        if options.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+    final = report(started, load_before, cold, corpora, million)
+    print(json.dumps(final, indent=1) if options.json else render(final))
+
+
+if __name__ == "__main__":
+    main()
