@@ -25,6 +25,7 @@ weights and the threshold were fitted on), the test half (odd) and all questions
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -36,7 +37,7 @@ import numpy as np
 
 from . import lexical
 from .chunkfeatures import from_bfloat16
-from .embedding import load_embedder
+from .embedding import Embedder, load_embedder
 from .indexing import build_index
 from .retrieval import SUPPORT_THRESHOLD, Index
 
@@ -164,6 +165,7 @@ class EvalReport:
     indexing_chunks_per_second: float
     indexing_characters_per_second: float
     seconds: float
+    load_average: tuple[float, float]  # 1-minute load before and after: timings need a quiet machine
     targets: dict[str, bool] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -184,15 +186,18 @@ class _Outcome:
 
 
 def evaluate(questions: str = "en", pool: str = "es", *, data_dir: str | Path | None = None,
-             seeds_dir: str | Path | None = None, model: str | None = None, articles: Sequence[int] | None = None,
-             work_dir: str | Path | None = None, progress: bool = False) -> EvalReport:
+             seeds_dir: str | Path | None = None, model: str | Embedder | None = None,
+             articles: Sequence[int] | None = None, work_dir: str | Path | None = None,
+             progress: bool = False) -> EvalReport:
     """Run the benchmark for one language pair and return every figure (see the module doc).
 
-    The indexes are built in ``work_dir`` (a temporary folder by default).
+    ``model`` is as for :func:`qa.build_index`. The indexes are built in ``work_dir`` (a
+    temporary folder by default).
     """
     began = time.perf_counter()
+    load_before = os.getloadavg()[0]
     benchmark = load_benchmark(questions, pool, data_dir, articles)
-    embedder = load_embedder(model)
+    embedder = _embedder(model)
     embedder.encode_queries(["warm up"])  # load the weights before timing the build
     with tempfile.TemporaryDirectory(prefix="qa-eval-") as scratch:
         root = Path(work_dir) if work_dir is not None else Path(scratch)
@@ -214,6 +219,7 @@ def evaluate(questions: str = "en", pool: str = "es", *, data_dir: str | Path | 
         halves=halves, latency_ratio_median=ratio, hybrid_retrieve_ms_median=hybrid_ms, dense_retrieve_ms_median=dense_ms,
         indexing_seconds=indexing_seconds, indexing_chunks_per_second=report.chunks / indexing_seconds,
         indexing_characters_per_second=characters / indexing_seconds, seconds=time.perf_counter() - began,
+        load_average=(load_before, os.getloadavg()[0]),
     )
     result.targets = _targets(result)
     return result
@@ -377,14 +383,15 @@ def format_report(report: EvalReport) -> str:
         f"({report.indexing_characters_per_second / 1000:.0f}k characters/s), end to end",
         "",
         "targets: " + "; ".join(f"{name} {'met' if ok else 'NOT met'}" for name, ok in report.targets.items()),
-        f"({report.seconds:.0f} s)",
+        f"({report.seconds:.0f} s; load average {report.load_average[0]:.1f} before, {report.load_average[1]:.1f} after: "
+        "on a busy machine read the ratios, not the milliseconds)",
     ]
     return "\n".join(lines)
 
 
 def calibrate_threshold(pairs: Iterable[tuple[str, str]] = (("en", "es"), ("es", "es"), ("es", "en"), ("en", "en")), *,
                         data_dir: str | Path | None = None, seeds_dir: str | Path | None = None,
-                        model: str | None = None, work_dir: str | Path | None = None) -> float:
+                        model: str | Embedder | None = None, work_dir: str | Path | None = None) -> float:
     """The support threshold from the tuning half only (how SUPPORT_THRESHOLD was set).
 
     Pools the support of the answerable tuning-half questions of every pair and of the
@@ -392,7 +399,7 @@ def calibrate_threshold(pairs: Iterable[tuple[str, str]] = (("en", "es"), ("es",
     threshold minimising (answerable abstain rate + unanswerable answer rate), then moves
     it halfway to the next lower observed support, away from the answerable side's edge.
     """
-    embedder = load_embedder(model)
+    embedder = _embedder(model)
     answerable, unanswerable = [], []
     with tempfile.TemporaryDirectory(prefix="qa-calibrate-") as scratch:
         root = Path(work_dir) if work_dir is not None else Path(scratch)
@@ -418,6 +425,10 @@ def calibrate_threshold(pairs: Iterable[tuple[str, str]] = (("en", "es"), ("es",
     best = candidates[int(np.argmin(cost))]
     lower = candidates[candidates < best]
     return float((best + lower.max()) / 2) if len(lower) else float(best)
+
+
+def _embedder(model: str | Embedder | None) -> Embedder:
+    return model if model is not None and not isinstance(model, str) else load_embedder(model)
 
 
 def _support(index: Index, question: str) -> float:

@@ -112,7 +112,7 @@ def rank(features: ChunkFeatures, vector: np.ndarray, terms: QueryTerms, rows: n
     best_piece = _max_per_owner(cosines, owner, n, fallback=dense)
     best_window = _max_per_owner(window, owner, n, fallback=dense)
 
-    ngram = lexical.ngram_scores(
+    ngram = lexical.match_scores(
         lexical.gather(features.ngram_ptr, features.ngram_ids, features.ngram_counts, rows), n,
         terms.ngram_ids, terms.ngram_counts, np.asarray(features.ngram_lengths[rows]), features.ngrams)
     translated = _translated_scores(
@@ -176,7 +176,7 @@ def choose_pieces(features: ChunkFeatures, ranking: Ranking, chunk_texts: list[s
 def _translated_scores(entries: lexical.Entries, n: int, translations: Translations, row_lengths: np.ndarray,
                        collection: Collection) -> np.ndarray:
     """Per row: sum over question words of the best cosine x BM25 among the word's translations."""
-    if translations.words == 0 or len(entries.ids) == 0:
+    if len(translations.ids) == 0 or len(entries.ids) == 0:
         return np.zeros(n, dtype=np.float32)
     where = np.searchsorted(translations.ids, entries.ids)
     where[where == len(translations.ids)] = 0
@@ -214,7 +214,7 @@ def _language_gate(features: ChunkFeatures, rows: np.ndarray, token_hashes: np.n
     if len(token_hashes) == 0 or len(rows) == 0:
         return 0.0
     profiles = np.asarray(features.profiles[rows])
-    shared = (np.isin(profiles, token_hashes) & (profiles != 0)).sum(axis=1).max()
+    shared = ((profiles[:, :, None] == token_hashes) & (profiles[:, :, None] != 0)).any(axis=2).sum(axis=1).max()
     share = float(shared) / len(token_hashes)
     return float(np.clip((share - weights.gate_start) / weights.gate_width, 0.0, 1.0))
 

@@ -57,6 +57,14 @@ def single_threaded_faiss() -> Iterator[None]:
 
 
 @dataclass(frozen=True)
+class Neighbours:
+    """A query word's nearest vocabulary words (ids) and their cosines, best first."""
+
+    ids: tuple[int, ...]
+    cosines: tuple[float, ...]
+
+
+@dataclass(frozen=True)
 class Translations:
     """Vocabulary words standing in for query words.
 
@@ -72,6 +80,27 @@ class Translations:
     @classmethod
     def none(cls) -> Translations:
         return cls(np.empty(0, np.uint32), np.empty(0, np.int64), np.empty(0, np.float32), 0)
+
+    @classmethod
+    def of(cls, neighbours: Sequence[Neighbours]) -> Translations:
+        """Each query word's neighbours with cosine >= MIN_TRANSLATION_COSINE.
+
+        A vocabulary word claimed by two query words goes to the closer one.
+        """
+        best: dict[int, tuple[float, int]] = {}
+        for group, near in enumerate(neighbours):
+            for word_id, cosine in zip(near.ids, near.cosines):
+                if cosine >= MIN_TRANSLATION_COSINE and cosine > best.get(word_id, (-1.0, 0))[0]:
+                    best[word_id] = (cosine, group)
+        if not best:
+            return cls(np.empty(0, np.uint32), np.empty(0, np.int64), np.empty(0, np.float32), len(neighbours))
+        order = sorted(best)
+        return cls(
+            ids=np.array(order, dtype=np.uint32),
+            group=np.array([best[i][1] for i in order], dtype=np.int64),
+            weight=np.array([best[i][0] for i in order], dtype=np.float32),
+            words=len(neighbours),
+        )
 
 
 class Vocabulary:
@@ -124,29 +153,14 @@ class Vocabulary:
             return np.empty((0, self._graph.d), dtype=np.float32)
         return self._graph.reconstruct_batch(np.asarray(ids, dtype=np.int64))
 
-    def translate(self, word_vectors: np.ndarray) -> Translations:
-        """Each query word's nearest vocabulary words with cosine >= MIN_TRANSLATION_COSINE.
-
-        A vocabulary word claimed by two query words goes to the closer one.
-        """
+    def neighbours(self, word_vectors: np.ndarray) -> list[Neighbours]:
+        """The TRANSLATIONS_PER_WORD nearest vocabulary words of each vector (HNSW search)."""
         if len(word_vectors) == 0 or self._graph.ntotal == 0:
-            return Translations.none()
+            return [Neighbours((), ()) for _ in range(len(word_vectors))]
         k = min(TRANSLATIONS_PER_WORD, self._graph.ntotal)
         cosines, ids = self._graph.search(np.ascontiguousarray(word_vectors, dtype=np.float32), k)
-        best: dict[int, tuple[float, int]] = {}
-        for group, (row_cosines, row_ids) in enumerate(zip(cosines.tolist(), ids.tolist())):
-            for cosine, word_id in zip(row_cosines, row_ids):
-                if word_id >= 0 and cosine >= MIN_TRANSLATION_COSINE and cosine > best.get(word_id, (-1.0, 0))[0]:
-                    best[word_id] = (cosine, group)
-        if not best:
-            return Translations.none()
-        order = sorted(best)
-        return Translations(
-            ids=np.array(order, dtype=np.uint32),
-            group=np.array([best[i][1] for i in order], dtype=np.int64),
-            weight=np.array([best[i][0] for i in order], dtype=np.float32),
-            words=len(word_vectors),
-        )
+        return [Neighbours(tuple(i for i in row_ids if i >= 0), tuple(c for i, c in zip(row_ids, row_cosines) if i >= 0))
+                for row_ids, row_cosines in zip(ids.tolist(), cosines.tolist())]
 
 
 def _lookup(query: Callable[[str, Sequence], list[tuple]], words: Sequence[str]) -> dict[str, int]:
@@ -215,33 +229,33 @@ class VocabularyBuilder:
         faiss.write_index(graph, str(self.workspace / WORD_VECTORS_FILE))
 
 
-class WordVectorCache:
-    """Recently used query-word vectors (least recently used evicted); thread-safe.
+class LruCache:
+    """A bounded word -> value map that evicts the least recently used; thread-safe.
 
-    Vectors are standalone encodings of single words, so a cached vector is the vector the
-    encoder would give again: the cache changes speed, never results.
+    Holds query-word vectors (standalone encodings of single words, or the vocabulary's
+    float16 copy) and query words' neighbours in one index generation: values a word would
+    get again, so the caches change speed, not results.
     """
 
-    def __init__(self, embedder_id: str, capacity: int = 20_000) -> None:
-        self.embedder_id = embedder_id
+    def __init__(self, capacity: int = 20_000) -> None:
         self.capacity = capacity
-        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._items: OrderedDict[str, object] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, words: Iterable[str]) -> dict[str, np.ndarray]:
+    def get(self, words: Iterable[str]) -> dict:
         with self._lock:
             found = {}
             for word in words:
-                vector = self._items.get(word)
-                if vector is not None:
+                value = self._items.get(word)
+                if value is not None:
                     self._items.move_to_end(word)
-                    found[word] = vector
+                    found[word] = value
             return found
 
-    def put(self, words: Sequence[str], vectors: np.ndarray) -> None:
+    def put(self, words: Sequence[str], values: Sequence) -> None:
         with self._lock:
-            for word, vector in zip(words, vectors):
-                self._items[word] = vector
+            for word, value in zip(words, values):
+                self._items[word] = value
                 self._items.move_to_end(word)
             while len(self._items) > self.capacity:
                 self._items.popitem(last=False)

@@ -57,3 +57,19 @@ def test_query_terms_hash_the_questions_ngrams_and_tokens():
     terms = hybrid.query_terms("Irán, irán", qa.vocabulary.Translations.none())
     assert terms.ngram_counts.tolist() == [2.0, 2.0, 2.0]
     assert terms.token_hashes.tolist() == sorted(lexical.token_hashes(["irán"]).tolist())
+
+
+def test_a_question_without_words_to_translate_still_ranks(seed_index):
+    hits = qa.load(seed_index).retrieve("¿y 2 a 1?", k=2)
+    assert len(hits) == 2 and hits[0].score >= hits[1].score
+
+
+def test_question_words_without_any_translation_score_zero():
+    from qa.lexical import Collection, Entries
+    from qa.vocabulary import Neighbours, Translations
+
+    nothing_close = Translations.of([Neighbours((3,), (0.4,))])
+    assert nothing_close.words == 1 and len(nothing_close.ids) == 0
+    entries = Entries(np.array([0, 1]), np.array([3, 5], dtype=np.uint32), np.array([1, 2], dtype=np.uint16))
+    scores = hybrid._translated_scores(entries, 2, nothing_close, np.array([4, 4]), Collection(2, 8, np.ones(6, np.int32)))
+    assert scores.tolist() == [0.0, 0.0]
