@@ -7,12 +7,12 @@ text in memory. Files are written once and then opened read-only as immutable.
 from __future__ import annotations
 
 import sqlite3
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from .errors import IndexCorruptError
+from .readonly_db import ReadOnlyDatabase
 
 CHUNKS_FILE = "chunks.sqlite"
 
@@ -63,28 +63,13 @@ def write_chunks(path: Path, chunks: Iterable[StoredChunk]) -> None:
 class ChunkTable:
     """Read-only access to a chunk table; safe to share between threads.
 
-    The file is opened at once and stays open: a rebuild may delete this generation's
-    folder while queries still use it, and POSIX keeps an open file alive until closed.
-    One connection serves all threads (queries here take microseconds, a lock is cheaper
-    than a connection per thread opened lazily -- possibly after the file is gone).
+    The file stays open for the table's life (see :class:`ReadOnlyDatabase`).
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        uri = path.resolve().as_uri() + "?mode=ro&immutable=1"
-        try:
-            self._connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise IndexCorruptError(f"cannot open {path}: {exc}; run `qa index --rebuild`") from exc
-        self._lock = threading.Lock()
+        self._query = ReadOnlyDatabase(path).query
         self.count()  # fail now, with the file's name, if it is not a chunk table
-
-    def _query(self, sql: str, params: Sequence = ()) -> list[tuple]:
-        try:
-            with self._lock:
-                return self._connection.execute(sql, params).fetchall()
-        except sqlite3.DatabaseError as exc:
-            raise IndexCorruptError(f"cannot read {self.path}: {exc}; run `qa index --rebuild`") from exc
 
     def count(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM chunks")[0][0])

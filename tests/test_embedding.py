@@ -121,4 +121,4 @@ def test_bulk_encoding_split_over_threads_matches_one_call():
     split = encoder.encode_passages(texts)
     one_by_one = np.vstack([encoder.encode_passages([t]) for t in texts[::23]])
     np.testing.assert_allclose(split[::23], one_by_one, atol=1e-5)
-    assert encoder._backend().threads == 1
+    assert encoder.backend().threads == 1

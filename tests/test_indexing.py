@@ -129,7 +129,7 @@ def test_pdf_and_docx_are_indexed_with_pdf_pages(tmp_path):
 
 def test_changed_chunk_settings_need_rebuild(seeds_copy, tmp_path):
     qa.build_index(seeds_copy, tmp_path / "index", progress=False)
-    with pytest.raises(qa.IndexMismatchError, match="chunks of 1000/143.*not 500/143.*--rebuild"):
+    with pytest.raises(qa.IndexMismatchError, match="chunks of 1500/215.*not 500/215.*--rebuild"):
         qa.build_index(seeds_copy, tmp_path / "index", chunk_size=500, progress=False)
     report = qa.build_index(seeds_copy, tmp_path / "index", chunk_size=500, rebuild=True, progress=False)
     assert report.chunks > chunk_count(SEED_ARTICLE)

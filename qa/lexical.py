@@ -1,0 +1,171 @@
+"""Language-agnostic lexical features: hashed character 4-grams, words, BM25.
+
+No stop lists and no stemmers: character 4-grams of accent-folded words match inflected and
+compound forms in any alphabetic script, and BM25's idf discounts function words by their
+document frequency. 4-grams are feature-hashed into :data:`NGRAM_BUCKETS` columns, so an
+index never keeps a vocabulary of n-grams; words (for the translation channel) get ids from
+the index's vocabulary (:mod:`qa.vocabulary`).
+
+Rows store raw term frequencies and the index stores document frequencies, so idf and the
+length normalisation are computed at query time from global statistics: an incremental
+build adds and subtracts frequencies instead of rewriting every row's weights.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import zlib
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+
+# Lucene's BM25 parameters; tuned values in the literature sit close to these for passages.
+BM25_K1 = 1.2
+BM25_B = 0.75
+NGRAM_ORDER = 4
+NGRAM_BUCKET_BITS = 20
+NGRAM_BUCKETS = 1 << NGRAM_BUCKET_BITS
+# A word must have this many characters to enter the vocabulary: shorter ones are mostly
+# function words or abbreviations whose translations are noise.
+MIN_WORD_CHARS = 3
+
+_TOKEN = re.compile(r"\b\w\w+\b")
+_WORD = re.compile(r"\b\w{%d,}\b" % MIN_WORD_CHARS)
+_PAD = "_"
+_SEPARATOR = "\x00"
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+_MIX2 = np.uint64(0xBF58476D1CE4E5B9)
+
+
+def fold(text: str) -> str:
+    """Lowercased, with accents and other combining marks removed ("Irán" -> "iran")."""
+    text = text.lower()
+    if text.isascii():
+        return text
+    text = unicodedata.normalize("NFD", text)
+    # Only the text's own distinct characters are looked up: cheaper than a table of all
+    # of Unicode's combining marks, which would take 60 ms to build in every process.
+    marks = {ord(c): None for c in set(text) if c > "\x7f" and unicodedata.category(c) == "Mn"}
+    return text.translate(marks) if marks else text
+
+
+def tokens(text: str) -> list[str]:
+    """Lowercased tokens of two or more word characters (for language profiles)."""
+    return _TOKEN.findall(text.lower())
+
+
+def words(text: str) -> list[str]:
+    """Lowercased words of at least MIN_WORD_CHARS characters that are not all digits."""
+    return [w for w in _WORD.findall(text.lower()) if not w.isdigit()]
+
+
+def token_hashes(items: Iterable[str]) -> np.ndarray:
+    """Stable 32-bit hashes of tokens (CRC-32 of UTF-8): the same in every process."""
+    return np.fromiter((zlib.crc32(t.encode("utf-8")) for t in items), dtype=np.uint32)
+
+
+def ngram_buckets(text: str) -> np.ndarray:
+    """The hashed 4-grams of ``text``'s folded words, each word padded with ``_``, in order.
+
+    Vectorised over code points: the padded words are joined by a separator, every window
+    of four code points is hashed, and windows that cross a word boundary are dropped.
+    """
+    found = _TOKEN.findall(fold(text))
+    if not found:
+        return np.empty(0, dtype=np.uint32)
+    joined = _SEPARATOR.join(f"{_PAD}{w}{_PAD}" for w in found)
+    points = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    n = len(points) - NGRAM_ORDER + 1
+    h = points[:n].copy()
+    inside = points[:n] != 0
+    for i in range(1, NGRAM_ORDER):
+        h *= _MIX
+        h += points[i:i + n]
+        inside &= points[i:i + n] != 0
+    h = h[inside]
+    h ^= h >> np.uint64(31)
+    h *= _MIX2
+    h ^= h >> np.uint64(29)
+    return (h >> np.uint64(64 - NGRAM_BUCKET_BITS)).astype(np.uint32)
+
+
+@dataclass(frozen=True)
+class TermRow:
+    """One text as a bag of terms: distinct term ids (sorted), their counts, total terms."""
+
+    ids: np.ndarray  # uint32
+    counts: np.ndarray  # uint16
+    length: int
+
+
+def term_row(ids: np.ndarray) -> TermRow:
+    """The :class:`TermRow` of a sequence of term ids."""
+    distinct, counts = np.unique(np.asarray(ids, dtype=np.uint32), return_counts=True)
+    return TermRow(distinct, np.minimum(counts, np.iinfo(np.uint16).max).astype(np.uint16), int(len(ids)))
+
+
+@dataclass(frozen=True)
+class Collection:
+    """Global BM25 statistics of one term space: rows, total length, document frequencies."""
+
+    rows: int
+    total_length: int
+    df: np.ndarray  # document frequency per term id (may be memory-mapped)
+
+    @property
+    def average_length(self) -> float:
+        return self.total_length / self.rows if self.rows else 1.0
+
+    def idf(self, ids: np.ndarray) -> np.ndarray:
+        """Lucene's idf, log(1 + (N - df + 0.5) / (df + 0.5)), of the given term ids."""
+        df = np.asarray(self.df[ids], dtype=np.float32) if len(ids) else np.empty(0, np.float32)
+        return np.log1p((self.rows - df + 0.5) / (df + 0.5)).astype(np.float32)
+
+
+def bm25_weights(counts: np.ndarray, row_lengths: np.ndarray, idf: np.ndarray, average_length: float) -> np.ndarray:
+    """BM25 weight of each (term, row) entry from its count, its row's length and its idf."""
+    tf = counts.astype(np.float32)
+    norm = BM25_K1 * (1.0 - BM25_B + BM25_B * row_lengths.astype(np.float32) / max(average_length, 1e-9))
+    return idf * tf * (BM25_K1 + 1.0) / (tf + norm)
+
+
+@dataclass(frozen=True)
+class Entries:
+    """Term entries of several rows, concatenated: ``owner[i]`` is the position of the row."""
+
+    owner: np.ndarray
+    ids: np.ndarray
+    counts: np.ndarray
+
+
+def gather(ptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, rows: Sequence[int] | np.ndarray) -> Entries:
+    """The entries of ``rows`` from a ragged (CSR) table, reading only those rows."""
+    starts = np.asarray(ptr[rows], dtype=np.int64)
+    ends = np.asarray(ptr[np.asarray(rows, dtype=np.int64) + 1], dtype=np.int64)
+    bounds = list(zip(starts.tolist(), ends.tolist()))
+    if not bounds:
+        return Entries(np.empty(0, np.int64), np.empty(0, ids.dtype), np.empty(0, counts.dtype))
+    # one slice per row: about twice as fast as computing a fancy index for ~50 rows
+    return Entries(np.repeat(np.arange(len(bounds)), ends - starts),
+                   np.concatenate([ids[a:b] for a, b in bounds]), np.concatenate([counts[a:b] for a, b in bounds]))
+
+
+def match_scores(entries: Entries, n_rows: int, query_ids: np.ndarray, query_weights: np.ndarray,
+                 row_lengths: np.ndarray, collection: Collection) -> np.ndarray:
+    """Per row: sum over the query's terms of query weight x the row's BM25 weight.
+
+    ``query_ids`` must be sorted and distinct; ``row_lengths`` is per row (n_rows).
+    """
+    if len(query_ids) == 0 or len(entries.ids) == 0:
+        return np.zeros(n_rows, dtype=np.float32)
+    # A binary search over the few query terms streams the entries once; a lookup table
+    # indexed by term was faster in isolation but slower between encoder calls (cache misses).
+    where = np.searchsorted(query_ids, entries.ids)
+    where[where == len(query_ids)] = 0
+    hit = query_ids[where] == entries.ids
+    owner, term = entries.owner[hit], where[hit]
+    weights = bm25_weights(entries.counts[hit], row_lengths[owner], collection.idf(query_ids)[term],
+                           collection.average_length)
+    return np.bincount(owner, weights=weights * query_weights[term], minlength=n_rows).astype(np.float32)

@@ -1,0 +1,74 @@
+"""Per-row artifacts of hybrid retrieval across incremental builds: carried over, never re-encoded."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import qa
+from qa import lexical
+from qa.chunkfeatures import ChunkFeatures, from_bfloat16, to_bfloat16
+from qa.embedding import UniversalSentenceEncoder
+from qa.storage import IndexDirectory
+from qa.vocabulary import Vocabulary
+
+from test_indexing import NEW_DOC
+
+
+def live(index_dir):
+    directory = IndexDirectory(index_dir)
+    folder = directory.generation_path(directory.current_generation())
+    return ChunkFeatures(folder), Vocabulary(folder)
+
+
+def vocabulary_words(vocabulary):
+    return vocabulary.words(range(vocabulary.size))
+
+
+def test_bfloat16_keeps_cosines_within_5e_4():
+    vectors = np.random.default_rng(0).standard_normal((50, 512)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    restored = from_bfloat16(to_bfloat16(vectors))
+    assert np.abs(np.sum(restored * vectors, axis=1) - 1).max() < 5e-4
+
+
+def test_an_added_document_appends_rows_and_encodes_only_new_words(seeds_copy, tmp_path, monkeypatch):
+    index_dir = tmp_path / "index"
+    qa.build_index(seeds_copy, index_dir, progress=False)
+    before, before_vocabulary = live(index_dir)
+    known_words = set(vocabulary_words(before_vocabulary).values())
+
+    encoded = []
+    real_encode = UniversalSentenceEncoder.encode_queries
+    monkeypatch.setattr(UniversalSentenceEncoder, "encode_queries",
+                        lambda self, texts: encoded.extend(texts) or real_encode(self, texts))
+    (seeds_copy / "valparaiso.txt").write_text(NEW_DOC, encoding="utf-8")
+    qa.build_index(seeds_copy, index_dir, progress=False)
+    after, after_vocabulary = live(index_dir)
+
+    assert sorted(encoded) == sorted(set(lexical.words(NEW_DOC)) - known_words)  # known words reused
+    assert after.rows > before.rows
+    pieces = int(before.piece_ptr[-1])
+    for name in ("piece_ptr", "ngram_ptr", "word_ptr", "ngram_lengths", "word_lengths", "profiles"):
+        assert np.array_equal(getattr(after, name)[:len(getattr(before, name))], getattr(before, name)), name
+    for name in ("piece_vectors", "piece_spans", "piece_window_norms"):
+        assert np.array_equal(getattr(after, name)[:pieces], getattr(before, name)), name
+    for name in ("ngram_ids", "ngram_counts", "word_ids", "word_counts"):
+        assert np.array_equal(getattr(after, name)[:len(getattr(before, name))], getattr(before, name)), name
+    assert vocabulary_words(after_vocabulary).items() >= vocabulary_words(before_vocabulary).items()  # ids stable
+
+    # global statistics equal those of a build from scratch
+    qa.build_index(seeds_copy, tmp_path / "scratch", progress=False)
+    scratch, scratch_vocabulary = live(tmp_path / "scratch")
+    assert np.array_equal(after.ngrams.df, scratch.ngrams.df)
+    assert (after.words.rows, after.words.total_length) == (scratch.words.rows, scratch.words.total_length)
+    by_word = lambda features, vocabulary: {w: int(features.words.df[i]) for i, w in vocabulary_words(vocabulary).items()}
+    assert by_word(after, after_vocabulary) == by_word(scratch, scratch_vocabulary)
+
+    # removing it again subtracts its frequencies
+    (seeds_copy / "valparaiso.txt").unlink()
+    qa.build_index(seeds_copy, index_dir, progress=False)
+    removed, _ = live(index_dir)
+    assert np.array_equal(removed.ngrams.df, before.ngrams.df)
+    assert np.array_equal(removed.words.df[:before_vocabulary.size], before.words.df)
+    assert not removed.words.df[before_vocabulary.size:].any()
+    assert np.array_equal(removed.piece_vectors, before.piece_vectors)

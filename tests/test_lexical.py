@@ -1,0 +1,55 @@
+"""Language-agnostic lexical features: folding, hashed 4-grams, words, BM25 from raw counts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qa import lexical
+
+
+def test_fold_lowercases_and_strips_accents():
+    assert lexical.fold("Irán ÑANDÚ Straße") == "iran nandu straße"
+    assert lexical.fold("Ελλάδα São Tomé") == "ελλαδα sao tome"
+
+
+def test_ngrams_ignore_case_and_accents_but_not_word_boundaries():
+    assert np.array_equal(lexical.ngram_buckets("Irán"), lexical.ngram_buckets("IRAN"))
+    assert len(lexical.ngram_buckets("iran")) == 3  # _ira, iran, ran_
+    assert len(lexical.ngram_buckets("ab")) == 1  # _ab_
+    joined, apart = set(lexical.ngram_buckets("abcd").tolist()), set(lexical.ngram_buckets("ab cd").tolist())
+    assert not joined & apart  # no 4-gram spans two words
+    assert lexical.ngram_buckets("").size == 0 and lexical.ngram_buckets("a , b").size == 0
+    assert lexical.ngram_buckets("drones").max() < lexical.NGRAM_BUCKETS
+
+
+def test_words_keep_three_or_more_characters_and_drop_numbers():
+    assert lexical.words("Rusia recibió 2023 drones de Irán en 3D") == ["rusia", "recibió", "drones", "irán"]
+    assert lexical.tokens("Rusia y EE. UU.") == ["rusia", "ee", "uu"]
+
+
+def test_hashes_are_fixed_functions_not_pythons_per_process_hash():
+    # stored in the index: they must not change between processes or versions
+    assert lexical.token_hashes(["rusia"]).tolist() == [3253486389]  # CRC-32
+    assert lexical.ngram_buckets("Irán").tolist() == [172934, 297951, 171752]  # _ira, iran, ran_
+
+
+def bm25(tf, length, df, rows, average):
+    idf = np.log(1 + (rows - df + 0.5) / (df + 0.5))
+    return idf * tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * length / average))
+
+
+def test_match_scores_are_bm25_from_raw_counts_and_global_frequencies():
+    rows = [lexical.term_row(np.array(ids, dtype=np.uint32)) for ids in ([5, 5, 9], [9, 7], [1, 2, 3, 4])]
+    ptr = np.cumsum([0] + [len(r.ids) for r in rows])
+    ids = np.concatenate([r.ids for r in rows])
+    counts = np.concatenate([r.counts for r in rows])
+    lengths = np.array([r.length for r in rows])
+    df = np.bincount(ids, minlength=lexical.NGRAM_BUCKETS)
+    collection = lexical.Collection(rows=3, total_length=int(lengths.sum()), df=df)
+    query = np.array([5, 9], dtype=np.uint32)
+    entries = lexical.gather(ptr, ids, counts, [2, 0, 1])
+    scores = lexical.match_scores(entries, 3, query, np.array([1.0, 2.0], np.float32), lengths[[2, 0, 1]], collection)
+    average = lengths.mean()
+    expected = [0.0, bm25(2, 3, 1, 3, average) + 2 * bm25(1, 3, 2, 3, average), 2 * bm25(1, 2, 2, 3, average)]
+    assert scores == pytest.approx(expected, rel=1e-5)

@@ -1,0 +1,59 @@
+"""The translation channel: vocabulary words found for query words in another language."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qa.embedding import load_embedder
+from qa.vocabulary import LruCache, Translations, Vocabulary, VocabularyBuilder
+
+
+def build(folder, words, previous=None):
+    folder.mkdir()
+    embedder = load_embedder(None)
+    builder = VocabularyBuilder(folder, previous, embedder.dimension)
+    ids = builder.ids(words)
+    builder.finish(embedder.encode_queries)
+    return ids, builder.new_words
+
+
+def test_query_words_map_to_their_translations(tmp_path):
+    build(tmp_path / "v", ["jugador", "temporada", "ciudad", "iglesia", "drones", "puerto"])
+    vocabulary = Vocabulary(tmp_path / "v")
+    encoder = load_embedder(None)
+    translations = Translations.of(vocabulary.neighbours(encoder.encode_queries(["player", "season", "church"])))
+    found = vocabulary.words(translations.ids.tolist())
+    best = {}
+    for word_id, group, weight in zip(translations.ids.tolist(), translations.group.tolist(), translations.weight.tolist()):
+        if weight > best.get(group, ("", 0.0))[1]:
+            best[group] = (found[word_id], weight)
+    assert {g: w for g, (w, _) in best.items()} == {0: "jugador", 1: "temporada", 2: "iglesia"}
+    assert (translations.weight >= 0.6).all() and translations.words == 3
+
+
+def test_ids_are_stable_and_only_new_words_are_encoded(tmp_path):
+    first, new = build(tmp_path / "a", ["uno", "dos"])
+    assert sorted(new) == ["dos", "uno"]
+    second, new = build(tmp_path / "b", ["dos", "tres"], previous=tmp_path / "a")
+    assert new == ["tres"] and second["dos"] == first["dos"] and second["tres"] == 2
+    vocabulary = Vocabulary(tmp_path / "b")
+    assert vocabulary.size == 3 and vocabulary.ids(["uno", "tres", "cuatro"]) == {"uno": first["uno"], "tres": 2}
+    stored = vocabulary.vectors([2])[0]
+    assert float(stored @ load_embedder(None).encode_queries(["tres"])[0]) > 0.999  # float16 storage
+
+
+def test_a_vocabulary_word_claimed_twice_goes_to_the_closer_query_word():
+    from qa.vocabulary import Neighbours
+
+    translations = Translations.of([Neighbours((4, 7), (0.9, 0.65)), Neighbours((7, 2), (0.8, 0.5))])
+    assert translations.ids.tolist() == [4, 7] and translations.group.tolist() == [0, 1]
+    assert translations.weight.tolist() == pytest.approx([0.9, 0.8]) and translations.words == 2
+
+
+def test_lru_cache_evicts_the_least_recently_used():
+    cache = LruCache(capacity=2)
+    cache.put(["a", "b"], np.eye(2, dtype=np.float32))
+    cache.get(["a"])
+    cache.put(["c"], np.ones((1, 2), dtype=np.float32))
+    assert sorted(cache.get(["a", "b", "c"])) == ["a", "c"]
