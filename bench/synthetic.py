@@ -6,17 +6,26 @@ about real corpora. Each synthetic row is instead ``normalise((1-t)·b + t·n + 
 real chunk vector, n one of b's 10 nearest real neighbours, t ~ U(0, 0.5), and ε noise with
 the real vectors' covariance. The scale study found such data slightly harder for IVF than
 the real vectors it comes from, so recall figures are not flattered.
+
+Synthetic row ``i`` is derived from real row ``i mod R`` and carries that row's text, sentence
+pieces, lexical rows and language profile (copied from the real index, whose vocabulary it
+shares), so hybrid re-ranking reads rows of realistic size and the index on disk has the
+size a real one of that many chunks would have.
 """
 
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
 import numpy as np
 
-from qa.chunkdb import CHUNKS_FILE, StoredChunk, write_chunks
-from qa.manifest import DocumentEntry, Manifest
+from qa import chunkfeatures, lexical
+from qa.chunkdb import CHUNKS_FILE, ChunkTable, StoredChunk, write_chunks
+from qa.chunkfeatures import PROFILE_TOKENS, ChunkFeatures, NewRows
+from qa.manifest import MANIFEST_FILE, DocumentEntry, Manifest
+from qa.vocabulary import VOCABULARY_FILE, WORD_VECTORS_FILE
 from qa.storage import IndexDirectory
 from qa.store import VectorStore
 
@@ -35,7 +44,7 @@ def derived_vectors(real: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     out[:len(real)] = real
     for start in range(len(real), n, 100_000):
         m = min(100_000, n - start)
-        base = rng.integers(0, len(real), m)
+        base = np.arange(start, start + m) % len(real)  # row i carries real row i mod R's text
         near = neighbours[base, rng.integers(0, 10, m)]
         t = rng.uniform(0, 0.5, (m, 1)).astype(np.float32)
         rows = (1 - t) * real[base] + t * real[near] + 0.6 * (rng.standard_normal((m, real.shape[1]),
@@ -44,23 +53,48 @@ def derived_vectors(real: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     return out
 
 
-def write_index(index_dir: Path, vectors: np.ndarray, texts: list[str], embedder: dict) -> VectorStore:
-    """Commit a qa index generation holding ``vectors`` and chunk rows cycling ``texts``."""
+def write_index(index_dir: Path, vectors: np.ndarray, source: Path) -> VectorStore:
+    """Commit a qa index generation holding ``vectors``, row ``i`` taking everything but its
+    vector from row ``i mod R`` of the real generation folder ``source`` (R rows)."""
     directory = IndexDirectory(index_dir)
     n = len(vectors)
+    manifest_path = source / MANIFEST_FILE
+    real_manifest = Manifest.from_json(manifest_path.read_text(encoding="utf-8"), str(manifest_path))
+    real_chunks = ChunkTable(source / CHUNKS_FILE)
+    real = real_chunks.get(list(range(real_chunks.count())))
+    cycle = np.arange(n, dtype=np.int64) % len(real)
     doc_ids = [hashlib.sha256(f"synthetic-{d}".encode()).hexdigest() for d in range(-(-n // CHUNKS_PER_DOCUMENT))]
     with directory.write_lock():
         workspace = directory.new_workspace()
-        rows = (StoredChunk(i, f"c{i}", doc_ids[i // CHUNKS_PER_DOCUMENT], 0, len(texts[i % len(texts)]), None,
-                            texts[i % len(texts)]) for i in range(n))
+        rows = (StoredChunk(i, f"c{i}", doc_ids[i // CHUNKS_PER_DOCUMENT], real[r].start, real[r].end, None, real[r].text)
+                for i, r in enumerate(cycle.tolist()))
         write_chunks(workspace / CHUNKS_FILE, rows)
         store = VectorStore.create(vectors, vectors.shape[1])
         store.save(workspace)
+        _write_features(workspace, source, cycle)
         documents = {f"doc-{d:05d}.txt": DocumentEntry(doc_id, min(CHUNKS_PER_DOCUMENT, n - d * CHUNKS_PER_DOCUMENT),
                                                        0, "synthetic")
                      for d, doc_id in enumerate(doc_ids)}
-        manifest = Manifest(embedder=embedder, chunking={"size": 1000, "overlap": 143},
+        manifest = Manifest(embedder=real_manifest.embedder, chunking=real_manifest.chunking,
                             vector_index=store.describe(), documents=documents, chunks=n,
                             docs_dir="synthetic", built_at="synthetic")
         directory.commit(workspace, manifest)
     return store
+
+
+def _write_features(workspace: Path, source: Path, cycle: np.ndarray) -> None:
+    """The per-row artifacts of ``source`` repeated along ``cycle``, with its vocabulary;
+    document frequencies count every repetition, as a real index of these rows would."""
+    real = ChunkFeatures(source)
+    for name in (VOCABULARY_FILE, WORD_VECTORS_FILE):
+        shutil.copyfile(source / name, workspace / name)
+    nothing = NewRows(piece_spans=[], piece_vectors=np.empty((0, real.piece_vectors.shape[1]), np.float32),
+                      ngram_rows=[], word_rows=[], profiles=np.empty((0, PROFILE_TOKENS), np.uint32))
+    chunkfeatures.write(workspace, real, cycle, nothing, len(real.words.df))
+    repeats, rest = divmod(len(cycle), real.rows)
+    for name in ("ngram", "word"):
+        partial = lexical.gather(getattr(real, f"{name}_ptr"), getattr(real, f"{name}_ids"),
+                                 getattr(real, f"{name}_counts"), np.arange(rest, dtype=np.int64))
+        df = getattr(real, f"{name}s").df.astype(np.int64) * repeats
+        df += np.bincount(partial.ids, minlength=len(df))[:len(df)]
+        np.save(workspace / f"{name}_df.npy", df.astype(np.int32), allow_pickle=False)

@@ -89,7 +89,7 @@ def peer_ask(args: dict) -> dict:
 
 
 def store_query(args: dict) -> dict:
-    """Open a qa index (faiss store + chunk table + encoder), time questions, score recall@10."""
+    """Open a qa index, time hybrid and dense retrieval and the bare vector search, score recall@10."""
     import numpy as np
 
     import qa
@@ -107,9 +107,10 @@ def store_query(args: dict) -> dict:
     for q in questions[:warm]:
         index.retrieve(q, k=5)
     latency = timed(lambda q: index.retrieve(q, k=5), questions[warm:])
+    dense = timed(lambda q: index.retrieve(q, k=5, mode="dense"), questions[warm:])
     search = timed(lambda v: snapshot.vectors.search(v[None, :], 10), vectors[warm:])
-    return {"open_s": opened, "recall@10": recall, "retrieve": percentiles(latency), "search": percentiles(search),
-            "peak_rss_mb": peak_rss_mb()}
+    return {"open_s": opened, "recall@10": recall, "retrieve": percentiles(latency),
+            "retrieve_dense": percentiles(dense), "search": percentiles(search), "peak_rss_mb": peak_rss_mb()}
 
 
 TASKS = {"build": build, "query": query, "peer-ask": peer_ask, "store-query": store_query}
