@@ -17,6 +17,7 @@ _BOUNDARY = re.compile(_TERMINAL + r"+" + _CLOSING + r"(?=\s+\S)")
 # CJK full stops end a sentence without a following space.
 _CJK_BOUNDARY = re.compile(r"[\u3002\uff01\uff1f]+" + _CLOSING)
 _ACRONYM = re.compile(r"(?:[A-Za-z]\.)+[A-Za-z]")
+_NEXT_CHARACTER = re.compile(r"\s*(\S)")
 
 
 def split_sentences(text: str) -> list[tuple[int, int]]:
@@ -29,11 +30,10 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     """
     cuts: set[int] = set()
     for match in _BOUNDARY.finditer(text):
-        after = match.end()
-        following = text[after:].lstrip()[:1]
+        following = _NEXT_CHARACTER.match(text, match.end()).group(1)  # the lookahead guarantees one
         if following.islower() or _is_abbreviation(text, match, following):
             continue
-        cuts.add(after)
+        cuts.add(match.end())
     cuts.update(m.end() for m in _CJK_BOUNDARY.finditer(text))
     for match in re.finditer(r"\n+", text):
         cuts.update((match.start(), match.end()))
@@ -54,8 +54,12 @@ def _is_abbreviation(text: str, match: re.Match, following: str) -> bool:
     mark = text[match.start():match.end()]
     if mark.strip("\"'\u201d\u2019\u00bb)]}") != ".":
         return False
-    word = re.search(r"(\S+)$", text[:match.start() + 1])
-    core = (word.group(1) if word else "").rstrip(".!?")
+    # The word before the mark, found by walking back: a regex over text[:end] would rescan
+    # the whole prefix at every candidate (quadratic in the document's length).
+    end = start = match.start() + 1
+    while start > 0 and not text[start - 1].isspace():
+        start -= 1
+    core = text[start:end].rstrip(".!?")
     return (
         (len(core) == 1 and core.isalpha())
         or bool(_ACRONYM.fullmatch(core))
