@@ -244,7 +244,8 @@ class Library:
     @classmethod
     def open(cls, docs_dir: str | os.PathLike[str], index_dir: str | os.PathLike[str], *, model: str | None = None,
              llm: LLMSettings | None = None, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Library:
-        """Load the index, building it from ``docs_dir`` first if there is none."""
+        """Load the index, building it from ``docs_dir`` first if there is none or if an
+        older qa wrote it."""
         docs, where = Path(docs_dir), Path(index_dir)
         try:
             index = qa.load(where, model=model)
@@ -254,6 +255,12 @@ class Library:
                 print(f"Created an empty documents folder {docs}: add files there or upload them in the app.")
             print(f"No index at {where}: building it from {docs} ...", flush=True)
             qa.build_index(docs, where, model=model, max_file_bytes=max_file_bytes, progress=True)
+            index = qa.load(where, model=model)
+        except qa.IndexFormatError as exc:
+            # An index is derived data: one from an older qa is rebuilt from the documents
+            # folder (with its own model), instead of stopping the app.
+            print(f"{exc.args[0].split(';')[0]}: rebuilding it from {docs} ...", flush=True)
+            qa.build_index(docs, where, model=model, rebuild=True, max_file_bytes=max_file_bytes, progress=True)
             index = qa.load(where, model=model)
         return cls(docs, where, index, model, llm, max_file_bytes)
 

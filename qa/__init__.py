@@ -11,6 +11,7 @@ from .errors import (
     DocumentError,
     EmbedderError,
     IndexCorruptError,
+    IndexFormatError,
     IndexLockedError,
     IndexMismatchError,
     IndexNotFoundError,
@@ -22,7 +23,7 @@ from .retrieval import Index, load, retrieve
 from .types import BuildReport, Hit, IndexedDocument, IndexStats, SkippedFile
 
 __all__ = [
-    "DEFAULT_MAX_FILE_BYTES", "SUPPORTED_SUFFIXES", "BuildReport", "DocumentError", "EmbedderError", "Hit", "Index", "IndexCorruptError", "IndexLockedError",
-    "IndexMismatchError", "IndexNotFoundError", "IndexStats", "IndexedDocument", "QAError", "QuestionError",
+    "DEFAULT_MAX_FILE_BYTES", "SUPPORTED_SUFFIXES", "BuildReport", "DocumentError", "EmbedderError", "Hit", "Index", "IndexCorruptError", "IndexFormatError",
+    "IndexLockedError", "IndexMismatchError", "IndexNotFoundError", "IndexStats", "IndexedDocument", "QAError", "QuestionError",
     "SkippedFile", "build_index", "load", "retrieve",
 ]

@@ -19,6 +19,18 @@ class IndexMismatchError(QAError):
     """The index was built with another embedder, chunker settings or format version."""
 
 
+class IndexFormatError(IndexMismatchError):
+    """The index was written in another format version: rebuild it from its documents.
+
+    ``model`` is the encoder the old index was built with, if its manifest names one, so a
+    rebuild can keep it.
+    """
+
+    def __init__(self, message: str, model: str | None = None) -> None:
+        super().__init__(message)
+        self.model = model
+
+
 class IndexCorruptError(QAError):
     """A file of the index is missing, truncated or altered."""
 

@@ -22,7 +22,7 @@ from .chunkfeatures import ChunkFeatures, NewRows, language_profile
 from .chunking import ChunkSettings, split
 from .documents import DEFAULT_MAX_FILE_BYTES, SourceFile, content_id, parse, read_bytes, scan
 from .embedding import Embedder, load_embedder
-from .errors import DocumentError, IndexCorruptError, IndexMismatchError, IndexNotFoundError
+from .errors import DocumentError, IndexCorruptError, IndexFormatError, IndexMismatchError, IndexNotFoundError
 from .index_choice import check_choice
 from .manifest import DocumentEntry, Manifest, library_versions
 from .pieces import Span, piece_encoder, piece_spans
@@ -74,7 +74,7 @@ def build_index(
     Only new or changed content is embedded; ``rebuild=True`` embeds everything again.
     ``model`` is ``None`` (the index's own encoder, or the bundled one for a new index), a
     sentence-transformers name or folder, or an :class:`~qa.embedding.Embedder`. Chunk
-    settings default to the index's own (1000/143 for a new one). Unreadable files are
+    settings default to the index's own (1500/215 for a new one). Unreadable files are
     skipped with a reason in the report; a previously indexed file that has become
     unreadable keeps its old chunks. ``vector_index`` is ``auto`` (exact search below 50k
     chunks, approximate beyond), ``flat`` or ``ivf-sq8``; None keeps the index's own choice.
@@ -115,6 +115,8 @@ def _settings_to_keep(directory: IndexDirectory, model, size: int | None, overla
     replaced, where not given. A damaged or unreadable index has nothing to keep."""
     try:
         _, built = directory.open_manifest(full=False)
+    except IndexFormatError as exc:  # an older qa's index: its model, this qa's chunking
+        return model if model is not None else exc.model, size, overlap, vector_index
     except (IndexNotFoundError, IndexCorruptError, IndexMismatchError):
         return model, size, overlap, vector_index
     return (model if model is not None else built.embedder["model"],

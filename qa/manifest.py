@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from typing import Any
 
-from .errors import IndexCorruptError, IndexMismatchError
+from .errors import IndexCorruptError, IndexFormatError
 
 FORMAT_VERSION = 2
 MANIFEST_FILE = "manifest.json"
@@ -67,9 +67,11 @@ class Manifest:
             raw = json.loads(text)
             version = raw.get("format_version")
             if version != FORMAT_VERSION:
-                raise IndexMismatchError(
+                embedder = raw.get("embedder")
+                raise IndexFormatError(
                     f"{where} has index format {version!r}, this qa reads format {FORMAT_VERSION}; "
-                    "rebuild it with `qa index --rebuild`"
+                    "rebuild it with `qa index --rebuild`",
+                    model=str(embedder["model"]) if isinstance(embedder, dict) and "model" in embedder else None,
                 )
             return cls(
                 embedder=dict(raw["embedder"]),

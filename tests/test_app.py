@@ -35,7 +35,7 @@ from app_harness import (
     is_loopback_url,
     upload,
 )
-from conftest import FIXTURES, SEEDS
+from conftest import FIXTURES, SEEDS, age_index
 from qa.types import Citation
 
 SEED_NAME = "corea-del-norte-rusia-armas.txt"
@@ -387,6 +387,15 @@ def test_first_run_builds_the_index_from_seeds(server):
     assert "building it from seeds" in server.log()
     index = qa.load(server.cwd / "index")
     assert {SEED_NAME, HOSTILE_NAME} <= {d.source for d in index.documents()}
+
+
+def test_an_index_from_an_older_qa_is_rebuilt_at_start(seed_index, seeds_copy, tmp_path, capsys):
+    index_dir = tmp_path / "index"
+    shutil.copytree(seed_index, index_dir)
+    age_index(index_dir, 1)
+    library = app.Library.open(seeds_copy, index_dir)
+    assert "has index format 1, this qa reads format" in capsys.readouterr().out
+    assert library.index.retrieve("¿Quién suministró drones a Rusia?", k=1)[0].source == SEED_NAME
 
 
 def live_generation(server) -> str:

@@ -11,7 +11,7 @@ from qa.chunking import ChunkSettings, split
 from qa.documents import parse
 from qa.storage import IndexDirectory
 
-from conftest import FIXTURES, SEED_ARTICLE
+from conftest import FIXTURES, SEED_ARTICLE, age_index
 from test_documents import make_docx, make_pdf
 
 NEW_DOC = """El puerto de Valparaíso
@@ -152,3 +152,15 @@ def test_rebuild_keeps_the_indexs_model_chunk_settings_and_vector_index(minilm_p
     assert (stats.dimension, manifest.chunking) == (384, {"size": 600, "overlap": 60})
     assert (stats.vector_index, manifest.vector_index["requested"]) == ("ivf-sq8", "ivf-sq8")
     assert stats.docs_dir == str(seeds_copy.resolve())
+
+
+def test_an_older_format_index_is_rebuilt_with_its_own_model(minilm_path, seeds_copy, tmp_path):
+    qa.build_index(seeds_copy, tmp_path / "index", model=str(minilm_path), progress=False)
+    age_index(tmp_path / "index", 1)
+    with pytest.raises(qa.IndexFormatError, match="format 1.*--rebuild"):
+        qa.load(tmp_path / "index")
+    with pytest.raises(qa.IndexFormatError):  # an incremental build cannot reuse it either
+        qa.build_index(seeds_copy, tmp_path / "index", progress=False)
+    report = qa.build_index(seeds_copy, tmp_path / "index", rebuild=True, progress=False)
+    assert report.chunks_embedded == report.chunks > 0
+    assert qa.load(tmp_path / "index").stats().dimension == 384  # MiniLM kept, not the bundled default

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -10,7 +9,8 @@ import textwrap
 
 import pytest
 
-from qa.errors import IndexCorruptError, IndexLockedError, IndexMismatchError, IndexNotFoundError
+from conftest import age_index
+from qa.errors import IndexCorruptError, IndexFormatError, IndexLockedError, IndexMismatchError, IndexNotFoundError
 from qa.manifest import Manifest
 from qa.storage import CURRENT_FILE, IndexDirectory
 
@@ -80,18 +80,11 @@ def test_an_altered_manifest_or_pointer_is_detected(tmp_path):
 
 def test_another_format_version_says_how_to_rebuild(tmp_path):
     directory = IndexDirectory(tmp_path / "index")
-    name = commit(directory)
-    manifest_path = directory.generation_path(name) / "manifest.json"
-    raw = json.loads(manifest_path.read_text())
-    raw["format_version"] = 99
-    data = json.dumps(raw).encode()
-    manifest_path.write_bytes(data)
-    import hashlib
-
-    (directory.path / CURRENT_FILE).write_text(json.dumps(
-        {"generation": name, "manifest_sha256": hashlib.sha256(data).hexdigest()}))
-    with pytest.raises(IndexMismatchError, match="format 99.*qa index --rebuild"):
+    commit(directory)
+    age_index(directory.path, 99)
+    with pytest.raises(IndexFormatError, match="format 99.*qa index --rebuild") as raised:
         directory.open_manifest()
+    assert isinstance(raised.value, IndexMismatchError)
 
 
 def test_a_second_writer_is_refused_with_the_holders_pid(tmp_path):
