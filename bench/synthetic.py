@@ -23,7 +23,7 @@ import numpy as np
 
 from qa import chunkfeatures, lexical
 from qa.chunkdb import CHUNKS_FILE, ChunkTable, StoredChunk, write_chunks
-from qa.chunkfeatures import PROFILE_TOKENS, ChunkFeatures, NewRows
+from qa.chunkfeatures import ChunkFeatures, NewRows
 from qa.manifest import MANIFEST_FILE, DocumentEntry, Manifest
 from qa.vocabulary import VOCABULARY_FILE, WORD_VECTORS_FILE
 from qa.storage import IndexDirectory
@@ -64,17 +64,21 @@ def write_index(index_dir: Path, vectors: np.ndarray, source: Path) -> VectorSto
     real = real_chunks.get(list(range(real_chunks.count())))
     cycle = np.arange(n, dtype=np.int64) % len(real)
     doc_ids = [hashlib.sha256(f"synthetic-{d}".encode()).hexdigest() for d in range(-(-n // CHUNKS_PER_DOCUMENT))]
+    documents = {f"doc-{d:05d}.txt": DocumentEntry(doc_id, min(CHUNKS_PER_DOCUMENT, n - d * CHUNKS_PER_DOCUMENT),
+                                                   0, "synthetic")
+                 for d, doc_id in enumerate(doc_ids)}
     with directory.write_lock():
         workspace = directory.new_workspace()
-        rows = (StoredChunk(i, f"c{i}", doc_ids[i // CHUNKS_PER_DOCUMENT], real[r].start, real[r].end, None, real[r].text)
-                for i, r in enumerate(cycle.tolist()))
-        write_chunks(workspace / CHUNKS_FILE, rows)
-        store = VectorStore.create(vectors, vectors.shape[1])
-        store.save(workspace)
-        _write_features(workspace, source, cycle)
-        documents = {f"doc-{d:05d}.txt": DocumentEntry(doc_id, min(CHUNKS_PER_DOCUMENT, n - d * CHUNKS_PER_DOCUMENT),
-                                                       0, "synthetic")
-                     for d, doc_id in enumerate(doc_ids)}
+        try:
+            rows = (StoredChunk(i, f"c{i}", doc_ids[i // CHUNKS_PER_DOCUMENT], real[r].start, real[r].end, None,
+                                real[r].text) for i, r in enumerate(cycle.tolist()))
+            write_chunks(workspace / CHUNKS_FILE, rows)
+            store = VectorStore.create(vectors, vectors.shape[1])
+            store.save(workspace)
+            _write_features(workspace, source, cycle)
+        except BaseException:
+            shutil.rmtree(workspace, ignore_errors=True)
+            raise
         manifest = Manifest(embedder=real_manifest.embedder, chunking=real_manifest.chunking,
                             vector_index=store.describe(), documents=documents, chunks=n,
                             docs_dir="synthetic", built_at="synthetic")
@@ -88,9 +92,9 @@ def _write_features(workspace: Path, source: Path, cycle: np.ndarray) -> None:
     real = ChunkFeatures(source)
     for name in (VOCABULARY_FILE, WORD_VECTORS_FILE):
         shutil.copyfile(source / name, workspace / name)
-    nothing = NewRows(piece_spans=[], piece_vectors=np.empty((0, real.piece_vectors.shape[1]), np.float32),
-                      ngram_rows=[], word_rows=[], profiles=np.empty((0, PROFILE_TOKENS), np.uint32))
+    nothing = NewRows.concatenate([], real.piece_vectors.shape[1])
     chunkfeatures.write(workspace, real, cycle, nothing, len(real.words.df))
+    # write() carried the real rows' frequencies over as for one copy of each row; count them all
     repeats, rest = divmod(len(cycle), real.rows)
     for name in ("ngram", "word"):
         partial = lexical.gather(getattr(real, f"{name}_ptr"), getattr(real, f"{name}_ids"),

@@ -100,6 +100,3 @@ class ChunkTable:
                 (doc_id,),
             ))
         return sorted(result, key=lambda c: c.row)
-
-    def close(self) -> None:
-        self._connection.close()

@@ -53,6 +53,7 @@ PROFILE_TOKENS = 30
 # How much of a piece's neighbours its window vector adds (v_i + 0.5 (v_i-1 + v_i+1)).
 WINDOW_NEIGHBOUR = 0.5
 _COPY_BLOCK_BYTES = 64 << 20
+_REMOVED_ROWS_BLOCK = 4096
 
 
 def to_bfloat16(vectors: np.ndarray) -> np.ndarray:
@@ -93,10 +94,12 @@ def window_norms(piece_vectors: np.ndarray, pieces_per_chunk: Sequence[int]) -> 
 
 @dataclass(frozen=True)
 class NewRows:
-    """The artifacts of freshly encoded chunks, in row order."""
+    """The artifacts of freshly encoded chunks, in row order, in their stored form (a large
+    first build holds them all until the write: bfloat16 halves the biggest part)."""
 
     piece_spans: list[list[tuple[int, int]]]
-    piece_vectors: np.ndarray
+    piece_vectors: np.ndarray  # bfloat16 bit patterns (uint16) [pieces, dimension]
+    piece_window_norms: np.ndarray  # float32 [pieces]
     ngram_rows: list[TermRow]
     word_rows: list[TermRow]
     profiles: np.ndarray  # uint32 [rows, PROFILE_TOKENS]
@@ -104,13 +107,33 @@ class NewRows:
     def __len__(self) -> int:
         return len(self.piece_spans)
 
+    @classmethod
+    def encoded(cls, piece_spans: list[list[tuple[int, int]]], piece_vectors: np.ndarray, ngram_rows: list[TermRow],
+                word_rows: list[TermRow], profiles: np.ndarray) -> NewRows:
+        """Rows from float32 piece vectors, which are stored as bfloat16 with their window norms."""
+        return cls(piece_spans, to_bfloat16(piece_vectors), window_norms(piece_vectors, [len(s) for s in piece_spans]),
+                   ngram_rows, word_rows, np.asarray(profiles, dtype=np.uint32).reshape(-1, PROFILE_TOKENS))
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[NewRows], dimension: int) -> NewRows:
+        """The rows of ``parts``, one after the other."""
+        return cls(
+            piece_spans=[spans for part in parts for spans in part.piece_spans],
+            piece_vectors=np.concatenate([np.empty((0, dimension), np.uint16), *(p.piece_vectors for p in parts)]),
+            piece_window_norms=np.concatenate([np.empty(0, np.float32), *(p.piece_window_norms for p in parts)]),
+            ngram_rows=[row for part in parts for row in part.ngram_rows],
+            word_rows=[row for part in parts for row in part.word_rows],
+            profiles=np.concatenate([np.empty((0, PROFILE_TOKENS), np.uint32), *(p.profiles for p in parts)]),
+        )
+
 
 class ChunkFeatures:
     """The per-row artifacts of one generation, memory-mapped; safe to share between threads."""
 
     def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        load = lambda name: _load(folder / f"{name}.npy")
+        def load(name: str) -> np.ndarray:
+            return _load(folder / f"{name}.npy")
+
         self.piece_ptr = load("piece_ptr")
         self.piece_vectors = load("piece_vectors")
         self.piece_spans = load("piece_spans")
@@ -130,10 +153,18 @@ class ChunkFeatures:
         rows = {"piece_ptr": self.rows, "ngram_ptr": len(self.ngram_ptr) - 1, "word_ptr": len(self.word_ptr) - 1,
                 "ngram_lengths": len(self.ngram_lengths), "word_lengths": len(self.word_lengths),
                 "profiles": len(self.profiles), LEXICAL_STATS_FILE: self.ngrams.rows}
-        pieces = {"piece_ptr": int(self.piece_ptr[-1]), "piece_vectors": len(self.piece_vectors),
-                  "piece_spans": len(self.piece_spans), "piece_window_norms": len(self.piece_window_norms)}
-        if len(set(rows.values())) != 1 or len(set(pieces.values())) != 1:
-            raise IndexCorruptError(f"{folder} has per-row files that disagree ({rows}, {pieces}); run `qa index --rebuild`")
+        # Every ragged file must hold exactly what its pointer file says: a short or swapped
+        # file would otherwise surface as an IndexError, or silently wrong rows, mid-query.
+        entries = [
+            {"piece_ptr": int(self.piece_ptr[-1]), "piece_vectors": len(self.piece_vectors),
+             "piece_spans": len(self.piece_spans), "piece_window_norms": len(self.piece_window_norms)},
+            {"ngram_ptr": int(self.ngram_ptr[-1]), "ngram_ids": len(self.ngram_ids), "ngram_counts": len(self.ngram_counts)},
+            {"word_ptr": int(self.word_ptr[-1]), "word_ids": len(self.word_ids), "word_counts": len(self.word_counts)},
+            {"ngram_df": len(self.ngrams.df), "hash buckets": lexical.NGRAM_BUCKETS},
+        ]
+        if len(set(rows.values())) != 1 or any(len(set(group.values())) != 1 for group in entries):
+            raise IndexCorruptError(f"{folder} has per-row files that disagree ({rows}, {entries}); "
+                                    "run `qa index --rebuild`")
 
     def pieces(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(piece rows of ``rows`` concatenated, the position in ``rows`` owning each)."""
@@ -149,24 +180,23 @@ def write(workspace: Path, previous: ChunkFeatures | None, kept_rows: np.ndarray
     """Write the artifacts of a generation: ``previous``'s ``kept_rows`` then ``new``'s rows."""
     kept_rows = np.asarray(kept_rows, dtype=np.int64)
     runs = _runs(kept_rows)
-    old = previous
 
-    def ragged(name: str, new_sizes: Sequence[int], new_values: Sequence[np.ndarray], dtype) -> None:
-        old_ptr = getattr(old, f"{name}_ptr") if old is not None else None
-        kept_sizes = (np.asarray(old_ptr[kept_rows + 1]) - np.asarray(old_ptr[kept_rows])) if old is not None else np.empty(0, np.int64)
+    def ragged(name: str, new_sizes: Sequence[int], new_values: Sequence[tuple[str, np.ndarray]], dtypes: dict) -> None:
+        previous_ptr = getattr(previous, f"{name}_ptr") if previous is not None else None
+        kept_sizes = (np.asarray(previous_ptr[kept_rows + 1]) - np.asarray(previous_ptr[kept_rows])) if previous is not None else np.empty(0, np.int64)
         ptr = np.concatenate([[0], np.cumsum(np.concatenate([kept_sizes, np.asarray(new_sizes, dtype=np.int64)]))])
         np.save(workspace / f"{name}_ptr.npy", ptr.astype(np.int64), allow_pickle=False)
-        value_runs = [(int(old_ptr[a]), int(old_ptr[b])) for a, b in runs] if old is not None else []
+        value_runs = [(int(previous_ptr[a]), int(previous_ptr[b])) for a, b in runs] if previous is not None else []
         for suffix, values in new_values:
-            source = getattr(old, f"{name}_{suffix}") if old is not None else None
-            _write_concatenated(workspace / f"{name}_{suffix}.npy", source, value_runs, values, dtype[suffix])
+            source = getattr(previous, f"{name}_{suffix}") if previous is not None else None
+            _write_concatenated(workspace / f"{name}_{suffix}.npy", source, value_runs, values, dtypes[suffix])
 
     piece_counts = [len(s) for s in new.piece_spans]
     spans = np.array([span for own in new.piece_spans for span in own], dtype=np.int32).reshape(-1, 2)
     ragged("piece", piece_counts, [
-        ("vectors", to_bfloat16(new.piece_vectors)),
+        ("vectors", new.piece_vectors),
         ("spans", spans),
-        ("window_norms", window_norms(new.piece_vectors, piece_counts)),
+        ("window_norms", new.piece_window_norms),
     ], {"vectors": np.uint16, "spans": np.int32, "window_norms": np.float32})
     for name, term_rows in (("ngram", new.ngram_rows), ("word", new.word_rows)):
         ragged(name, [len(r.ids) for r in term_rows], [
@@ -174,17 +204,18 @@ def write(workspace: Path, previous: ChunkFeatures | None, kept_rows: np.ndarray
             ("counts", _concat([r.counts for r in term_rows], np.uint16)),
         ], {"ids": np.uint32, "counts": np.uint16})
         lengths = np.array([r.length for r in term_rows], dtype=np.int32)
-        _write_concatenated(workspace / f"{name}_lengths.npy", getattr(old, f"{name}_lengths", None), runs, lengths, np.int32)
-    _write_concatenated(workspace / "profiles.npy", getattr(old, "profiles", None), runs,
+        _write_concatenated(workspace / f"{name}_lengths.npy", getattr(previous, f"{name}_lengths", None), runs, lengths, np.int32)
+    _write_concatenated(workspace / "profiles.npy", getattr(previous, "profiles", None), runs,
                         new.profiles.reshape(-1, PROFILE_TOKENS), np.uint32)
 
-    removed = np.setdiff1d(np.arange(old.rows if old is not None else 0), kept_rows)
-    ngram_df = _document_frequencies(old, "ngram", lexical.NGRAM_BUCKETS, removed, new.ngram_rows)
-    word_df = _document_frequencies(old, "word", vocabulary_size, removed, new.word_rows)
+    removed = np.setdiff1d(np.arange(previous.rows if previous is not None else 0), kept_rows)
+    ngram_df = _document_frequencies(previous, "ngram", lexical.NGRAM_BUCKETS, removed, new.ngram_rows)
+    word_df = _document_frequencies(previous, "word", vocabulary_size, removed, new.word_rows)
     np.save(workspace / "ngram_df.npy", ngram_df, allow_pickle=False)
     np.save(workspace / "word_df.npy", word_df, allow_pickle=False)
-    total = lambda name: int(np.load(workspace / f"{name}_lengths.npy", mmap_mode="r").sum(dtype=np.int64))
-    stats = {"rows": len(kept_rows) + len(new), "ngram_length": total("ngram"), "word_length": total("word")}
+    stats = {"rows": len(kept_rows) + len(new), **{
+        f"{name}_length": int(np.load(workspace / f"{name}_lengths.npy", mmap_mode="r", allow_pickle=False).sum(dtype=np.int64))
+        for name in ("ngram", "word")}}
     (workspace / LEXICAL_STATS_FILE).write_text(json.dumps(stats), encoding="utf-8")
 
 
@@ -195,9 +226,11 @@ def _document_frequencies(old: ChunkFeatures | None, name: str, size: int, remov
     if old is not None:
         previous = getattr(old, f"{name}s").df
         df[:len(previous)] = previous
-        if len(removed):
-            entries = lexical.gather(getattr(old, f"{name}_ptr"), getattr(old, f"{name}_ids"), getattr(old, f"{name}_counts"), removed)
-            df -= np.bincount(entries.ids, minlength=size).astype(np.int32)[:size]
+        ptr, ids = getattr(old, f"{name}_ptr"), getattr(old, f"{name}_ids")
+        for a, b in _runs(removed):  # run by run: removing most of a large index gathers nothing at once
+            for start in range(a, b, _REMOVED_ROWS_BLOCK):
+                end = min(b, start + _REMOVED_ROWS_BLOCK)
+                df -= np.bincount(ids[int(ptr[start]):int(ptr[end])], minlength=size).astype(np.int32)[:size]
     if new_rows:
         ids = _concat([r.ids for r in new_rows], np.uint32)
         df += np.bincount(ids, minlength=size).astype(np.int32)[:size]
@@ -209,7 +242,7 @@ def _concat(parts: list[np.ndarray], dtype) -> np.ndarray:
 
 
 def _runs(rows: np.ndarray) -> list[tuple[int, int]]:
-    """Sorted rows as maximal runs ``[a, b)`` of consecutive rows."""
+    """Rows, in the order given, as maximal runs ``[a, b)`` of consecutive rows."""
     if len(rows) == 0:
         return []
     breaks = np.nonzero(np.diff(rows) != 1)[0]

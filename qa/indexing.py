@@ -279,27 +279,29 @@ class _Build:
 
         chunks = [c for d in documents for c in d.chunks]
         spans = [s for d in documents for s in d.pieces]
+        profiles = [d.profile for d in documents for _ in d.chunks]
         encoder = piece_encoder(self.embedder)
         chunk_parts = [np.empty((0, self.embedder.dimension), dtype=np.float32)]
-        piece_parts = [np.empty((0, self.embedder.dimension), dtype=np.float32)]
+        row_parts: list[NewRows] = []
         with tqdm(total=len(chunks), unit="chunk", disable=not self.progress or not chunks,
                   desc=f"Embedding {len(documents)} document{'s' * (len(documents) != 1)}") as bar:
             for i in range(0, len(chunks), EMBED_BATCH):
-                batch = chunks[i:i + EMBED_BATCH]
-                chunk_vectors, piece_vectors = encoder.encode([c.text for c in batch], spans[i:i + EMBED_BATCH])
+                # Each batch is turned into its stored form at once: holding float32 piece
+                # vectors and word lists of a whole large build would take many gigabytes.
+                batch, batch_spans = chunks[i:i + EMBED_BATCH], spans[i:i + EMBED_BATCH]
+                chunk_vectors, piece_vectors = encoder.encode([c.text for c in batch], batch_spans)
+                chunk_words = [lexical.words(c.text) for c in batch]
+                ids = vocabulary.ids(w for words in chunk_words for w in words)
                 chunk_parts.append(chunk_vectors)
-                piece_parts.append(piece_vectors)
+                row_parts.append(NewRows.encoded(
+                    piece_spans=batch_spans,
+                    piece_vectors=piece_vectors,
+                    ngram_rows=[lexical.term_row(lexical.ngram_buckets(c.text)) for c in batch],
+                    word_rows=[lexical.term_row(np.array([ids[w] for w in words], dtype=np.uint32)) for words in chunk_words],
+                    profiles=np.array(profiles[i:i + EMBED_BATCH], dtype=np.uint32),
+                ))
                 bar.update(len(batch))
-        chunk_words = [lexical.words(c.text) for c in chunks]
-        ids = vocabulary.ids(w for words in chunk_words for w in words)
-        new_rows = NewRows(
-            piece_spans=spans,
-            piece_vectors=np.vstack(piece_parts),
-            ngram_rows=[lexical.term_row(lexical.ngram_buckets(c.text)) for c in chunks],
-            word_rows=[lexical.term_row(np.array([ids[w] for w in words], dtype=np.uint32)) for words in chunk_words],
-            profiles=np.array([d.profile for d in documents for _ in d.chunks], dtype=np.uint32).reshape(-1, chunkfeatures.PROFILE_TOKENS),
-        )
-        return np.vstack(chunk_parts), new_rows
+        return np.vstack(chunk_parts), NewRows.concatenate(row_parts, self.embedder.dimension)
 
 
 def _now() -> str:

@@ -34,7 +34,8 @@ def piece_spans(text: str, chunks: Sequence[Chunk]) -> list[list[Span]]:
     result = []
     for chunk in chunks:
         spans = []
-        for start, end in sentences[bisect.bisect_right(ends, chunk.start):]:
+        for i in range(bisect.bisect_right(ends, chunk.start), len(sentences)):  # no list copy per chunk
+            start, end = sentences[i]
             if start >= chunk.end:
                 break
             a, b = max(start, chunk.start), min(end, chunk.end)

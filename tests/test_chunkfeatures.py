@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
+import pytest
 
 import qa
 from qa import lexical
 from qa.chunkfeatures import ChunkFeatures, from_bfloat16, to_bfloat16
 from qa.embedding import UniversalSentenceEncoder
+from qa.errors import IndexCorruptError
 from qa.storage import IndexDirectory
 from qa.vocabulary import Vocabulary
 
@@ -72,3 +76,14 @@ def test_an_added_document_appends_rows_and_encodes_only_new_words(seeds_copy, t
     assert np.array_equal(removed.words.df[:before_vocabulary.size], before.words.df)
     assert not removed.words.df[before_vocabulary.size:].any()
     assert np.array_equal(removed.piece_vectors, before.piece_vectors)
+
+
+def test_ragged_files_that_disagree_with_their_pointers_are_named(seed_index, tmp_path):
+    folder = tmp_path / "generation"
+    directory = IndexDirectory(seed_index)
+    shutil.copytree(directory.generation_path(directory.current_generation()), folder)
+    ChunkFeatures(folder)  # consistent as built
+    ids = np.load(folder / "ngram_ids.npy")
+    np.save(folder / "ngram_ids.npy", ids[:-1], allow_pickle=False)  # a valid file, one entry short
+    with pytest.raises(IndexCorruptError, match="ngram_ids.*qa index --rebuild"):
+        ChunkFeatures(folder)
