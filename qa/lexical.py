@@ -2,7 +2,11 @@
 
 No stop lists and no stemmers: character 4-grams of accent-folded words match inflected and
 compound forms in any alphabetic script, and BM25's idf discounts function words by their
-document frequency. 4-grams are feature-hashed into :data:`NGRAM_BUCKETS` columns, so an
+document frequency. Segmentation goes by Unicode script, never by language: a word is a run
+of word characters with their combining marks (Devanagari, Thai and vowelled Arabic keep
+their words whole), and scripts written without spaces between words (Han, kana, Thai,
+Lao, Khmer, Myanmar) are cut into overlapping character bigrams, the usual unit of CJK
+search engines, instead of whole clauses. 4-grams are feature-hashed into :data:`NGRAM_BUCKETS` columns, so an
 index never keeps a vocabulary of n-grams; words (for the translation channel) get ids from
 the index's vocabulary (:mod:`qa.vocabulary`).
 
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
+import regex
 
 # Lucene's BM25 parameters; tuned values in the literature sit close to these for passages.
 BM25_K1 = 1.2
@@ -30,9 +35,15 @@ NGRAM_BUCKETS = 1 << NGRAM_BUCKET_BITS
 # A word must have this many characters to enter the vocabulary: shorter ones are mostly
 # function words or abbreviations whose translations are noise.
 MIN_WORD_CHARS = 3
+# Longer "words" are identifiers, URLs or encoded data: never worth a vocabulary vector.
+MAX_WORD_CHARS = 32
 
-_TOKEN = re.compile(r"\b\w\w+\b")
-_WORD = re.compile(r"\b\w{%d,}\b" % MIN_WORD_CHARS)
+_UNSPACED = r"\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}"
+# A run of an unspaced script, or a word: word characters and marks of the other scripts.
+_CHARACTER = regex.compile(r"\X")  # a character with its combining marks
+_NEEDS_SCRIPTS = regex.compile(rf"[\p{{M}}{_UNSPACED}]")
+_PLAIN_WORD = re.compile(r"\w+")
+_SEGMENT = regex.compile(rf"(?P<unspaced>[{_UNSPACED}][{_UNSPACED}\p{{M}}]*)|[[\w\p{{M}}]--[{_UNSPACED}]]+", regex.V1)
 _PAD = "_"
 _SEPARATOR = "\x00"
 _MIX = np.uint64(0x9E3779B97F4A7C15)
@@ -51,14 +62,35 @@ def fold(text: str) -> str:
     return text.translate(marks) if marks else text
 
 
+def _segments(text: str) -> tuple[list[str], list[str]]:
+    """The words of ``text``, and the bigrams of its unspaced-script runs (a one-character
+    run stays whole)."""
+    if _NEEDS_SCRIPTS.search(text) is None:  # most text: one C-level findall
+        return _PLAIN_WORD.findall(text), []
+    words: list[str] = []
+    bigrams: list[str] = []
+    for match in _SEGMENT.finditer(text):
+        if match.group("unspaced") is None:
+            words.append(match.group())
+            continue
+        characters = _CHARACTER.findall(match.group())  # Thai vowels are marks: keep them on
+        if len(characters) == 1:
+            bigrams.append(characters[0])
+        bigrams.extend("".join(characters[i:i + 2]) for i in range(len(characters) - 1))
+    return words, bigrams
+
+
 def tokens(text: str) -> list[str]:
-    """Lowercased tokens of two or more word characters (for language profiles)."""
-    return _TOKEN.findall(text.lower())
+    """Lowercased tokens (for language profiles): words of two or more characters, bigrams."""
+    words, bigrams = _segments(text.lower())
+    return [w for w in words if len(w) >= 2] + bigrams
 
 
 def words(text: str) -> list[str]:
-    """Lowercased words of at least MIN_WORD_CHARS characters that are not all digits."""
-    return [w for w in _WORD.findall(text.lower()) if not w.isdigit()]
+    """Lowercased vocabulary words: words of MIN_WORD_CHARS to MAX_WORD_CHARS characters that
+    are not all digits, and the bigrams of unspaced scripts."""
+    found, bigrams = _segments(text.lower())
+    return [w for w in found if MIN_WORD_CHARS <= len(w) <= MAX_WORD_CHARS and not w.isdigit()] + bigrams
 
 
 def token_hashes(items: Iterable[str]) -> np.ndarray:
@@ -72,7 +104,7 @@ def ngram_buckets(text: str) -> np.ndarray:
     Vectorised over code points: the padded words are joined by a separator, every window
     of four code points is hashed, and windows that cross a word boundary are dropped.
     """
-    found = _TOKEN.findall(fold(text))
+    found = tokens(fold(text))
     if not found:
         return np.empty(0, dtype=np.uint32)
     joined = _SEPARATOR.join(f"{_PAD}{w}{_PAD}" for w in found)

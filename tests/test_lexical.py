@@ -26,6 +26,20 @@ def test_ngrams_ignore_case_and_accents_but_not_word_boundaries():
 def test_words_keep_three_or_more_characters_and_drop_numbers():
     assert lexical.words("Rusia recibió 2023 drones de Irán en 3D") == ["rusia", "recibió", "drones", "irán"]
     assert lexical.tokens("Rusia y EE. UU.") == ["rusia", "ee", "uu"]
+    assert lexical.words("id " + "x" * 33) == []  # identifiers and encoded data are not words
+
+
+def test_words_keep_their_combining_marks():
+    assert lexical.words("हिन्दी भाषा का इतिहास") == ["हिन्दी", "भाषा", "इतिहास"]
+    assert lexical.words("مُحَمَّد رَسُولُ") == ["مُحَمَّد", "رَسُولُ"]
+
+
+def test_scripts_without_spaces_become_character_bigrams():
+    assert lexical.words("北京是首都") == ["北京", "京是", "是首", "首都"]
+    assert lexical.tokens("我 住") == ["我", "住"]  # a lone character stays a token
+    assert lexical.words("ไทยเป็น") == ["ไท", "ทย", "ยเ", "เป็", "ป็น"]  # vowel marks stay on their letter
+    # a short query word matches inside a long run of the document
+    assert set(lexical.ngram_buckets("北京").tolist()) <= set(lexical.ngram_buckets("我住在北京市").tolist())
 
 
 def test_hashes_are_fixed_functions_not_pythons_per_process_hash():
