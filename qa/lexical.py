@@ -48,6 +48,9 @@ _PAD = "_"
 _SEPARATOR = "\x00"
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _MIX2 = np.uint64(0xBF58476D1CE4E5B9)
+# Low bits of term ids in the bitmap that prefilters matches: 16 KB, cache-resident.
+_FILTER_BITS = 14
+_FILTER_MASK = np.uint32((1 << _FILTER_BITS) - 1)
 
 
 def fold(text: str) -> str:
@@ -184,20 +187,51 @@ def gather(ptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, rows: Sequence[
                    np.concatenate([ids[a:b] for a, b in bounds]), np.concatenate([counts[a:b] for a, b in bounds]))
 
 
-def match_scores(entries: Entries, n_rows: int, query_ids: np.ndarray, query_weights: np.ndarray,
+@dataclass(frozen=True)
+class Matches:
+    """The entries of several rows whose term is a query term, in row order."""
+
+    owner: np.ndarray  # position of the entry's row among the rows asked for
+    term: np.ndarray  # index of the entry's term in the query's ids
+    counts: np.ndarray
+
+
+def matches(ptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, rows: np.ndarray, query_ids: np.ndarray) -> Matches:
+    """The entries of ``rows`` (of a ragged CSR table) whose id is in ``query_ids`` (sorted, distinct).
+
+    Of a query's ~50 candidate rows (~20,000 entries) a few hundred match. A bitmap of the
+    query ids' low bits rejects almost all the others in one pass (4x faster than a binary
+    search of every entry), then the few left are checked by binary search. A table over
+    all ids would need no check but misses the cache between encoder calls.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    starts = np.asarray(ptr[rows], dtype=np.int64)
+    ends = np.asarray(ptr[rows + 1], dtype=np.int64)
+    if len(query_ids) == 0 or len(rows) == 0:
+        return Matches(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, counts.dtype))
+    # one slice per row: about twice as fast as computing a fancy index for ~50 rows
+    row_ids = np.concatenate([ids[a:b] for a, b in zip(starts.tolist(), ends.tolist())])
+    bitmap = np.zeros(1 << _FILTER_BITS, dtype=bool)
+    bitmap[query_ids & _FILTER_MASK] = True
+    maybe = np.flatnonzero(bitmap.take(row_ids & _FILTER_MASK))
+    found = row_ids[maybe]
+    term = np.searchsorted(query_ids, found)
+    term[term == len(query_ids)] = 0
+    hit = query_ids[term] == found
+    at = maybe[hit]
+    offsets = np.cumsum(ends - starts) - (ends - starts)
+    owner = np.searchsorted(offsets, at, side="right") - 1
+    return Matches(owner, term[hit], counts[starts[owner] + at - offsets[owner]])
+
+
+def match_scores(found: Matches, n_rows: int, query_ids: np.ndarray, query_weights: np.ndarray,
                  row_lengths: np.ndarray, collection: Collection) -> np.ndarray:
     """Per row: sum over the query's terms of query weight x the row's BM25 weight.
 
-    ``query_ids`` must be sorted and distinct; ``row_lengths`` is per row (n_rows).
+    ``found`` are the rows' :func:`matches` of ``query_ids``; ``row_lengths`` is per row (n_rows).
     """
-    if len(query_ids) == 0 or len(entries.ids) == 0:
+    if len(found.term) == 0:
         return np.zeros(n_rows, dtype=np.float32)
-    # A binary search over the few query terms streams the entries once; a lookup table
-    # indexed by term was faster in isolation but slower between encoder calls (cache misses).
-    where = np.searchsorted(query_ids, entries.ids)
-    where[where == len(query_ids)] = 0
-    hit = query_ids[where] == entries.ids
-    owner, term = entries.owner[hit], where[hit]
-    weights = bm25_weights(entries.counts[hit], row_lengths[owner], collection.idf(query_ids)[term],
+    weights = bm25_weights(found.counts, row_lengths[found.owner], collection.idf(query_ids)[found.term],
                            collection.average_length)
-    return np.bincount(owner, weights=weights * query_weights[term], minlength=n_rows).astype(np.float32)
+    return np.bincount(found.owner, weights=weights * query_weights[found.term], minlength=n_rows).astype(np.float32)

@@ -65,11 +65,12 @@ def test_a_question_without_words_to_translate_still_ranks(seed_index):
 
 
 def test_question_words_without_any_translation_score_zero():
-    from qa.lexical import Collection, Entries
+    from qa.lexical import Collection, matches
     from qa.vocabulary import Neighbours, Translations
 
     nothing_close = Translations.of([Neighbours((3,), (0.4,))])
     assert nothing_close.words == 1 and len(nothing_close.ids) == 0
-    entries = Entries(np.array([0, 1]), np.array([3, 5], dtype=np.uint32), np.array([1, 2], dtype=np.uint16))
-    scores = hybrid._translated_scores(entries, 2, nothing_close, np.array([4, 4]), Collection(2, 8, np.ones(6, np.int32)))
+    found = matches(np.array([0, 1, 2]), np.array([3, 5], dtype=np.uint32), np.array([1, 2], dtype=np.uint16),
+                    np.array([0, 1]), nothing_close.ids)
+    scores = hybrid._translated_scores(found, 2, nothing_close, np.array([4, 4]), Collection(2, 8, np.ones(6, np.int32)))
     assert scores.tolist() == [0.0, 0.0]

@@ -62,8 +62,28 @@ def test_match_scores_are_bm25_from_raw_counts_and_global_frequencies():
     df = np.bincount(ids, minlength=lexical.NGRAM_BUCKETS)
     collection = lexical.Collection(rows=3, total_length=int(lengths.sum()), df=df)
     query = np.array([5, 9], dtype=np.uint32)
-    entries = lexical.gather(ptr, ids, counts, [2, 0, 1])
-    scores = lexical.match_scores(entries, 3, query, np.array([1.0, 2.0], np.float32), lengths[[2, 0, 1]], collection)
+    found = lexical.matches(ptr, ids, counts, np.array([2, 0, 1]), query)
+    scores = lexical.match_scores(found, 3, query, np.array([1.0, 2.0], np.float32), lengths[[2, 0, 1]], collection)
     average = lengths.mean()
     expected = [0.0, bm25(2, 3, 1, 3, average) + 2 * bm25(1, 3, 2, 3, average), 2 * bm25(1, 2, 2, 3, average)]
     assert scores == pytest.approx(expected, rel=1e-5)
+
+
+def test_matches_find_exactly_the_entries_of_query_terms_in_row_order():
+    rng = np.random.default_rng(7)
+    query = np.unique(rng.integers(0, lexical.NGRAM_BUCKETS, 40)).astype(np.uint32)
+    # ids sharing a query id's low bits but not the id itself must pass the bitmap and be rejected
+    decoys = query ^ np.uint32(1 << 18)
+    rows = [np.unique(np.concatenate([rng.choice(query, 5), rng.choice(decoys, 5),
+                                      rng.integers(0, lexical.NGRAM_BUCKETS, 200)])).astype(np.uint32)
+            for _ in range(30)] + [np.empty(0, np.uint32)]
+    ptr = np.cumsum([0] + [len(r) for r in rows])
+    ids = np.concatenate(rows)
+    counts = rng.integers(1, 9, len(ids)).astype(np.uint16)
+    asked = np.array([30, 4, 17, 0, 4, 29])
+    found = lexical.matches(ptr, ids, counts, asked, query)
+    expected = [(position, int(np.searchsorted(query, i)), int(c)) for position, row in enumerate(asked)
+                for i, c in zip(ids[ptr[row]:ptr[row + 1]], counts[ptr[row]:ptr[row + 1]]) if i in set(query.tolist())]
+    assert list(zip(found.owner.tolist(), found.term.tolist(), found.counts.tolist())) == expected
+    assert len(expected) > 20
+    assert len(lexical.matches(ptr, ids, counts, asked, query[:0]).term) == 0
