@@ -24,6 +24,8 @@ weights and the threshold were fitted on), the test half (odd) and all questions
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import statistics
@@ -199,8 +201,9 @@ def evaluate(questions: str = "en", pool: str = "es", *, data_dir: str | Path | 
     benchmark = load_benchmark(questions, pool, data_dir, articles)
     embedder = _embedder(model)
     embedder.encode_queries(["warm up"])  # load the weights before timing the build
-    with tempfile.TemporaryDirectory(prefix="qa-eval-") as scratch:
-        root = Path(work_dir) if work_dir is not None else Path(scratch)
+    folder = tempfile.TemporaryDirectory(prefix="qa-eval-") if work_dir is None else contextlib.nullcontext(work_dir)
+    with folder as where:
+        root = Path(where)
         docs = root / f"pool-{pool}"
         characters = benchmark.write_articles(docs)
         started = time.perf_counter()
@@ -233,22 +236,31 @@ def _ask_all(benchmark: Benchmark, index: Index, seeds_index: Index, progress: b
     outcomes = []
     for q in tqdm(benchmark.questions, desc=f"{benchmark.questions_language}->{benchmark.pool_language}",
                   unit="question", disable=not progress):
-        covers = lambda source, start, end: numbers.get(source) == q.article and start <= q.start and end >= q.end
-        first = lambda flags: next((i for i, f in enumerate(flags) if f), None)
+        covers = functools.partial(_covers, numbers, q)
         hybrid = index.retrieve(q.text, k=TOP_K)
         dense = index.retrieve(q.text, k=TOP_K, mode="dense")
         answer = index.ask(q.text)
         cited = answer.citations[0] if answer.citations else None
         outcomes.append(_Outcome(
-            hybrid_rank=first(covers(h.source, h.start, h.end) for h in hybrid),
-            dense_rank=first(covers(h.source, h.start, h.end) for h in dense),
-            bm25_rank=first(covers(source, start, end) for source, start, end in bm25.top(q.text, TOP_K)),
+            hybrid_rank=_first(covers(h.source, h.start, h.end) for h in hybrid),
+            dense_rank=_first(covers(h.source, h.start, h.end) for h in dense),
+            bm25_rank=_first(covers(source, start, end) for source, start, end in bm25.top(q.text, TOP_K)),
             answer_hit=cited is not None and covers(cited.source, cited.start, cited.end),
             abstained=answer.abstained,
             dense_answer_hit=_baseline_answer_hit(index, q.text, covers),
             seeds_abstained=seeds_index.ask(q.text).abstained,
         ))
     return outcomes
+
+
+def _covers(numbers: dict[str, int], question: Question, source: str, start: int, end: int) -> bool:
+    """Whether ``source[start:end]`` contains the gold answer of ``question``."""
+    return numbers.get(source) == question.article and start <= question.start and end >= question.end
+
+
+def _first(flags: Iterable[bool]) -> int | None:
+    """The position of the first true flag, or None."""
+    return next((i for i, flag in enumerate(flags) if flag), None)
 
 
 def _baseline_answer_hit(index: Index, question: str, covers: Callable[[str, int, int], bool]) -> bool:
@@ -318,7 +330,9 @@ def _latency(index: Index, questions: Sequence[Question]) -> tuple[float, float,
 
 def _half_report(questions: Sequence[Question], outcomes: Sequence[_Outcome], half: str) -> HalfReport:
     chosen = [o for q, o in zip(questions, outcomes) if half == "all" or q.half == half]
-    mean = lambda values: float(np.mean(list(values))) if chosen else 0.0
+
+    def mean(values: Iterable) -> float:
+        return float(np.mean(list(values))) if chosen else 0.0
 
     def ranked(attribute: str) -> tuple[float, float, float]:
         ranks = [getattr(o, attribute) for o in chosen]
@@ -360,7 +374,10 @@ def _targets(report: EvalReport) -> dict[str, bool]:
 
 def format_report(report: EvalReport) -> str:
     """The text ``qa eval`` prints: a table with the baselines beside the hybrid figures."""
-    f = lambda x: "  -  " if x is None else f"{x:.3f}"
+
+    def f(x: float | None) -> str:
+        return "  -  " if x is None else f"{x:.3f}"
+
     lines = [
         f"qa eval: {report.questions_language} questions -> {report.pool_language} pool "
         f"({report.articles} articles, {report.chunks} chunks of {report.chunk_settings['size']}/"

@@ -47,7 +47,7 @@ EVIDENCE_CHUNKS = 3
 
 @dataclass(frozen=True)
 class Weights:
-    """Fusion weights (REPORT names in brackets); defaults tuned for 1500/215 chunks."""
+    """Fusion weights; defaults tuned for 1500/215 chunks (the module docstring's letters in comments)."""
 
     dense: float = 0.5  # A
     best_piece: float = 0.75  # B
@@ -90,6 +90,14 @@ class Ranking:
     piece_rows: np.ndarray  # pieces of all candidates, grouped by candidate
     piece_owner: np.ndarray  # position in ``rows`` of each piece's chunk
     piece_cosines: np.ndarray
+
+    @property
+    def top_support(self) -> float:
+        """The best cosine of a sentence of the top chunk with the question (-inf if none):
+        unlike ``scores``, whose lexical parts are relative to the candidates, it compares
+        across rankings of different readings of a question."""
+        mine = self.piece_cosines[self.piece_owner == 0] if len(self.rows) else self.piece_cosines[:0]
+        return float(mine.max()) if len(mine) else -np.inf
 
     def pieces_of(self, position: int) -> tuple[np.ndarray, np.ndarray]:
         """(piece rows, cosines) of the chunk at ``position`` in the ranking."""

@@ -21,7 +21,8 @@ from .manifest import Manifest
 from .storage import IndexDirectory
 from .store import VECTORS_FILE, VectorStore
 from .types import Answer, Evidence, Hit, IndexedDocument, IndexStats
-from .vocabulary import LruCache, Translations, Vocabulary, single_threaded_faiss
+from .lru import LruCache
+from .vocabulary import Translations, Vocabulary
 
 if TYPE_CHECKING:
     from .llm import LLMSettings
@@ -125,8 +126,12 @@ class Index:
         if vectors.dimension != manifest.embedder["dimension"]:
             raise IndexCorruptError(f"{folder / VECTORS_FILE} has dimension {vectors.dimension}, "
                                     f"the manifest says {manifest.embedder['dimension']}; run `qa index --rebuild`")
+        vocabulary = Vocabulary(folder)
+        if len(features.words.df) != vocabulary.size:
+            raise IndexCorruptError(f"{folder} has {vocabulary.size} vocabulary words but frequencies for "
+                                    f"{len(features.words.df)}; run `qa index --rebuild`")
         return _Snapshot(generation, manifest, vectors, chunks, embedder, manifest.sources_by_doc(), features,
-                         Vocabulary(folder), LruCache())
+                         vocabulary, LruCache())
 
     def _embedder_for(self, manifest: Manifest, current: Embedder | None) -> Embedder:
         built_with = manifest.embedder
@@ -181,7 +186,7 @@ class Index:
         cosine with that sentence, the scale of :data:`SUPPORT_THRESHOLD`. ``history`` is
         the conversation so far (``{"role", "content"}`` messages). A follow-up such as
         "Where will they be built?" is also searched together with the previous question,
-        and whichever reading finds the stronger passage wins, so a question on a new
+        and whichever reading finds the better-supported sentence wins, so a question on a new
         topic is not dragged back to the old one.
         """
         question = check_question(question)
@@ -189,10 +194,11 @@ class Index:
         snapshot = self.snapshot()
         previous = _previous_question(history)
         readings = self._read(snapshot, [question] + ([f"{previous} {question}"] if previous else []), k)
-        best = max(readings, key=lambda r: r.ranking.scores[0] if len(r.ranking.rows) else -np.inf)
+        best = max(readings, key=lambda r: r.ranking.top_support)
         ranking = best.ranking
-        hits = _hits(snapshot, ranking, max(k, hybrid.EVIDENCE_CHUNKS))
+        hits = _hits(snapshot, ranking, k)
         translations = best.terms.translations
+        # quotes come only from the passages returned, which an LLM answerer also gets
         choices = hybrid.choose_pieces(snapshot.features, ranking, [h.text for h in hits], translations,
                                        snapshot.vocabulary.words(translations.ids.tolist()))
         evidence = []
@@ -221,12 +227,12 @@ class Index:
         vectors = embedder.encode_queries(readings + unknown)
         vectors_of.update(zip(unknown, vectors[len(readings):]))
         self._word_cache(embedder).put(looked_up, [vectors_of[w] for w in looked_up])
-        with single_threaded_faiss():
-            if missing:
-                found = snapshot.vocabulary.neighbours(np.array([vectors_of[w] for w in missing], dtype=np.float32))
-                snapshot.neighbours.put(missing, found)
-                near.update(zip(missing, found))
-            dense, rows = snapshot.vectors.search(vectors[:len(readings)], max(k, hybrid.CANDIDATES))
+        if missing:
+            found = snapshot.vocabulary.neighbours(np.array([vectors_of[w] for w in missing], dtype=np.float32),
+                                                   in_use=snapshot.features.words.df)
+            snapshot.neighbours.put(missing, found)
+            near.update(zip(missing, found))
+        dense, rows = snapshot.vectors.search(vectors[:len(readings)], max(k, hybrid.CANDIDATES))
         result = []
         for i, reading in enumerate(readings):
             terms = hybrid.query_terms(reading, Translations.of([near[w] for w in words[i]]))
@@ -293,8 +299,7 @@ class Index:
 
 
 def _dense_search(snapshot: _Snapshot, vector: np.ndarray, k: int) -> list[Hit]:
-    with single_threaded_faiss():
-        scores, rows = snapshot.vectors.search(vector[None, :], k)
+    scores, rows = snapshot.vectors.search(vector[None, :], k)
     return _hits_of(snapshot, [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0])
 
 

@@ -12,14 +12,11 @@ index has never seen and adds them to a copy of the previous graph.
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import sqlite3
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Sequence
 
 import faiss
 import numpy as np
@@ -38,23 +35,9 @@ MIN_TRANSLATION_COSINE = 0.6
 _HNSW_FACTORY = "HNSW32,SQfp16"
 _EF_CONSTRUCTION = 80
 _EF_SEARCH = 32
+_SPARE_NEIGHBOURS = 3
 _ENCODE_BATCH = 512
 _SQLITE_VARIABLES = 900
-
-
-@contextlib.contextmanager
-def single_threaded_faiss() -> Iterator[None]:
-    """Run faiss single-threaded inside the block (for one query at a time).
-
-    On a 2-core machine faiss's idle OpenMP threads spin-wait against the encoder's BLAS
-    threads: a query measured 4.0 ms with the default and 1.7 ms single-threaded.
-    """
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(before)
 
 
 @dataclass(frozen=True)
@@ -79,8 +62,9 @@ class Translations:
     words: int
 
     @classmethod
-    def none(cls) -> Translations:
-        return cls(np.empty(0, np.uint32), np.empty(0, np.int64), np.empty(0, np.float32), 0)
+    def none(cls, words: int = 0) -> Translations:
+        """No translations for ``words`` query words."""
+        return cls(np.empty(0, np.uint32), np.empty(0, np.int64), np.empty(0, np.float32), words)
 
     @classmethod
     def of(cls, neighbours: Sequence[Neighbours]) -> Translations:
@@ -94,7 +78,7 @@ class Translations:
                 if cosine >= MIN_TRANSLATION_COSINE and cosine > best.get(word_id, (-1.0, 0))[0]:
                     best[word_id] = (cosine, group)
         if not best:
-            return cls(np.empty(0, np.uint32), np.empty(0, np.int64), np.empty(0, np.float32), len(neighbours))
+            return cls.none(len(neighbours))
         order = sorted(best)
         return cls(
             ids=np.array(order, dtype=np.uint32),
@@ -122,6 +106,7 @@ class Vocabulary:
 
     @property
     def size(self) -> int:
+        """Words in the vocabulary (ids are 0..size-1)."""
         return int(self._query("SELECT COUNT(*) FROM words")[0][0])
 
     def ids(self, words: Sequence[str]) -> dict[str, int]:
@@ -144,14 +129,25 @@ class Vocabulary:
             return np.empty((0, self._graph.d), dtype=np.float32)
         return self._graph.reconstruct_batch(np.asarray(ids, dtype=np.int64))
 
-    def neighbours(self, word_vectors: np.ndarray) -> list[Neighbours]:
-        """The TRANSLATIONS_PER_WORD nearest vocabulary words of each vector (HNSW search)."""
+    def neighbours(self, word_vectors: np.ndarray, in_use: np.ndarray) -> list[Neighbours]:
+        """The TRANSLATIONS_PER_WORD nearest vocabulary words of each vector (HNSW search)
+        among those that some chunk still contains (``in_use[id] > 0``: document frequencies).
+
+        Ids are never reused, so the words of removed documents stay in the graph; a few
+        spare neighbours are asked for so that they do not take a translation's place.
+        """
         if len(word_vectors) == 0 or self._graph.ntotal == 0:
             return [Neighbours((), ()) for _ in range(len(word_vectors))]
-        k = min(TRANSLATIONS_PER_WORD, self._graph.ntotal)
+        k = min(TRANSLATIONS_PER_WORD + _SPARE_NEIGHBOURS, self._graph.ntotal)
+        # One OpenMP thread for a query, as in VectorStore.search (per calling thread).
+        faiss.omp_set_num_threads(1)
         cosines, ids = self._graph.search(np.ascontiguousarray(word_vectors, dtype=np.float32), k)
-        return [Neighbours(tuple(i for i in row_ids if i >= 0), tuple(c for i, c in zip(row_ids, row_cosines) if i >= 0))
-                for row_ids, row_cosines in zip(ids.tolist(), cosines.tolist())]
+        result = []
+        for row_ids, row_cosines in zip(ids.tolist(), cosines.tolist()):
+            kept = [(i, c) for i, c in zip(row_ids, row_cosines) if 0 <= i < len(in_use) and in_use[i] > 0]
+            kept = kept[:TRANSLATIONS_PER_WORD]
+            result.append(Neighbours(tuple(i for i, _ in kept), tuple(c for _, c in kept)))
+        return result
 
 
 def _lookup(query: Callable[[str, Sequence], list[tuple]], words: Sequence[str]) -> dict[str, int]:
@@ -204,6 +200,9 @@ class VocabularyBuilder:
             self._connection.commit()
         finally:
             self._connection.close()
+        if self.previous is not None and not self.new_words:
+            shutil.copyfile(self.previous / WORD_VECTORS_FILE, self.workspace / WORD_VECTORS_FILE)
+            return
         if self.previous is not None:
             graph = faiss.read_index(str(self.previous / WORD_VECTORS_FILE))
         else:
@@ -218,35 +217,3 @@ class VocabularyBuilder:
                 graph.add(np.ascontiguousarray(encode(batch), dtype=np.float32))
                 bar.update(len(batch))
         faiss.write_index(graph, str(self.workspace / WORD_VECTORS_FILE))
-
-
-class LruCache:
-    """A bounded word -> value map that evicts the least recently used; thread-safe.
-
-    Holds query-word vectors (standalone encodings of single words, or the vocabulary's
-    float16 copy) and query words' neighbours in one index generation: values a word would
-    get again, so the caches change speed, not results.
-    """
-
-    def __init__(self, capacity: int = 20_000) -> None:
-        self.capacity = capacity
-        self._items: OrderedDict[str, object] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, words: Iterable[str]) -> dict:
-        with self._lock:
-            found = {}
-            for word in words:
-                value = self._items.get(word)
-                if value is not None:
-                    self._items.move_to_end(word)
-                    found[word] = value
-            return found
-
-    def put(self, words: Sequence[str], values: Sequence) -> None:
-        with self._lock:
-            for word, value in zip(words, values):
-                self._items[word] = value
-                self._items.move_to_end(word)
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from qa.embedding import load_embedder
-from qa.vocabulary import LruCache, Translations, Vocabulary, VocabularyBuilder
+from qa.lru import LruCache
+from qa.vocabulary import Translations, Vocabulary, VocabularyBuilder
 
 
 def build(folder, words, previous=None):
@@ -22,7 +23,8 @@ def test_query_words_map_to_their_translations(tmp_path):
     build(tmp_path / "v", ["jugador", "temporada", "ciudad", "iglesia", "drones", "puerto"])
     vocabulary = Vocabulary(tmp_path / "v")
     encoder = load_embedder(None)
-    translations = Translations.of(vocabulary.neighbours(encoder.encode_queries(["player", "season", "church"])))
+    in_use = np.ones(vocabulary.size, dtype=np.int32)
+    translations = Translations.of(vocabulary.neighbours(encoder.encode_queries(["player", "season", "church"]), in_use))
     found = vocabulary.words(translations.ids.tolist())
     best = {}
     for word_id, group, weight in zip(translations.ids.tolist(), translations.group.tolist(), translations.weight.tolist()):
@@ -30,6 +32,18 @@ def test_query_words_map_to_their_translations(tmp_path):
             best[group] = (found[word_id], weight)
     assert {g: w for g, (w, _) in best.items()} == {0: "jugador", 1: "temporada", 2: "iglesia"}
     assert (translations.weight >= 0.6).all() and translations.words == 3
+
+
+def test_words_no_chunk_contains_any_more_are_not_translations(tmp_path):
+    ids, _ = build(tmp_path / "v", ["jugador", "jugadores", "futbolista", "temporada", "ciudad", "iglesia", "puerto"])
+    vocabulary = Vocabulary(tmp_path / "v")
+    player = load_embedder(None).encode_queries(["player"])
+    in_use = np.ones(vocabulary.size, dtype=np.int32)
+    (near,) = vocabulary.neighbours(player, in_use)
+    assert ids["jugador"] in near.ids
+    in_use[ids["jugador"]] = 0  # its document was removed: the id stays, its frequency is 0
+    (near,) = vocabulary.neighbours(player, in_use)
+    assert ids["jugador"] not in near.ids and len(near.ids) == 3
 
 
 def test_ids_are_stable_and_only_new_words_are_encoded(tmp_path):
