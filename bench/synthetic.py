@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qa import chunkfeatures, lexical
+from qa import chunkfeatures
 from qa.chunkdb import CHUNKS_FILE, ChunkTable, StoredChunk, write_chunks
 from qa.chunkfeatures import ChunkFeatures, NewRows
 from qa.manifest import MANIFEST_FILE, DocumentEntry, Manifest
@@ -97,8 +97,7 @@ def _write_features(workspace: Path, source: Path, cycle: np.ndarray) -> None:
     # write() carried the real rows' frequencies over as for one copy of each row; count them all
     repeats, rest = divmod(len(cycle), real.rows)
     for name in ("ngram", "word"):
-        partial = lexical.gather(getattr(real, f"{name}_ptr"), getattr(real, f"{name}_ids"),
-                                 getattr(real, f"{name}_counts"), np.arange(rest, dtype=np.int64))
+        partial = getattr(real, f"{name}_ids")[0:int(getattr(real, f"{name}_ptr")[rest])]  # rows 0..rest-1
         df = getattr(real, f"{name}s").df.astype(np.int64) * repeats
-        df += np.bincount(partial.ids, minlength=len(df))[:len(df)]
+        df += np.bincount(partial, minlength=len(df))[:len(df)]
         np.save(workspace / f"{name}_df.npy", df.astype(np.int32), allow_pickle=False)
