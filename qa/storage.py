@@ -162,7 +162,7 @@ class IndexDirectory:
         Call with the write lock held.
         """
         manifest.files = {
-            p.name: FileEntry(bytes=p.stat().st_size, sha256=_sha256_file(p), sample_sha256=_sample_sha256(p))
+            p.name: FileEntry(bytes=p.stat().st_size, sha256=sha256_file(p), sample_sha256=_sample_sha256(p))
             for p in sorted(workspace.iterdir())
             if p.name != MANIFEST_FILE
         }
@@ -229,12 +229,13 @@ def _verify_file(path: Path, expected: FileEntry, full: bool) -> None:
     if not full and size > FULL_CHECK_MAX_BYTES and expected.sample_sha256 is not None:
         matches = _sample_sha256(path) == expected.sample_sha256
     else:
-        matches = _sha256_file(path) == expected.sha256
+        matches = sha256_file(path) == expected.sha256
     if not matches:
         raise IndexCorruptError(f"{path} does not match its checksum; run `qa index --rebuild`")
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while block := handle.read(1 << 20):
