@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
@@ -164,3 +165,10 @@ def test_an_older_format_index_is_rebuilt_with_its_own_model(minilm_path, seeds_
     report = qa.build_index(seeds_copy, tmp_path / "index", rebuild=True, progress=False)
     assert report.chunks_embedded == report.chunks > 0
     assert qa.load(tmp_path / "index").stats().dimension == 384  # MiniLM kept, not the bundled default
+
+
+def test_embedding_shows_a_progress_bar_with_counts_and_eta(seeds_copy, tmp_path, capsys):
+    qa.build_index(seeds_copy, tmp_path / "index", progress=True)
+    bar = capsys.readouterr().err
+    # tqdm: "Embedding 1 document: 100%|...| 3/3 [00:00<00:00, 5.6chunk/s]" (elapsed<remaining)
+    assert re.search(r"Embedding 1 document: .*\b(\d+)/\1 \[\d\d:\d\d<\d\d:\d\d, .*chunk/s\]", bar), bar
