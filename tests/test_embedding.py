@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -46,6 +47,13 @@ def test_bundled_encoder_matches_the_packages_own_encoder():
     reference = np.asarray(USE(threads=1).encode(sentences), dtype=np.float32)
     reference /= np.linalg.norm(reference, axis=1, keepdims=True)
     assert np.min(np.sum(ours * reference, axis=1)) > 0.9999
+    # qa pads token and sentence rows to multiples of four (qa.use_forward): every small
+    # batch size and token count must still give the library's vectors
+    for size in (1, 2, 3, 5):
+        for first in range(0, 8, 3):
+            batch = sentences[first:first + size]
+            alone = load_embedder(None).encode_queries(batch)
+            assert np.min(np.sum(alone * reference[first:first + size], axis=1)) > 0.9999, (size, first)
 
 
 def test_sentence_transformers_model_from_a_folder(minilm_path):
@@ -135,3 +143,25 @@ def test_bulk_encoding_split_over_threads_matches_one_call():
     one_by_one = np.vstack([encoder.encode_passages([t]) for t in texts[::23]])
     np.testing.assert_allclose(split[::23], one_by_one, atol=1e-5)
     assert encoder.backend().threads == 1
+
+
+def test_the_bundled_encoder_keeps_blas_on_one_thread_while_threads_overlap():
+    """BLAS's thread count is process-wide: a per-call limit restored by the first of two
+    overlapping calls would leave the other computing on two threads."""
+    from threadpoolctl import threadpool_info
+
+    def blas_threads() -> set[int]:  # numpy's BLAS, which the encoder's matrix products use
+        return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas" and "numpy" in lib["filepath"]}
+
+    encoder = UniversalSentenceEncoder(threads=2)
+    encoder.backend()
+    assert blas_threads() == {1}
+    texts = [f"Passage number {i} about trams in Lisbon and drones in Russia." for i in range(64)]
+    during = []
+    worker = threading.Thread(target=lambda: [encoder.encode_queries(texts[:3]) for _ in range(20)])
+    worker.start()
+    while worker.is_alive():
+        encoder.encode_passages(texts)
+        during.append(blas_threads())
+    worker.join()
+    assert during and all(seen == {1} for seen in during) and blas_threads() == {1}
