@@ -11,12 +11,15 @@ import os
 import threading
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Protocol, Sequence, TypeVar
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence, TypeVar
 
 import numpy as np
 
 from .errors import EmbedderError
 from .storage import sha256_file
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
 
 T = TypeVar("T")
 
@@ -128,7 +131,7 @@ class UniversalSentenceEncoder:
         model, texts = self.backend(), list(texts)
         workers = self.threads if len(texts) >= self.bulk_texts else 1
         parts = split_over_threads(len(texts), workers, lambda a, b: use_forward.encode(model, texts[a:b]))
-        return _normalised(np.vstack(parts))
+        return normalised(np.vstack(parts))
 
 
 def split_over_threads(count: int, workers: int, work: Callable[[int, int], T]) -> list[T]:
@@ -227,7 +230,8 @@ class SentenceTransformerEmbedder:
         self.device = device
         self._st = None
 
-    def _encoder(self):
+    def backend(self) -> SentenceTransformer:
+        """The ``SentenceTransformer``, loaded at the first call."""
         if self._st is None:
             try:
                 from sentence_transformers import SentenceTransformer
@@ -244,19 +248,19 @@ class SentenceTransformerEmbedder:
 
     @property
     def dimension(self) -> int:
-        st = self._encoder()
+        st = self.backend()
         get = getattr(st, "get_embedding_dimension", None) or st.get_sentence_embedding_dimension
         return int(get())
 
     def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.empty((0, self.dimension), dtype=np.float32)
-        return _normalised(self._encoder().encode_document(list(texts), convert_to_numpy=True))
+        return normalised(self.backend().encode_document(list(texts), convert_to_numpy=True))
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.empty((0, self.dimension), dtype=np.float32)
-        return _normalised(self._encoder().encode_query(list(texts), convert_to_numpy=True))
+        return normalised(self.backend().encode_query(list(texts), convert_to_numpy=True))
 
 
 def load_embedder(model: str | None = None) -> Embedder:
@@ -277,7 +281,8 @@ def _shared_embedder(model: str) -> Embedder:
     return UniversalSentenceEncoder() if model == BUNDLED_MODEL else SentenceTransformerEmbedder(model)
 
 
-def _normalised(vectors) -> np.ndarray:
+def normalised(vectors) -> np.ndarray:
+    """``vectors`` as contiguous float32 rows of unit length (zero rows stay zero)."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.maximum(norms, 1e-12)

@@ -9,7 +9,8 @@ With the bundled encoder they cost no extra encoder work: USE multilingual sum-p
 token features before its output head, so one forward pass over a chunk gives the chunk
 vector (the same as encoding the chunk alone, cosine >= 0.9999) and, by pooling the tokens
 of each piece's span, an in-context vector for every piece. In-context piece vectors also
-rank better than sentences encoded alone. Any other encoder encodes the pieces separately.
+rank better than sentences encoded alone. Mean-pooling sentence-transformers models get the
+same from one pass (:mod:`qa.tokenpieces`); any other encoder encodes the pieces separately.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from . import use_forward
-from .embedding import Embedder, UniversalSentenceEncoder, split_over_threads
+from .embedding import Embedder, SentenceTransformerEmbedder, UniversalSentenceEncoder, split_over_threads
 from .sentences import split_sentences
+from .tokenpieces import TokenPooledPieceEncoder, token_poolable
 from .types import Chunk
 
 Span = tuple[int, int]
@@ -54,9 +56,12 @@ class PieceEncoder(Protocol):
 
 
 def piece_encoder(embedder: Embedder) -> PieceEncoder:
-    """The one-pass encoder for the bundled model, separate piece encoding for any other."""
+    """A one-pass encoder for the bundled model and for mean-pooling sentence-transformers
+    models (loads the model to tell); separate piece encoding for any other."""
     if isinstance(embedder, UniversalSentenceEncoder):
         return PooledPieceEncoder(embedder)
+    if isinstance(embedder, SentenceTransformerEmbedder) and token_poolable(embedder.backend()):
+        return TokenPooledPieceEncoder(embedder)
     return SeparatePieceEncoder(embedder)
 
 
