@@ -125,7 +125,7 @@ class TokenPooledPieceEncoder:
         piece_tokens = np.zeros(n_pieces, dtype=np.int64)
         order = sorted(range(len(windows)), key=lambda w: -len(windows[w].ids))
         st.eval()
-        with torch.inference_mode():
+        with torch.inference_mode(), self.embedder.precision(len(texts)):
             for i in range(0, len(order), self.BATCH):
                 batch = [windows[w] for w in order[i:i + self.BATCH]]
                 tokens = self._token_embeddings(st, batch)  # [all tokens of the batch, dimension]

@@ -64,6 +64,25 @@ def test_sentence_transformers_model_from_a_folder(minilm_path):
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
 
 
+def test_bulk_sentence_transformers_work_runs_in_bfloat16_within_float32s_vectors(minilm_path, monkeypatch):
+    """Indexing-sized calls may run in bfloat16 (the default where the CPU has it): the
+    vectors must stay those of float32; single questions always run in float32."""
+    encoder = SentenceTransformerEmbedder(str(minilm_path))
+    paragraphs = [p for p in SEED_ARTICLE.read_text(encoding="utf-8").split("\n") if p.strip()]
+    texts = (paragraphs * 8)[:encoder.BULK_TEXTS + 8]
+    reference = encoder.backend().encode_document(texts, convert_to_numpy=True)
+    reference /= np.linalg.norm(reference, axis=1, keepdims=True)
+    monkeypatch.setenv("QA_BFLOAT16", "0")
+    np.testing.assert_allclose(encoder.encode_passages(texts), reference, atol=1e-5)
+    monkeypatch.setenv("QA_BFLOAT16", "1")
+    fast = encoder.encode_passages(texts)
+    assert not np.allclose(fast, reference, atol=1e-5)  # it did compute in bfloat16
+    assert np.min(np.sum(fast * reference, axis=1)) > 0.999
+    question = encoder.backend().encode_query(["Who supplied drones to Russia?"], convert_to_numpy=True)
+    np.testing.assert_allclose(encoder.encode_queries(["Who supplied drones to Russia?"]),
+                               question / np.linalg.norm(question), atol=1e-5)
+
+
 def test_query_and_passage_prompts_of_the_model_are_applied(minilm_path, tmp_path):
     model_dir = tmp_path / "minilm-with-prompts"
     shutil.copytree(minilm_path, model_dir)
