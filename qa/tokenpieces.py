@@ -132,8 +132,8 @@ class TokenPooledPieceEncoder:
                 chunk_of = np.repeat([w.chunk for w in batch], [len(w.ids) for w in batch])
                 piece_of = np.fromiter((p for w in batch for p in w.pieces), dtype=np.int64, count=len(tokens))
                 in_piece = piece_of >= 0
-                np.add.at(chunk_sums, chunk_of, tokens)
-                np.add.at(piece_sums, piece_of[in_piece], tokens[in_piece])
+                _add_runs(chunk_sums, chunk_of, tokens)
+                _add_runs(piece_sums, piece_of[in_piece], tokens[in_piece])
                 chunk_tokens += np.bincount(chunk_of, minlength=len(texts))
                 piece_tokens += np.bincount(piece_of[in_piece], minlength=n_pieces)
         empty = np.flatnonzero(piece_tokens == 0)
@@ -188,6 +188,16 @@ class TokenPooledPieceEncoder:
         features = {name: value.to(st.device) for name, value in features.items()}
         embeddings = st[0](features)["token_embeddings"]
         return embeddings[features["attention_mask"].bool()].float().cpu().numpy()
+
+
+def _add_runs(sums: np.ndarray, labels: np.ndarray, rows: np.ndarray) -> None:
+    """``sums[labels[i]] += rows[i]`` for ``labels`` that come in runs (a window's tokens,
+    a piece's tokens): one reduceat over the runs, then an ``add.at`` of a row per run
+    (an ``add.at`` of every token took 3% of a MiniLM build)."""
+    if len(labels) == 0:
+        return
+    starts = np.flatnonzero(np.concatenate([[True], labels[1:] != labels[:-1]]))
+    np.add.at(sums, labels[starts], np.add.reduceat(rows, starts, axis=0))
 
 
 def window_cuts(n: int, boundaries: Sequence[int], budget: int) -> list[tuple[int, int]]:
