@@ -21,7 +21,7 @@ from qa.cli import cli
 from qa.storage import CURRENT_FILE, IndexDirectory
 
 from conftest import REPO, SEED_ARTICLE
-from test_documents import make_docx, make_pdf
+from test_documents import make_pdf
 
 SEED_TEXT = SEED_ARTICLE.read_text(encoding="utf-8")
 
