@@ -58,6 +58,10 @@ EXAMPLE_QUESTIONS = [
     "Wer hat Russland Drohnen geliefert?",
 ]
 DOC_HEADERS = ["Document", "Chunks", "Size", "Indexed (UTC)"]
+# Questions answered at once, across sessions. The index is safe to share between threads,
+# and an answer from a language model streams for seconds: with one at a time, every other
+# user would wait for it. Writes to the index still run one at a time.
+CHAT_CONCURRENCY = 4
 
 # System fonts only: no @font-face, so the page requests no font from anywhere.
 THEME = gr.themes.Default(
@@ -434,7 +438,7 @@ def build_demo(library: Library) -> gr.Blocks:
                         status = gr.Textbox(label="Last indexing run", lines=6, max_lines=20, interactive=False,
                                             elem_id="index-log", placeholder="Uploads and index updates are reported here.")
 
-        chat = dict(api_visibility="private", concurrency_id="chat", concurrency_limit=1)
+        chat = dict(api_visibility="private", concurrency_id="chat", concurrency_limit=CHAT_CONCURRENCY)
         outputs = [chatbot, turns_state, question]
         question.submit(on_question, [question, turns_state], outputs, **chat)
         ask_button.click(on_question, [question, turns_state], outputs, **chat)

@@ -369,6 +369,28 @@ def test_llm_answer_streams_then_is_cleaned(llm_page, chat_model, tmp_path):
 
 
 @browser_test
+def test_a_second_session_is_answered_while_the_first_answer_streams(browser, llm_server, chat_model):
+    """Sessions do not queue behind each other: the second question's answer starts while the
+    model's first answer is still held at its gate."""
+    chat_model.gate.clear()
+    first, second = open_page(browser, llm_server.url), open_page(browser, llm_server.url)
+    try:
+        for context, page in (first, second):
+            page.locator("#question textarea").fill("Who supplied drones to Russia?")
+            page.locator("#question textarea").press("Enter")
+            streaming = page.locator("#chatbot .rag-answer.rag-streaming")
+            expect(streaming).to_contain_text("Russia received drones from Iran", timeout=ANSWER_TIMEOUT)
+        expect(finished(first[1])).to_have_count(0)
+        chat_model.release()
+        for context, page in (first, second):
+            expect(finished(page)).to_have_count(1, timeout=ANSWER_TIMEOUT)
+    finally:
+        chat_model.release()
+        for context, _ in (first, second):
+            context.close()
+
+
+@browser_test
 def test_unreachable_llm_falls_back_with_a_visible_notice(llm_page, chat_model):
     chat_model.status = 503
     try:
