@@ -123,16 +123,8 @@ class PooledPieceEncoder:
 
     def _pool(self, backend, sequences, bounds, first_piece, chunk_sums, piece_sums) -> None:
         """Sum token features over each chunk and each piece, one micro-batch at a time."""
-        group: list[int] = []
-        tokens = 0
-        for i in range(len(sequences) + 1):
-            if i == len(sequences) or (group and tokens + len(sequences[i]) > use_forward.TOKEN_BUDGET):
-                if group:
-                    self._pool_group(backend, group, sequences, bounds, first_piece, chunk_sums, piece_sums)
-                group, tokens = [], 0
-            if i < len(sequences):
-                group.append(i)
-                tokens += len(sequences[i])
+        for batch in use_forward.micro_batches([len(s) for s in sequences]):
+            self._pool_group(backend, list(batch), sequences, bounds, first_piece, chunk_sums, piece_sums)
 
     def _pool_group(self, backend, group, sequences, bounds, first_piece, chunk_sums, piece_sums) -> None:
         lengths = [len(sequences[i]) for i in group]

@@ -21,7 +21,7 @@ pyproject.toml).
 from __future__ import annotations
 
 from itertools import chain
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -41,18 +41,23 @@ def tokenize(backend, text: str) -> list[int]:
 def encode(backend, texts: Sequence[str]) -> np.ndarray:
     """Unit vectors of ``texts`` [len(texts), 512], micro-batch by micro-batch."""
     out = np.empty((len(texts), DIMENSION), dtype=np.float32)
-    group: list[list[int]] = []
-    tokens = first = 0
-    for i, text in enumerate(texts):
-        ids = tokenize(backend, text)
-        if group and tokens + len(ids) > TOKEN_BUDGET:
-            out[first:i] = _encode_group(backend, group)
-            group, tokens, first = [], 0, i
-        group.append(ids)
-        tokens += len(ids)
-    if group:
-        out[first:] = _encode_group(backend, group)
+    sequences = [tokenize(backend, text) for text in texts]
+    for batch in micro_batches([len(s) for s in sequences]):
+        out[batch.start:batch.stop] = _encode_group(backend, sequences[batch.start:batch.stop])
     return out
+
+
+def micro_batches(lengths: Sequence[int]) -> Iterator[range]:
+    """Consecutive ranges of sequences whose token counts add up to at most TOKEN_BUDGET
+    (a longer sequence is a batch of its own)."""
+    start = tokens = 0
+    for i, length in enumerate(lengths):
+        if i > start and tokens + length > TOKEN_BUDGET:
+            yield range(start, i)
+            start, tokens = i, 0
+        tokens += length
+    if start < len(lengths):
+        yield range(start, len(lengths))
 
 
 def _encode_group(backend, group: list[list[int]]) -> np.ndarray:
