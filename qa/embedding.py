@@ -169,7 +169,7 @@ def _use_one_blas_thread() -> None:
 
     BLAS's thread count is a process-wide setting, so the library's own way, a limit per
     encode call restored at its end, breaks as soon as calls overlap (bulk encoding splits
-    over threads; a query encodes its words on a helper thread): the first call to end
+    over threads; the app answers several questions at once): the first call to end
     restores two threads while the other still computes. And OpenBLAS ignores raising the
     count again from most threads, so restoring is not reliable either.
     """
@@ -213,7 +213,6 @@ def cached_weights(source: Path) -> Path:
         return copy
     except OSError:
         return source
-
 
 
 class SentenceTransformerEmbedder:
@@ -279,14 +278,14 @@ class SentenceTransformerEmbedder:
         """The numeric precision to encode ``texts`` texts in: a torch autocast to bfloat16
         for bulk work on a CPU with native bfloat16, else nothing (float32)."""
         st = self.backend()
-        if texts < self.BULK_TEXTS or st.device.type != "cpu" or not bfloat16_is_native():
+        if texts < self.BULK_TEXTS or st.device.type != "cpu" or not use_bfloat16():
             return contextlib.nullcontext()
         import torch
 
         return torch.autocast("cpu", dtype=torch.bfloat16)
 
 
-def bfloat16_is_native() -> bool:
+def use_bfloat16() -> bool:
     """Whether to compute in bfloat16: ``QA_BFLOAT16`` if set (``0``/``1``), else whether the
     CPU has bfloat16 instructions (Linux: the ``avx512_bf16`` or ``amx_bf16`` flag)."""
     forced = os.environ.get("QA_BFLOAT16", "").strip()
