@@ -17,8 +17,11 @@ fully only when question and documents share a language. The score is reported d
 the sum of the weights, a weighted mean of the features.
 
 Stage 2 picks the sentence to quote: the piece of the top chunk with the highest
-``cos + CT tp + CLEN ln(length)``, where ``tp`` is the piece's translated BM25 relative to
-the chunk's best piece. Its cosine is the support the abstention threshold is set on.
+``c + CT tp + CLEN ln(length)``, where ``tp`` is the piece's translated BM25 relative to
+the chunk's best piece and ``c`` its cosine with the question, or the best cosine of one
+of its clauses if higher: a long sentence whose answer sits in one clause is diluted by
+the others (the clauses are encoded at query time, for the top chunk only). The piece's
+own cosine is the support the abstention threshold is set on.
 
 The weights were fitted on the tuning half (even-indexed articles) of XQuAD-R only, by
 coordinate ascent on hit@1 + 0.25 hit@5 averaged over en/es question/pool pairs; nothing
@@ -29,12 +32,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from . import lexical
 from .chunkfeatures import WINDOW_NEIGHBOUR, ChunkFeatures, from_bfloat16
 from .lexical import Collection
+from .sentences import split_clauses
 from .vocabulary import Translations
 
 # Dense candidates re-ranked per question.
@@ -151,11 +156,13 @@ class PieceChoice:
 
 
 def choose_pieces(features: ChunkFeatures, ranking: Ranking, chunk_texts: list[str], translations: Translations,
-                  translation_words: dict[int, str], weights: Weights = WEIGHTS) -> list[PieceChoice]:
+                  translation_words: dict[int, str], clause_cosines: Callable[[list[str]], np.ndarray] | None = None,
+                  weights: Weights = WEIGHTS) -> list[PieceChoice]:
     """The pieces of the top chunks, the one to quote first, then by stage-2 value.
 
     ``chunk_texts`` are the texts of the top chunks in ranking order; ``translation_words``
-    maps the translations' vocabulary ids to the words.
+    maps the translations' vocabulary ids to the words; ``clause_cosines`` gives the top
+    chunk's pieces their best clause cosine (:func:`best_clause_cosines`).
     """
     by_word = {translation_words[int(i)]: (int(i), int(g), float(w)) for i, g, w in
                zip(translations.ids, translations.group, translations.weight) if int(i) in translation_words}
@@ -172,7 +179,8 @@ def choose_pieces(features: ChunkFeatures, ranking: Ranking, chunk_texts: list[s
             _translated_piece_score(t, by_word, features.words, average_piece_words) for t in texts
         ], dtype=np.float32))
         lengths = np.log(np.maximum([len(t) for t in texts], 1))
-        values = cosines + weights.evidence_translated * translated + weights.evidence_length * lengths
+        similarity = cosines if position or clause_cosines is None else np.maximum(cosines, clause_cosines(texts))
+        values = similarity + weights.evidence_translated * translated + weights.evidence_length * lengths
         choices.extend(PieceChoice(position, int(a), int(b), float(c), float(v))
                        for (a, b), c, v in zip(spans.tolist(), cosines, values))
     if not choices:
@@ -180,6 +188,19 @@ def choose_pieces(features: ChunkFeatures, ranking: Ranking, chunk_texts: list[s
     first = max((c for c in choices if c.position == 0), key=lambda c: c.value, default=None)
     rest = sorted((c for c in choices if c is not first), key=lambda c: -c.value)
     return ([first] if first is not None else []) + rest
+
+
+def best_clause_cosines(piece_texts: list[str], encode: Callable[[list[str]], np.ndarray],
+                        question: np.ndarray) -> np.ndarray:
+    """Per piece, the best cosine of ``question`` (a unit vector) with one of its clauses
+    (:func:`qa.sentences.split_clauses`) encoded by ``encode``; -inf for a piece without clauses."""
+    clauses = [split_clauses(text) for text in piece_texts]
+    best = np.full(len(piece_texts), -np.inf, dtype=np.float32)
+    flat = [clause for found in clauses for clause in found]
+    if flat:
+        owner = np.repeat(np.arange(len(piece_texts)), [len(found) for found in clauses])
+        np.maximum.at(best, owner, encode(flat) @ question)
+    return best
 
 
 def _translated_scores(found: lexical.Matches, n: int, translations: Translations, row_lengths: np.ndarray,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import unicodedata
@@ -34,7 +35,7 @@ RETRIEVAL_MODES = ("hybrid", "dense")
 # abstains. Calibrated for the bundled encoder on the tuning half of XQuAD-R, answerable
 # questions of all four en/es pairs against the same questions asked of an index of seeds/
 # alone, minimising false abstentions plus false answers: `qa eval --calibrate` (README).
-SUPPORT_THRESHOLD = 0.2122
+SUPPORT_THRESHOLD = 0.1977
 
 
 def check_question(question: object) -> str:
@@ -76,8 +77,9 @@ class _Snapshot:
 
 @dataclass(frozen=True)
 class _Reading:
-    """One reading of a question: its lexical terms and its re-ranked candidates."""
+    """One reading of a question: its vector, its lexical terms and its re-ranked candidates."""
 
+    vector: np.ndarray
     terms: QueryTerms
     ranking: Ranking
 
@@ -199,8 +201,11 @@ class Index:
         hits = _hits(snapshot, ranking, k)
         translations = best.terms.translations
         # quotes come only from the passages returned, which an LLM answerer also gets
-        choices = hybrid.choose_pieces(snapshot.features, ranking, [h.text for h in hits], translations,
-                                       snapshot.vocabulary.words(translations.ids.tolist()))
+        choices = hybrid.choose_pieces(
+            snapshot.features, ranking, [h.text for h in hits], translations,
+            snapshot.vocabulary.words(translations.ids.tolist()),
+            clause_cosines=functools.partial(hybrid.best_clause_cosines, encode=snapshot.embedder.encode_passages,
+                                             question=best.vector))
         evidence = []
         for choice in choices:
             hit = hits[choice.position]
@@ -239,7 +244,7 @@ class Index:
             found_rows = rows[i] >= 0
             ranking = hybrid.rank(snapshot.features, vectors[i], terms, rows[i][found_rows].astype(np.int64),
                                   dense[i][found_rows])
-            result.append(_Reading(terms, ranking))
+            result.append(_Reading(vectors[i], terms, ranking))
         return result
 
     def _word_cache(self, embedder: Embedder) -> LruCache:

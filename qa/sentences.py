@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from .lexical import tokens
+
 # Sentence-final punctuation of Latin, Devanagari, Arabic, Ethiopic and Armenian scripts,
 # optionally followed by closing quotes or brackets.
 _TERMINAL = r"[.!?\u2026\u0964\u0965\u061f\u06d4\u1362\u0589]"
@@ -18,6 +20,10 @@ _BOUNDARY = re.compile(_TERMINAL + r"+" + _CLOSING + r"(?=\s+\S)")
 _CJK_BOUNDARY = re.compile(r"[\u3002\uff01\uff1f]+" + _CLOSING)
 _ACRONYM = re.compile(r"(?:[A-Za-z]\.)+[A-Za-z]")
 _NEXT_CHARACTER = re.compile(r"\s*(\S)")
+# Clauses are cut at commas, semicolons, colons and brackets, ASCII or full-width.
+_CLAUSE_SEPARATOR = re.compile(r"[,;:()\uff0c\uff1b\uff1a\uff08\uff09]")
+# Shorter fragments ("in 1886", "(P)") say too little to be scored alone.
+MIN_CLAUSE_TOKENS = 3
 
 
 def split_sentences(text: str) -> list[tuple[int, int]]:
@@ -66,3 +72,14 @@ def _is_abbreviation(text: str, match: re.Match, following: str) -> bool:
         or (2 <= len(core) <= 3 and core.isalpha() and core[0].isupper() and core[1:].islower())
         or (core.isalpha() and core.islower() and following.isdigit())
     )
+
+
+def split_clauses(sentence: str) -> list[str]:
+    """The clauses of ``sentence`` worth scoring on their own, stripped: the text between
+    its commas, semicolons, colons and brackets, of at least MIN_CLAUSE_TOKENS tokens
+    (:func:`qa.lexical.tokens`). A sentence without separators has none: its own vector
+    already scores it.
+    """
+    parts = [part.strip() for part in _CLAUSE_SEPARATOR.split(sentence)]
+    clauses = [part for part in parts if len(tokens(part)) >= MIN_CLAUSE_TOKENS]
+    return [] if clauses == [sentence.strip()] else clauses

@@ -74,3 +74,38 @@ def test_question_words_without_any_translation_score_zero():
                     np.array([0, 1]), nothing_close.ids)
     scores = hybrid._translated_scores(found, 2, nothing_close, np.array([4, 4]), Collection(2, 8, np.ones(6, np.int32)))
     assert scores.tolist() == [0.0, 0.0]
+
+
+WASHINGTON_POST = ("Según un reciente informe del Washington Post, Rusia también se está preparando, con la ayuda "
+                   "de Irán, para producir más de 6.000 aviones no tripulados de ataque para 2025.")
+
+
+def test_a_pieces_clause_cosine_is_its_best_clause_encoded_alone(seed_index):
+    embedder = qa.load(seed_index).embedder
+    question = embedder.encode_queries(["Who is helping Russia produce drones?"])[0]
+    best = hybrid.best_clause_cosines([WASHINGTON_POST, "Rusia recibió drones de Irán."], embedder.encode_passages,
+                                      question)
+    clauses = embedder.encode_passages(qa.sentences.split_clauses(WASHINGTON_POST)) @ question
+    assert best[0] == pytest.approx(float(clauses.max()), abs=1e-5) and best[1] == -np.inf
+    # the clause that names the helper says more than the whole sentence about it
+    assert best[0] > float(embedder.encode_passages([WASHINGTON_POST])[0] @ question)
+
+
+def test_clause_evidence_can_change_the_sentence_quoted_first_but_not_its_support(seed_index):
+    index = qa.load(seed_index)
+    snapshot = index.snapshot()
+    question = "Who supplied drones to Russia?"
+    (reading,) = index._read(snapshot, [question], 5)
+    texts = [h.text for h in index.retrieve(question, k=hybrid.EVIDENCE_CHUNKS)]
+    translations = reading.terms.translations
+    words = snapshot.vocabulary.words(translations.ids.tolist())
+    plain = hybrid.choose_pieces(snapshot.features, reading.ranking, texts, translations, words)
+    runner_up = max((c for c in plain if c.position == 0 and c is not plain[0]), key=lambda c: c.value)
+    spans = [(int(a), int(b)) for a, b in snapshot.features.piece_spans[reading.ranking.pieces_of(0)[0]]]
+
+    def lift_runner_up(piece_texts):  # a clause of the runner-up matches the question perfectly
+        return np.array([1.0 if span == (runner_up.start, runner_up.end) else -np.inf for span in spans])
+
+    lifted = hybrid.choose_pieces(snapshot.features, reading.ranking, texts, translations, words, lift_runner_up)
+    assert (lifted[0].start, lifted[0].end) == (runner_up.start, runner_up.end) != (plain[0].start, plain[0].end)
+    assert lifted[0].cosine == runner_up.cosine < 1.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, strategies as st
 
-from qa.sentences import split_sentences
+from qa.sentences import split_clauses, split_sentences
 
 from conftest import SEED_ARTICLE
 
@@ -52,3 +52,19 @@ def test_spans_are_ordered_trimmed_and_exact(text):
         piece = text[start:end]
         assert piece == piece.strip() and piece
         previous_end = end
+
+
+def test_clauses_are_cut_at_commas_colons_and_brackets_and_short_ones_dropped():
+    sentence = "Tras la masacre de Peterloo de 1819, el poeta Percy Shelley escribió La máscara de la anarquía (en 1819)."
+    assert split_clauses(sentence) == ["Tras la masacre de Peterloo de 1819",
+                                       "el poeta Percy Shelley escribió La máscara de la anarquía"]
+    assert split_clauses("El asunto, sin embargo; quedó claro: Irán envió drones a Rusia.") == ["Irán envió drones a Rusia."]
+
+
+def test_a_sentence_of_one_clause_has_no_clauses():
+    assert split_clauses("Rusia recibió drones de Irán.") == []
+    assert split_clauses("  ¿Quién, en 2023?") == []  # no clause long enough
+
+
+def test_full_width_separators_cut_unspaced_scripts():
+    assert split_clauses("俄罗斯从伊朗获得了无人机，并用于乌克兰战争。") == ["俄罗斯从伊朗获得了无人机", "并用于乌克兰战争。"]
