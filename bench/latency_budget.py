@@ -1,27 +1,32 @@
 """Where hybrid retrieval's extra time goes: the hybrid/dense latency ratio with parts removed.
 
-    python bench/latency_budget.py                 # en questions over the es pool, ~2 min idle
+    python bench/latency_budget.py                 # en questions over the es pool, ~30 s idle
     python bench/latency_budget.py --questions es
 
 The XQuAD-R pool is indexed once; then, for each variant, a fresh process times every
-question's hybrid ``retrieve`` and dense ``retrieve`` back to back, in alternating order and
-from an empty word cache, exactly as ``qa eval`` does, and prints the median per-question
-ratio. Each variant removes one more part of the hybrid path (replacing it with a no-op, so
-its results are wrong): what the ratio falls to tells what that part costs. This is a
-diagnostic, not a product mode.
+question's hybrid and dense ``retrieve`` with ``qa.evaluation.measure_latency``, the
+measurement ``qa eval`` reports (back to back, alternating order, empty word cache), and
+prints the median per-question ratio. Each variant removes one more part of the hybrid path
+(replacing it with a no-op, so its results are wrong): what the ratio falls to tells what
+that part costs. What is left after the last one is mostly fetching the rows of 50
+candidates instead of 10. Only ``retrieve`` is timed: ``ask`` also encodes the top chunk's
+clauses to pick the sentence to quote (about 10 ms). This is a diagnostic, not a product
+mode.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+
+from qa.chunkfeatures import ChunkFeatures
+from qa.retrieval import Index
+from qa.vocabulary import Translations
 
 # Each variant removes the parts before it as well.
 VARIANTS = {
@@ -33,7 +38,7 @@ VARIANTS = {
 }
 
 
-def _remove(index, variant: str) -> None:
+def _remove(index: Index, variant: str) -> None:
     """Replace the parts of ``index``'s hybrid path up to ``variant`` with no-ops."""
     from qa import hybrid
     from qa.vocabulary import Neighbours
@@ -41,45 +46,37 @@ def _remove(index, variant: str) -> None:
     removed = list(VARIANTS)[1:list(VARIANTS).index(variant) + 1]
     snapshot = index.snapshot()
     if "rank" in removed:
-        def dense_order(features, vector, terms, rows, dense, weights=None):
+        def dense_order(features: ChunkFeatures, vector: np.ndarray, terms: hybrid.QueryTerms, rows: np.ndarray, dense: np.ndarray,
+                        weights: hybrid.Weights | None = None) -> hybrid.Ranking:
             none = np.empty(0, np.int64)
             return hybrid.Ranking(rows, dense, none, none, np.empty(0, np.float32))
         hybrid.rank = dense_order
     if "neighbours" in removed:
-        snapshot.vocabulary.neighbours = lambda vectors, in_use: [Neighbours((), ()) for _ in vectors]
+        def no_neighbours(vectors: np.ndarray, in_use: np.ndarray) -> list[Neighbours]:
+            return [Neighbours((), ()) for _ in vectors]
+        snapshot.vocabulary.neighbours = no_neighbours
     if "words" in removed:
         encode = snapshot.embedder.encode_queries
 
-        def question_only(texts):
+        def question_only(texts: list[str]) -> np.ndarray:
             vectors = np.zeros((len(texts), snapshot.embedder.dimension), dtype=np.float32)
             vectors[0] = encode(texts[:1])[0]
             return vectors
         snapshot.embedder.encode_queries = question_only
     if "terms" in removed:
-        hybrid.query_terms = lambda question, translations: hybrid.QueryTerms(
-            np.empty(0, np.uint32), np.empty(0, np.float32), np.empty(0, np.uint32), translations)
+        def no_terms(question: str, translations: Translations) -> hybrid.QueryTerms:
+            return hybrid.QueryTerms(np.empty(0, np.uint32), np.empty(0, np.float32), np.empty(0, np.uint32),
+                                     translations)
+        hybrid.query_terms = no_terms
 
 
 def measure(index_dir: Path, questions: str, variant: str) -> tuple[float, float, float]:
     """(median ratio, hybrid ms, dense ms) of one variant, in this process."""
-    from qa.evaluation import TOP_K, load_benchmark
-    from qa.retrieval import Index
+    from qa.evaluation import load_benchmark, measure_latency
 
     index = Index(index_dir)
     _remove(index, variant)
-    index.retrieve("warm up the caches", k=TOP_K)
-    index.retrieve("warm up the caches", k=TOP_K, mode="dense")
-    hybrid_times, dense_times = [], []
-    for i, question in enumerate(load_benchmark(questions, "es").questions):
-        timed = {}
-        for mode in (("dense", "hybrid") if i % 2 == 0 else ("hybrid", "dense")):
-            started = time.perf_counter()
-            index.retrieve(question.text, k=TOP_K, mode=mode)
-            timed[mode] = time.perf_counter() - started
-        hybrid_times.append(timed["hybrid"])
-        dense_times.append(timed["dense"])
-    ratio = statistics.median(h / d for h, d in zip(hybrid_times, dense_times))
-    return ratio, 1000 * statistics.median(hybrid_times), 1000 * statistics.median(dense_times)
+    return measure_latency(index, load_benchmark(questions, "es").questions)
 
 
 def main() -> None:

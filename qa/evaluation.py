@@ -213,7 +213,7 @@ def evaluate(questions: str = "en", pool: str = "es", *, data_dir: str | Path | 
         index = Index(root / f"index-{pool}", model=embedder)
         seeds_index = Index(root / "index-seeds", model=embedder)
         outcomes = _ask_all(benchmark, index, seeds_index, progress)
-        ratio, hybrid_ms, dense_ms = _latency(Index(root / f"index-{pool}", model=embedder), benchmark.questions)
+        ratio, hybrid_ms, dense_ms = measure_latency(Index(root / f"index-{pool}", model=embedder), benchmark.questions)
         chunks, chunking = index.stats().chunks, index.snapshot().manifest.chunking
     halves = {half: _half_report(benchmark.questions, outcomes, half) for half in HALVES}
     result = EvalReport(
@@ -307,7 +307,7 @@ class _Bm25Baseline:
         return [self.located[i] for i in order if scores[i] > 0]
 
 
-def _latency(index: Index, questions: Sequence[Question]) -> tuple[float, float, float]:
+def measure_latency(index: Index, questions: Sequence[Question]) -> tuple[float, float, float]:
     """Median per-question ratio hybrid/dense retrieve, and each one's median time (ms).
 
     ``index`` is freshly loaded: its word cache holds only the words of questions timed
