@@ -156,13 +156,13 @@ class PieceChoice:
 
 
 def choose_pieces(features: ChunkFeatures, ranking: Ranking, chunk_texts: list[str], translations: Translations,
-                  translation_words: dict[int, str], clause_cosines: Callable[[list[str]], np.ndarray] | None = None,
+                  translation_words: dict[int, str], *, score_clauses: Callable[[list[str]], np.ndarray] | None = None,
                   weights: Weights = WEIGHTS) -> list[PieceChoice]:
     """The pieces of the top chunks, the one to quote first, then by stage-2 value.
 
     ``chunk_texts`` are the texts of the top chunks in ranking order; ``translation_words``
-    maps the translations' vocabulary ids to the words; ``clause_cosines`` gives the top
-    chunk's pieces their best clause cosine (:func:`best_clause_cosines`).
+    maps the translations' vocabulary ids to the words; ``score_clauses`` gives the top
+    chunk's pieces, from their texts, their best clause cosines (:func:`best_clause_cosines`).
     """
     by_word = {translation_words[int(i)]: (int(i), int(g), float(w)) for i, g, w in
                zip(translations.ids, translations.group, translations.weight) if int(i) in translation_words}
@@ -179,7 +179,7 @@ def choose_pieces(features: ChunkFeatures, ranking: Ranking, chunk_texts: list[s
             _translated_piece_score(t, by_word, features.words, average_piece_words) for t in texts
         ], dtype=np.float32))
         lengths = np.log(np.maximum([len(t) for t in texts], 1))
-        similarity = cosines if position or clause_cosines is None else np.maximum(cosines, clause_cosines(texts))
+        similarity = cosines if position or score_clauses is None else np.maximum(cosines, score_clauses(texts))
         values = similarity + weights.evidence_translated * translated + weights.evidence_length * lengths
         choices.extend(PieceChoice(position, int(a), int(b), float(c), float(v))
                        for (a, b), c, v in zip(spans.tolist(), cosines, values))

@@ -204,8 +204,8 @@ class Index:
         choices = hybrid.choose_pieces(
             snapshot.features, ranking, [h.text for h in hits], translations,
             snapshot.vocabulary.words(translations.ids.tolist()),
-            clause_cosines=functools.partial(hybrid.best_clause_cosines, encode=snapshot.embedder.encode_passages,
-                                             question=best.vector))
+            score_clauses=functools.partial(hybrid.best_clause_cosines, encode=snapshot.embedder.encode_passages,
+                                            question=best.vector))
         evidence = []
         for choice in choices:
             hit = hits[choice.position]

@@ -20,8 +20,10 @@ _BOUNDARY = re.compile(_TERMINAL + r"+" + _CLOSING + r"(?=\s+\S)")
 _CJK_BOUNDARY = re.compile(r"[\u3002\uff01\uff1f]+" + _CLOSING)
 _ACRONYM = re.compile(r"(?:[A-Za-z]\.)+[A-Za-z]")
 _NEXT_CHARACTER = re.compile(r"\s*(\S)")
-# Clauses are cut at commas, semicolons, colons and brackets, ASCII or full-width.
-_CLAUSE_SEPARATOR = re.compile(r"[,;:()\uff0c\uff1b\uff1a\uff08\uff09]")
+# Clauses are cut at semicolons, colons, brackets and commas: ASCII, full-width, the
+# ideographic comma and the Arabic comma and semicolon. A comma between two digits is part
+# of a number ("6,000", "3,5").
+_CLAUSE_SEPARATOR = re.compile(r"[;:()\uff0c\uff1b\uff1a\uff08\uff09\u3001\u060c\u061b]|,(?!\d)|(?<!\d),")
 # Shorter fragments ("in 1886", "(P)") say too little to be scored alone.
 MIN_CLAUSE_TOKENS = 3
 
@@ -77,9 +79,9 @@ def _is_abbreviation(text: str, match: re.Match, following: str) -> bool:
 def split_clauses(sentence: str) -> list[str]:
     """The clauses of ``sentence`` worth scoring on their own, stripped: the text between
     its commas, semicolons, colons and brackets, of at least MIN_CLAUSE_TOKENS tokens
-    (:func:`qa.lexical.tokens`). A sentence without separators has none: its own vector
-    already scores it.
+    (:func:`qa.lexical.tokens`). A sentence with fewer than two such clauses has none: its
+    own vector already says what one clause would.
     """
     parts = [part.strip() for part in _CLAUSE_SEPARATOR.split(sentence)]
     clauses = [part for part in parts if len(tokens(part)) >= MIN_CLAUSE_TOKENS]
-    return [] if clauses == [sentence.strip()] else clauses
+    return clauses if len(clauses) >= 2 else []

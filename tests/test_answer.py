@@ -68,12 +68,10 @@ def test_a_follow_up_is_read_with_the_conversation(seed_index):
     first = index.ask("Who supplied drones to Russia?")
     history = [{"role": "user", "content": "Who supplied drones to Russia?"},
                {"role": "assistant", "content": first.text}]
-    alone = index.ask("Where will they be built?")
-    followed = index.ask("Where will they be built?", history)
-    # on its own the question has no referent: its best quote is barely supported
-    assert alone.abstained or alone.citations[0].score < qa.retrieval.SUPPORT_THRESHOLD + 0.05
+    alone = index.ask("Where will they be made?")
+    followed = index.ask("Where will they be made?", history)
+    assert alone.abstained  # on its own the question has no referent
     assert not followed.abstained and "Irán" in " ".join(c.quote for c in followed.citations)
-    assert followed.citations[0].score > alone.citations[0].score + 0.2
 
 
 def test_who_else_does_not_repeat_the_previous_quote(seed_index):

@@ -78,17 +78,22 @@ def test_question_words_without_any_translation_score_zero():
 
 WASHINGTON_POST = ("Según un reciente informe del Washington Post, Rusia también se está preparando, con la ayuda "
                    "de Irán, para producir más de 6.000 aviones no tripulados de ataque para 2025.")
+KIRBY = ("El pasado mes de diciembre, Kirby afirmó que el Gobierno blanco tenía pruebas de que Corea del Norte había "
+         "enviado un mes antes cohetes de artillería y misiles a un grupo militar privado ruso.")
 
 
-def test_a_pieces_clause_cosine_is_its_best_clause_encoded_alone(seed_index):
+def test_each_pieces_clause_cosine_is_its_own_best_clause_encoded_alone(seed_index):
     embedder = qa.load(seed_index).embedder
     question = embedder.encode_queries(["Who is helping Russia produce drones?"])[0]
-    best = hybrid.best_clause_cosines([WASHINGTON_POST, "Rusia recibió drones de Irán."], embedder.encode_passages,
-                                      question)
-    clauses = embedder.encode_passages(qa.sentences.split_clauses(WASHINGTON_POST)) @ question
-    assert best[0] == pytest.approx(float(clauses.max()), abs=1e-5) and best[1] == -np.inf
-    # the clause that names the helper says more than the whole sentence about it
-    assert best[0] > float(embedder.encode_passages([WASHINGTON_POST])[0] @ question)
+    texts = ["Rusia recibió drones de Irán.", WASHINGTON_POST, KIRBY]
+    best = hybrid.best_clause_cosines(texts, embedder.encode_passages, question)
+    assert best[0] == -np.inf  # one clause: nothing to add to the sentence's own cosine
+    for text, value in zip(texts[1:], best[1:]):
+        clauses = embedder.encode_passages(qa.sentences.split_clauses(text)) @ question
+        assert value == pytest.approx(float(clauses.max()), abs=1e-5)
+    assert best[1] > best[2] + 0.1
+    # the model, not the code: the clause that names the helper says more than the whole sentence
+    assert best[1] > float(embedder.encode_passages([WASHINGTON_POST])[0] @ question)
 
 
 def test_clause_evidence_can_change_the_sentence_quoted_first_but_not_its_support(seed_index):
@@ -102,10 +107,35 @@ def test_clause_evidence_can_change_the_sentence_quoted_first_but_not_its_suppor
     plain = hybrid.choose_pieces(snapshot.features, reading.ranking, texts, translations, words)
     runner_up = max((c for c in plain if c.position == 0 and c is not plain[0]), key=lambda c: c.value)
     spans = [(int(a), int(b)) for a, b in snapshot.features.piece_spans[reading.ranking.pieces_of(0)[0]]]
+    asked = []
 
     def lift_runner_up(piece_texts):  # a clause of the runner-up matches the question perfectly
+        asked.append(piece_texts)
         return np.array([1.0 if span == (runner_up.start, runner_up.end) else -np.inf for span in spans])
 
-    lifted = hybrid.choose_pieces(snapshot.features, reading.ranking, texts, translations, words, lift_runner_up)
+    lifted = hybrid.choose_pieces(snapshot.features, reading.ranking, texts, translations, words,
+                                  score_clauses=lift_runner_up)
     assert (lifted[0].start, lifted[0].end) == (runner_up.start, runner_up.end) != (plain[0].start, plain[0].end)
     assert lifted[0].cosine == runner_up.cosine < 1.0
+    assert len(asked) == 1 and len(asked[0]) == len(spans)  # the top chunk's pieces only
+    others = lambda choices: sorted((c.position, c.start, c.value) for c in choices if c.position > 0)
+    assert others(lifted) == others(plain)
+
+
+def test_find_evidence_scores_the_top_chunks_clauses_with_the_winning_readings_vector(seed_index, monkeypatch):
+    index = qa.load(seed_index)
+    calls = []
+    real = hybrid.best_clause_cosines
+
+    def recording(piece_texts, encode, question):
+        calls.append((list(piece_texts), question.copy()))
+        return real(piece_texts, encode, question)
+
+    monkeypatch.setattr(hybrid, "best_clause_cosines", recording)
+    history = [{"role": "user", "content": "Who supplied drones to Russia?"}]
+    hits, evidence = index.find_evidence("Where will they be made?", k=3, history=history)
+    ((texts, vector),) = calls
+    assert texts and all(text in hits[0].text for text in texts) and evidence[0].text in texts
+    # the follow-up is read with the previous question, and that reading wins here
+    expected = index.embedder.encode_queries(["Who supplied drones to Russia? Where will they be made?"])[0]
+    assert vector == pytest.approx(expected, abs=1e-5)

@@ -58,13 +58,27 @@ def test_clauses_are_cut_at_commas_colons_and_brackets_and_short_ones_dropped():
     sentence = "Tras la masacre de Peterloo de 1819, el poeta Percy Shelley escribió La máscara de la anarquía (en 1819)."
     assert split_clauses(sentence) == ["Tras la masacre de Peterloo de 1819",
                                        "el poeta Percy Shelley escribió La máscara de la anarquía"]
-    assert split_clauses("El asunto, sin embargo; quedó claro: Irán envió drones a Rusia.") == ["Irán envió drones a Rusia."]
+    assert split_clauses("El asunto, sin embargo; quedó claro para todos: Irán envió drones a Rusia.") == [
+        "quedó claro para todos", "Irán envió drones a Rusia."]
 
 
-def test_a_sentence_of_one_clause_has_no_clauses():
+def test_a_comma_between_digits_is_part_of_a_number():
+    assert split_clauses("Según el informe, Rusia producirá más de 6,000 drones con 3,5 millones de dólares.") == [
+        "Según el informe", "Rusia producirá más de 6,000 drones con 3,5 millones de dólares."]
+
+
+def test_a_sentence_of_fewer_than_two_clauses_has_none():
     assert split_clauses("Rusia recibió drones de Irán.") == []
-    assert split_clauses("  ¿Quién, en 2023?") == []  # no clause long enough
+    assert split_clauses("(Rusia recibió drones de Irán)") == []  # one clause: the sentence itself
+    assert split_clauses("En junio, Rusia recibió drones de Irán.") == []  # "En junio" is too short
+    assert split_clauses("  ¿Quién, en 2023?") == []
 
 
-def test_full_width_separators_cut_unspaced_scripts():
-    assert split_clauses("俄罗斯从伊朗获得了无人机，并用于乌克兰战争。") == ["俄罗斯从伊朗获得了无人机", "并用于乌克兰战争。"]
+@pytest.mark.parametrize("sentence, clauses", [
+    ("俄罗斯从伊朗获得了无人机，并用于乌克兰战争。", ["俄罗斯从伊朗获得了无人机", "并用于乌克兰战争。"]),
+    ("ロシアはイランから無人機を受け取り、ウクライナで使った。", ["ロシアはイランから無人機を受け取り", "ウクライナで使った。"]),
+    ("حصلت روسيا على طائرات مسيرة من إيران، واستخدمتها في الحرب ضد أوكرانيا.",
+     ["حصلت روسيا على طائرات مسيرة من إيران", "واستخدمتها في الحرب ضد أوكرانيا."]),
+])
+def test_full_width_ideographic_and_arabic_commas_cut_clauses(sentence, clauses):
+    assert split_clauses(sentence) == clauses
