@@ -8,13 +8,12 @@ two documents are the same file and chunks vary; nothing is cached between runs.
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from qa.evaluation import DEFAULT_DATA_DIR, load_benchmark
+from qa.evaluation import DEFAULT_DATA_DIR, load_benchmark, read_articles
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -34,12 +33,8 @@ class Question:
     end: int
 
 
-def xquad_dir() -> Path:
-    return DEFAULT_DATA_DIR
-
-
 def _articles(language: str) -> list[dict]:
-    return json.loads((xquad_dir() / f"{language}.json").read_text(encoding="utf-8-sig"))["data"]
+    return read_articles(DEFAULT_DATA_DIR, language)
 
 
 def write_quality_corpus(folder: Path) -> list[Question]:

@@ -99,8 +99,8 @@ def load_benchmark(questions: str = "en", pool: str = "es", data_dir: str | Path
         if language not in LANGUAGES:
             raise ValueError(f"language must be one of {', '.join(LANGUAGES)}, got {language!r}")
     data_dir = Path(data_dir) if data_dir is not None else DEFAULT_DATA_DIR
-    pool_data = _read(data_dir, pool)
-    question_texts = {q["id"]: q["question"] for a in _read(data_dir, questions) for p in a["paragraphs"] for q in p["qas"]}
+    pool_data = read_articles(data_dir, pool)
+    question_texts = {q["id"]: q["question"] for a in read_articles(data_dir, questions) for p in a["paragraphs"] for q in p["qas"]}
     chosen = set(range(len(pool_data)) if articles is None else articles)
     documents, asked = [], []
     for number, article in enumerate(pool_data):
@@ -118,7 +118,8 @@ def load_benchmark(questions: str = "en", pool: str = "es", data_dir: str | Path
     return Benchmark(questions, pool, documents, asked)
 
 
-def _read(data_dir: Path, language: str) -> list[dict]:
+def read_articles(data_dir: Path, language: str) -> list[dict]:
+    """The raw SQuAD-format articles of ``language`` in ``data_dir`` (``{language}.json``)."""
     path = data_dir / f"{language}.json"
     try:
         return json.loads(path.read_text(encoding="utf-8-sig"))["data"]

@@ -14,7 +14,7 @@ corpus = pytest.importorskip("corpus")
 
 @pytest.fixture(scope="module")
 def xquad():
-    return corpus.xquad_dir()  # shipped in bench/data
+    return corpus.DEFAULT_DATA_DIR  # shipped in bench/data
 
 
 def test_gold_spans_cover_the_answer_in_the_written_documents(xquad, tmp_path):
