@@ -25,6 +25,7 @@ from qa import chunkfeatures
 from qa.chunkdb import CHUNKS_FILE, ChunkTable, StoredChunk, write_chunks
 from qa.chunkfeatures import ChunkFeatures, NewRows
 from qa.manifest import MANIFEST_FILE, DocumentEntry, Manifest
+from qa.neighbour_table import NEIGHBOURS_FILE
 from qa.vocabulary import VOCABULARY_FILE, WORD_VECTORS_FILE
 from qa.storage import IndexDirectory
 from qa.store import VectorStore
@@ -90,7 +91,8 @@ def _write_features(workspace: Path, source: Path, cycle: np.ndarray) -> None:
     """The per-row artifacts of ``source`` repeated along ``cycle``, with its vocabulary;
     document frequencies count every repetition, as a real index of these rows would."""
     real = ChunkFeatures(source)
-    for name in (VOCABULARY_FILE, WORD_VECTORS_FILE):
+    # every real row recurs, so the words in use, and so the stored neighbours, are the same
+    for name in (VOCABULARY_FILE, WORD_VECTORS_FILE, NEIGHBOURS_FILE):
         shutil.copyfile(source / name, workspace / name)
     nothing = NewRows.concatenate([], real.piece_vectors.shape[1])
     chunkfeatures.write(workspace, real, cycle, nothing, len(real.words.df))

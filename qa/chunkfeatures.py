@@ -180,8 +180,11 @@ class ChunkFeatures:
 
 
 def write(workspace: Path, previous: ChunkFeatures | None, kept_rows: np.ndarray, new: NewRows,
-          vocabulary_size: int) -> None:
-    """Write the artifacts of a generation: ``previous``'s ``kept_rows`` then ``new``'s rows."""
+          vocabulary_size: int) -> np.ndarray:
+    """Write the artifacts of a generation: ``previous``'s ``kept_rows`` then ``new``'s rows.
+
+    Returns the vocabulary words' document frequencies in the generation.
+    """
     kept_rows = np.asarray(kept_rows, dtype=np.int64)
     runs = _runs(kept_rows)
 
@@ -221,6 +224,7 @@ def write(workspace: Path, previous: ChunkFeatures | None, kept_rows: np.ndarray
         f"{name}_length": int(np.load(workspace / f"{name}_lengths.npy", mmap_mode="r", allow_pickle=False).sum(dtype=np.int64))
         for name in ("ngram", "word")}}
     (workspace / LEXICAL_STATS_FILE).write_text(json.dumps(stats), encoding="utf-8")
+    return word_df
 
 
 def _document_frequencies(old: ChunkFeatures | None, name: str, size: int, removed: np.ndarray,

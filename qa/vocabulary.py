@@ -7,7 +7,9 @@ then score candidates with word BM25. No dictionary and no language is involved:
 encoder's cross-lingual space does the translating.
 
 Word ids are stable and only ever appended, so an incremental build encodes only words the
-index has never seen and adds them to a copy of the previous graph.
+index has never seen and adds them to a copy of the previous graph. Each build then stores
+the neighbours of every word it knows (:func:`store_neighbours`), so that most query words
+need no search at query time.
 """
 
 from __future__ import annotations
@@ -16,13 +18,18 @@ import shutil
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 import faiss
 import numpy as np
 
+from . import neighbour_table
 from .errors import IndexCorruptError
+from .neighbour_table import NEIGHBOURS_FILE, Neighbours, NeighbourTable
 from .readonly_db import ReadOnlyDatabase
+
+if TYPE_CHECKING:
+    from .whole_words import WholeWords
 
 VOCABULARY_FILE = "vocabulary.sqlite"
 WORD_VECTORS_FILE = "word_vectors.faiss"
@@ -37,15 +44,9 @@ _EF_CONSTRUCTION = 80
 _EF_SEARCH = 32
 _SPARE_NEIGHBOURS = 3
 _ENCODE_BATCH = 512
+# Words whose neighbours a build searches at once: bounds its memory for any vocabulary.
+_NEIGHBOUR_BATCH = 4096
 _SQLITE_VARIABLES = 900
-
-
-@dataclass(frozen=True)
-class Neighbours:
-    """A query word's nearest vocabulary words (ids) and their cosines, best first."""
-
-    ids: tuple[int, ...]
-    cosines: tuple[float, ...]
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,8 @@ class Vocabulary:
         except RuntimeError as exc:
             raise IndexCorruptError(f"cannot read {folder / WORD_VECTORS_FILE}: {exc}; run `qa index --rebuild`") from exc
         faiss.downcast_index(self._graph).hnsw.efSearch = _EF_SEARCH
+        stored = folder / NEIGHBOURS_FILE
+        self._stored = NeighbourTable(stored) if stored.exists() else None
         if self.size != self._graph.ntotal:
             raise IndexCorruptError(f"{self.path} holds {self.size} words but {WORD_VECTORS_FILE} "
                                     f"{self._graph.ntotal} vectors; run `qa index --rebuild`")
@@ -136,18 +139,29 @@ class Vocabulary:
         Ids are never reused, so the words of removed documents stay in the graph; a few
         spare neighbours are asked for so that they do not take a translation's place.
         """
-        if len(word_vectors) == 0 or self._graph.ntotal == 0:
-            return [Neighbours((), ()) for _ in range(len(word_vectors))]
-        k = min(TRANSLATIONS_PER_WORD + _SPARE_NEIGHBOURS, self._graph.ntotal)
         # One OpenMP thread for a query, as in VectorStore.search (per calling thread).
         faiss.omp_set_num_threads(1)
-        cosines, ids = self._graph.search(np.ascontiguousarray(word_vectors, dtype=np.float32), k)
-        result = []
-        for row_ids, row_cosines in zip(ids.tolist(), cosines.tolist()):
-            kept = [(i, c) for i, c in zip(row_ids, row_cosines) if 0 <= i < len(in_use) and in_use[i] > 0]
-            kept = kept[:TRANSLATIONS_PER_WORD]
-            result.append(Neighbours(tuple(i for i, _ in kept), tuple(c for _, c in kept)))
-        return result
+        return nearest(self._graph, word_vectors, in_use)
+
+    def stored_neighbours(self, words: Sequence[str]) -> dict[str, Neighbours]:
+        """The neighbours the build found for those ``words`` it knew (:mod:`qa.neighbour_table`);
+        empty for an index built before builds stored them."""
+        return self._stored.get(words) if self._stored is not None else {}
+
+
+def nearest(graph: faiss.Index, word_vectors: np.ndarray, in_use: np.ndarray) -> list[Neighbours]:
+    """The TRANSLATIONS_PER_WORD nearest words of ``graph`` to each vector, among those in use
+    (see :meth:`Vocabulary.neighbours`), searched with as many OpenMP threads as the caller set."""
+    if len(word_vectors) == 0 or graph.ntotal == 0:
+        return [Neighbours((), ()) for _ in range(len(word_vectors))]
+    k = min(TRANSLATIONS_PER_WORD + _SPARE_NEIGHBOURS, graph.ntotal)
+    cosines, ids = graph.search(np.ascontiguousarray(word_vectors, dtype=np.float32), k)
+    result = []
+    for row_ids, row_cosines in zip(ids.tolist(), cosines.tolist()):
+        kept = [(i, c) for i, c in zip(row_ids, row_cosines) if 0 <= i < len(in_use) and in_use[i] > 0]
+        kept = kept[:TRANSLATIONS_PER_WORD]
+        result.append(Neighbours(tuple(i for i, _ in kept), tuple(c for _, c in kept)))
+    return result
 
 
 def _lookup(query: Callable[[str, Sequence], list[tuple]], words: Sequence[str]) -> dict[str, int]:
@@ -217,3 +231,40 @@ class VocabularyBuilder:
                 graph.add(np.ascontiguousarray(encode(batch), dtype=np.float32))
                 bar.update(len(batch))
         faiss.write_index(graph, str(self.workspace / WORD_VECTORS_FILE))
+
+
+def store_neighbours(folder: Path, in_use: np.ndarray, whole_words: WholeWords | None, progress: bool = False) -> None:
+    """Find the neighbours of every vocabulary word, and of the encoder's whole words the
+    vocabulary lacks, and store them in ``folder`` (:mod:`qa.neighbour_table`).
+
+    They are searched exactly as a query searches them (same graph, same vectors, same
+    beam), with every core; a whole word's vector is the table's instead of a fresh encoding.
+    """
+    from tqdm.auto import tqdm
+
+    from .embedding import usable_cores
+
+    graph = faiss.read_index(str(folder / WORD_VECTORS_FILE))
+    faiss.downcast_index(graph).hnsw.efSearch = _EF_SEARCH
+    faiss.omp_set_num_threads(usable_cores())
+    extra_words = whole_words.words if whole_words is not None else []
+    vocabulary = sqlite3.connect(folder / VOCABULARY_FILE)
+
+    def batches() -> Iterator[tuple[list[str], list[Neighbours]]]:
+        with tqdm(total=graph.ntotal + len(extra_words), unit="word", disable=not progress,
+                  desc="Finding translations of known words") as bar:
+            for start in range(0, graph.ntotal, _NEIGHBOUR_BATCH):
+                rows = vocabulary.execute("SELECT id, word FROM words WHERE id >= ? AND id < ? ORDER BY id",
+                                          (start, start + _NEIGHBOUR_BATCH)).fetchall()
+                vectors = graph.reconstruct_batch(np.array([i for i, _ in rows], dtype=np.int64))
+                yield [w for _, w in rows], nearest(graph, vectors, in_use)
+                bar.update(len(rows))
+            for start in range(0, len(extra_words), _NEIGHBOUR_BATCH):
+                words = extra_words[start:start + _NEIGHBOUR_BATCH]
+                yield words, nearest(graph, whole_words.vectors[start:start + len(words)], in_use)
+                bar.update(len(words))
+
+    try:
+        neighbour_table.write(folder / NEIGHBOURS_FILE, batches())
+    finally:
+        vocabulary.close()

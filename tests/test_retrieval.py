@@ -102,3 +102,29 @@ def test_an_index_moved_elsewhere_still_opens(seed_index, tmp_path):
     moved = tmp_path / "moved"
     shutil.copytree(seed_index, moved)
     assert DRONES in qa.load(moved).retrieve("Who supplied drones to Russia?", k=1)[0].text
+
+
+def test_a_question_of_known_words_encodes_only_the_question(seed_index):
+    index = qa.load(seed_index)
+    snapshot = index.snapshot()
+    encoded = []
+    real_encode = snapshot.embedder.encode_queries
+    snapshot.embedder.encode_queries = lambda texts: encoded.extend(texts) or real_encode(texts)
+    try:
+        index.retrieve("Which country sent weapons?")  # words the tokenizer keeps whole: translations stored
+        index.retrieve("Which country sent weapons to Russia?")  # "russia" is two pieces and not in the article
+    finally:
+        del snapshot.embedder.encode_queries
+    assert encoded == ["Which country sent weapons?", "Which country sent weapons to Russia?", "russia"]
+
+
+@pytest.mark.parametrize("question", ["Who supplied drones to Russia?", "¿Dónde se fabricarán los drones?",
+                                      "Welches Land lieferte Waffen?"])
+def test_stored_neighbours_rank_as_the_query_time_search_would(seed_index, question, monkeypatch):
+    from qa.vocabulary import Vocabulary
+
+    stored = qa.load(seed_index).retrieve(question, k=5)
+    monkeypatch.setattr(Vocabulary, "stored_neighbours", lambda self, words: {})
+    searched = qa.load(seed_index).retrieve(question, k=5)
+    assert [h.chunk_id for h in stored] == [h.chunk_id for h in searched]
+    assert [h.score for h in stored] == pytest.approx([h.score for h in searched], abs=2e-3)

@@ -7,7 +7,7 @@ import pytest
 
 from qa.embedding import load_embedder
 from qa.lru import LruCache
-from qa.vocabulary import Translations, Vocabulary, VocabularyBuilder
+from qa.vocabulary import Translations, Vocabulary, VocabularyBuilder, store_neighbours
 
 
 def build(folder, words, previous=None):
@@ -71,3 +71,47 @@ def test_lru_cache_evicts_the_least_recently_used():
     cache.get(["a"])
     cache.put(["c"], np.ones((1, 2), dtype=np.float32))
     assert sorted(cache.get(["a", "b", "c"])) == ["a", "c"]
+
+
+def store(folder, words, whole_words=None, in_use=None):
+    """A vocabulary of ``words`` with its stored neighbours, as a build writes them."""
+    ids, _ = build(folder, words)
+    in_use = np.ones(len(ids), dtype=np.int32) if in_use is None else in_use
+    store_neighbours(folder, in_use, whole_words)
+    return ids, Vocabulary(folder)
+
+
+def test_stored_neighbours_of_vocabulary_words_are_what_a_query_would_find(tmp_path):
+    words = ["jugador", "jugadores", "futbolista", "temporada", "ciudad", "iglesia", "puerto", "drones"]
+    ids, vocabulary = store(tmp_path / "v", words)
+    in_use = np.ones(vocabulary.size, dtype=np.int32)
+    stored = vocabulary.stored_neighbours(words + ["player"])
+    assert sorted(stored) == sorted(words)  # "player" is neither in the vocabulary nor a given whole word
+    for word in words:
+        (searched,) = vocabulary.neighbours(vocabulary.vectors([ids[word]]), in_use)
+        assert stored[word] == searched and stored[word].ids[0] == ids[word]
+
+
+def test_whole_words_get_their_translations_stored_and_words_out_of_use_are_left_out(tmp_path):
+    from qa.whole_words import WholeWords
+
+    encoder = load_embedder(None)
+    table = WholeWords(["player", "church"], encoder.encode_queries(["player", "church"]).astype(np.float16))
+    words = ["jugador", "jugadores", "futbolista", "temporada", "ciudad", "iglesia", "puerto"]
+    in_use = np.ones(len(words), dtype=np.int32)
+    ids, _ = build(tmp_path / "v", words)
+    in_use[ids["jugador"]] = 0  # its last document was removed
+    store_neighbours(tmp_path / "v", in_use, table)
+    vocabulary = Vocabulary(tmp_path / "v")
+    stored = vocabulary.stored_neighbours(["player", "church"])
+    searched = vocabulary.neighbours(encoder.encode_queries(["player", "church"]), in_use)
+    for word, fresh in zip(["player", "church"], searched):
+        assert stored[word].ids == fresh.ids  # float16 table vectors find the same words
+        assert stored[word].cosines == pytest.approx(fresh.cosines, abs=2e-3)
+    assert stored["church"].ids[0] == ids["iglesia"]
+    assert ids["jugador"] not in stored["player"].ids and len(stored["player"].ids) == 3
+
+
+def test_a_vocabulary_without_stored_neighbours_stores_none(tmp_path):
+    build(tmp_path / "v", ["jugador", "temporada"])  # as an index built before builds stored them
+    assert Vocabulary(tmp_path / "v").stored_neighbours(["jugador"]) == {}

