@@ -124,6 +124,10 @@ def head(backend, sums: np.ndarray, n_tokens: np.ndarray) -> np.ndarray:
     rows = len(sums)
     if rows == 0:
         return np.empty((0, DIMENSION), dtype=np.float32)
+    if 1 < rows < _ROW_MULTIPLE:
+        # a question with one or two words to translate: one matrix-vector pass per row
+        # (2 rows: 198 us) beats a padded matrix product (316 us), which repacks the weights
+        return np.vstack([head(backend, sums[i:i + 1], n_tokens[i:i + 1]) for i in range(rows)])
     counts = np.asarray(n_tokens, dtype=np.float32)
     padding = -rows % _ROW_MULTIPLE if rows > 1 else 0  # one row takes the fast matrix-vector path
     if padding:
