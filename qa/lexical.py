@@ -204,7 +204,9 @@ def matches(ptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, rows: np.ndarr
     owner = np.searchsorted(offsets, at, side="right") - 1
     if len(at) == 0:
         return Matches(owner, term[hit], np.empty(0, counts.dtype))
-    # the counts of the rows that matched, one slice (one read) per row, not per entry
+    if isinstance(counts, np.ndarray):  # memory-mapped: gather the matched entries' counts at once
+        return Matches(owner, term[hit], counts[starts[owner] + at - offsets[owner]])
+    # a RowFile: the counts of the rows that matched, one slice (one read) per row, not per entry
     matched = np.unique(owner)
     lengths = ends - starts
     row_counts = np.concatenate([counts[spans[r][0]:spans[r][1]] for r in matched.tolist()])

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from qa import lexical
+from qa.rowfile import RowFile
 
 
 def test_fold_lowercases_and_strips_accents():
@@ -69,7 +70,8 @@ def test_match_scores_are_bm25_from_raw_counts_and_global_frequencies():
     assert scores == pytest.approx(expected, rel=1e-5)
 
 
-def test_matches_find_exactly_the_entries_of_query_terms_in_row_order():
+@pytest.mark.parametrize("storage", ["memory-mapped", "read by row"])
+def test_matches_find_exactly_the_entries_of_query_terms_in_row_order(storage, tmp_path):
     rng = np.random.default_rng(7)
     query = np.unique(rng.integers(0, lexical.NGRAM_BUCKETS, 40)).astype(np.uint32)
     # ids sharing a query id's low bits but not the id itself must pass the bitmap and be rejected
@@ -81,9 +83,14 @@ def test_matches_find_exactly_the_entries_of_query_terms_in_row_order():
     ids = np.concatenate(rows)
     counts = rng.integers(1, 9, len(ids)).astype(np.uint16)
     asked = np.array([30, 4, 17, 0, 4, 29])
-    found = lexical.matches(ptr, ids, counts, asked, query)
+    stored_ids, stored_counts = ids, counts
+    if storage == "read by row":  # as a large index keeps them (qa.rowfile)
+        np.save(tmp_path / "ids.npy", ids)
+        np.save(tmp_path / "counts.npy", counts)
+        stored_ids, stored_counts = RowFile(tmp_path / "ids.npy"), RowFile(tmp_path / "counts.npy")
+    found = lexical.matches(ptr, stored_ids, stored_counts, asked, query)
     expected = [(position, int(np.searchsorted(query, i)), int(c)) for position, row in enumerate(asked)
                 for i, c in zip(ids[ptr[row]:ptr[row + 1]], counts[ptr[row]:ptr[row + 1]]) if i in set(query.tolist())]
     assert list(zip(found.owner.tolist(), found.term.tolist(), found.counts.tolist())) == expected
     assert len(expected) > 20
-    assert len(lexical.matches(ptr, ids, counts, asked, query[:0]).term) == 0
+    assert len(lexical.matches(ptr, stored_ids, stored_counts, asked, query[:0]).term) == 0
