@@ -86,7 +86,11 @@ class UniversalSentenceEncoder:
         self._model = None
         self._error: BaseException | None = None
         self._ready = threading.Event()
-        threading.Thread(target=self._load, name="qa-usem3-load", daemon=True).start()
+        # Not a daemon: the interpreter waits for the load before it exits. A daemon thread
+        # still inside the tokenizer's C++ when the interpreter finalises is stopped there,
+        # which aborts the process ("terminate called without an active exception"), seen
+        # when a process only read an index's files and exited.
+        threading.Thread(target=self._load, name="qa-usem3-load").start()
 
     def _load(self) -> None:
         try:
