@@ -3,7 +3,7 @@
 Finding a query word's translations at query time means encoding it (if the index has never
 seen it) and searching the vocabulary graph: together about a third of a dense query's time
 per question. A build already knows which words questions will mostly use: the vocabulary's
-own, and the words the bundled encoder keeps whole (:mod:`qa.whole_words`). It searches the
+own, and the words the bundled encoder's tokenizer knows whole (:mod:`qa.whole_words`). It searches the
 graph for all of them once and stores the result here, so a query only looks its words up.
 Words the table lacks take the query-time path, which gives the same neighbours.
 """

@@ -230,7 +230,8 @@ class Index:
         missing = [w for w in distinct if w not in near]
         vectors_of = self._word_cache(embedder).get(missing)
         looked_up = [w for w in missing if w not in vectors_of]
-        in_vocabulary = snapshot.vocabulary.ids(looked_up) if looked_up else {}
+        # a build that stored neighbours stored every vocabulary word's: the rest are new words
+        in_vocabulary = snapshot.vocabulary.ids(looked_up) if looked_up and not snapshot.vocabulary.stores_neighbours else {}
         vectors_of.update(zip(in_vocabulary, snapshot.vocabulary.vectors(list(in_vocabulary.values()))))
         unknown = [w for w in looked_up if w not in in_vocabulary]
         vectors = embedder.encode_queries(readings + unknown)

