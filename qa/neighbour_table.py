@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
+import numpy as np
+
 from .readonly_db import ReadOnlyDatabase
 
 NEIGHBOURS_FILE = "word_neighbours.sqlite"
@@ -30,21 +32,27 @@ class Neighbours:
     cosines: tuple[float, ...]
 
 
-def write(path: Path, batches: Iterable[tuple[Sequence[str], Sequence[Neighbours]]]) -> None:
-    """Store each batch's words with their neighbours; a word already stored keeps its first entry."""
+def write(path: Path, batches: Iterable[tuple[Sequence[str], np.ndarray, np.ndarray]]) -> None:
+    """Store each batch's words with their neighbours, given as arrays [words, n] of ids (-1
+    past the last) and cosines; a word already stored keeps its first entry."""
     connection = sqlite3.connect(path)
     try:
         connection.execute("PRAGMA journal_mode=OFF")  # a private file; fsynced at commit
         connection.execute("PRAGMA synchronous=OFF")
         connection.execute("CREATE TABLE neighbours (word TEXT PRIMARY KEY, ids BLOB NOT NULL, cosines BLOB NOT NULL)"
                            " WITHOUT ROWID")
-        for words, found in batches:
-            connection.executemany("INSERT OR IGNORE INTO neighbours VALUES (?, ?, ?)", (
-                (word, struct.pack(f"<{len(near.ids)}q", *near.ids), struct.pack(f"<{len(near.cosines)}f", *near.cosines))
-                for word, near in zip(words, found)))
+        for words, ids, cosines in batches:
+            rows = sorted(zip(words, _row_bytes(ids, "<i8"), _row_bytes(cosines, "<f4")))  # in key order: faster
+            connection.executemany("INSERT OR IGNORE INTO neighbours VALUES (?, ?, ?)", rows)
         connection.commit()
     finally:
         connection.close()
+
+
+def _row_bytes(values: np.ndarray, dtype: str) -> list[bytes]:
+    """Each row of ``values`` as the bytes of ``dtype`` numbers, without a Python loop."""
+    rows = np.ascontiguousarray(values, dtype=dtype)
+    return rows.view(np.dtype((np.void, rows.shape[1] * rows.itemsize))).ravel().tolist()
 
 
 class NeighbourTable:
@@ -63,6 +71,7 @@ class NeighbourTable:
             for word, ids, cosines in self._query(f"SELECT word, ids, cosines FROM neighbours WHERE word IN ({marks})",
                                                   batch):
                 # struct, not NumPy: a third of the time for three numbers
-                found[word] = Neighbours(struct.unpack(f"<{len(ids) // 8}q", ids),
-                                         struct.unpack(f"<{len(cosines) // 4}f", cosines))
+                ids, cosines = struct.unpack(f"<{len(ids) // 8}q", ids), struct.unpack(f"<{len(cosines) // 4}f", cosines)
+                kept = len(ids) - ids.count(-1)  # -1 pads the words that have fewer neighbours
+                found[word] = Neighbours(ids[:kept], cosines[:kept])
         return found

@@ -158,16 +158,28 @@ class Vocabulary:
 def nearest(graph: faiss.Index, word_vectors: np.ndarray, in_use: np.ndarray) -> list[Neighbours]:
     """The TRANSLATIONS_PER_WORD nearest words of ``graph`` to each vector, among those in use
     (see :meth:`Vocabulary.neighbours`), searched with as many OpenMP threads as the caller set."""
-    if len(word_vectors) == 0 or graph.ntotal == 0:
-        return [Neighbours((), ()) for _ in range(len(word_vectors))]
+    ids, cosines = nearest_arrays(graph, word_vectors, in_use)
+    found = ids >= 0
+    return [Neighbours(tuple(i[f].tolist()), tuple(c[f].tolist())) for i, c, f in zip(ids, cosines, found)]
+
+
+def nearest_arrays(graph: faiss.Index, word_vectors: np.ndarray, in_use: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`nearest` as arrays [vectors, TRANSLATIONS_PER_WORD] of word ids (best first, -1
+    after the last found) and their cosines: a build finds tens of thousands at once."""
+    n = len(word_vectors)
+    ids = np.full((n, TRANSLATIONS_PER_WORD), -1, dtype=np.int64)
+    cosines = np.zeros((n, TRANSLATIONS_PER_WORD), dtype=np.float32)
+    if n == 0 or graph.ntotal == 0:
+        return ids, cosines
     k = min(TRANSLATIONS_PER_WORD + _SPARE_NEIGHBOURS, graph.ntotal)
-    cosines, ids = graph.search(np.ascontiguousarray(word_vectors, dtype=np.float32), k)
-    result = []
-    for row_ids, row_cosines in zip(ids.tolist(), cosines.tolist()):
-        kept = [(i, c) for i, c in zip(row_ids, row_cosines) if 0 <= i < len(in_use) and in_use[i] > 0]
-        kept = kept[:TRANSLATIONS_PER_WORD]
-        result.append(Neighbours(tuple(i for i, _ in kept), tuple(c for _, c in kept)))
-    return result
+    found_cosines, found = graph.search(np.ascontiguousarray(word_vectors, dtype=np.float32), k)
+    usable = (found >= 0) & (found < len(in_use))
+    usable[usable] = np.asarray(in_use)[found[usable]] > 0
+    place = usable.cumsum(axis=1) - 1  # among the usable ones of its row
+    rows, columns = (usable & (place < TRANSLATIONS_PER_WORD)).nonzero()
+    ids[rows, place[rows, columns]] = found[rows, columns]
+    cosines[rows, place[rows, columns]] = found_cosines[rows, columns]
+    return ids, cosines
 
 
 def _lookup(query: Callable[[str, Sequence], list[tuple]], words: Sequence[str]) -> dict[str, int]:
@@ -256,18 +268,18 @@ def store_neighbours(folder: Path, in_use: np.ndarray, whole_words: WholeWords |
     extra_words = whole_words.words if whole_words is not None else []
     vocabulary = sqlite3.connect(folder / VOCABULARY_FILE)
 
-    def batches() -> Iterator[tuple[list[str], list[Neighbours]]]:
+    def batches() -> Iterator[tuple[list[str], np.ndarray, np.ndarray]]:
         with tqdm(total=graph.ntotal + len(extra_words), unit="word", disable=not progress,
                   desc="Finding translations of known words") as bar:
             for start in range(0, graph.ntotal, _NEIGHBOUR_BATCH):
                 rows = vocabulary.execute("SELECT id, word FROM words WHERE id >= ? AND id < ? ORDER BY id",
                                           (start, start + _NEIGHBOUR_BATCH)).fetchall()
                 vectors = graph.reconstruct_batch(np.array([i for i, _ in rows], dtype=np.int64))
-                yield [w for _, w in rows], nearest(graph, vectors, in_use)
+                yield [w for _, w in rows], *nearest_arrays(graph, vectors, in_use)
                 bar.update(len(rows))
             for start in range(0, len(extra_words), _NEIGHBOUR_BATCH):
                 words = extra_words[start:start + _NEIGHBOUR_BATCH]
-                yield words, nearest(graph, whole_words.vectors[start:start + len(words)], in_use)
+                yield words, *nearest_arrays(graph, whole_words.vectors[start:start + len(words)], in_use)
                 bar.update(len(words))
 
     try:
