@@ -8,6 +8,8 @@ the folder lose their chunks. Each build is committed as a new generation (see
 
 from __future__ import annotations
 
+import functools
+
 import os
 import shutil
 from dataclasses import dataclass
@@ -247,7 +249,10 @@ class _Build:
         try:
             vocabulary = VocabularyBuilder(workspace, previous.folder if previous else None, self.embedder.dimension)
             fresh_vectors, new_rows = self._embed(fresh_documents, vocabulary)
-            vocabulary.finish(self.embedder.encode_queries, progress=self.progress)
+            table = whole_words(self.embedder)
+            encode_words = (functools.partial(table.encode, encode=self.embedder.encode_queries) if table is not None
+                            else self.embedder.encode_queries)
+            vocabulary.finish(encode_words, progress=self.progress)
             self.report.chunks_embedded = len(fresh)
             write_chunks(workspace / CHUNKS_FILE, rows)
             vectors = np.vstack([kept_vectors, fresh_vectors])
@@ -256,7 +261,7 @@ class _Build:
             store.save(workspace)
             word_df = chunkfeatures.write(workspace, previous.features if previous else None,
                                           np.array([c.row for c in kept], dtype=np.int64), new_rows, vocabulary.size)
-            store_neighbours(workspace, in_use=word_df, whole_words=whole_words(self.embedder), progress=self.progress)
+            store_neighbours(workspace, in_use=word_df, whole_words=table, progress=self.progress)
         except BaseException:
             shutil.rmtree(workspace, ignore_errors=True)
             raise

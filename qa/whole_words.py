@@ -24,6 +24,7 @@ import zipfile
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -42,6 +43,20 @@ class WholeWords:
 
     words: list[str]
     vectors: np.ndarray
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_rows", {word: row for row, word in enumerate(self.words)})
+
+    def encode(self, words: Sequence[str], encode: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+        """Vectors of ``words``: the table's where it has the word, ``encode``'s for the others
+        (float32; a build's vocabulary graph stores them as float16 again)."""
+        rows = np.array([self._rows.get(word, -1) for word in words], dtype=np.int64)
+        known = rows >= 0
+        vectors = np.empty((len(words), self.vectors.shape[1]), dtype=np.float32)
+        vectors[known] = self.vectors[rows[known]]
+        if not known.all():
+            vectors[~known] = encode([word for word, row in zip(words, rows.tolist()) if row < 0])
+        return vectors
 
 
 def whole_words(embedder: Embedder) -> WholeWords | None:

@@ -10,10 +10,11 @@ import pytest
 import qa
 from qa import lexical
 from qa.chunkfeatures import ChunkFeatures, from_bfloat16, to_bfloat16
-from qa.embedding import UniversalSentenceEncoder
+from qa.embedding import UniversalSentenceEncoder, load_embedder
 from qa.errors import IndexCorruptError
 from qa.storage import IndexDirectory
 from qa.vocabulary import Vocabulary
+from qa.whole_words import whole_words
 
 from test_indexing import NEW_DOC
 
@@ -49,7 +50,11 @@ def test_an_added_document_appends_rows_and_encodes_only_new_words(seeds_copy, t
     qa.build_index(seeds_copy, index_dir, progress=False)
     after, after_vocabulary = live(index_dir)
 
-    assert sorted(encoded) == sorted(set(lexical.words(NEW_DOC)) - known_words)  # known words reused
+    new_words = set(lexical.words(NEW_DOC)) - known_words
+    table = set(whole_words(load_embedder(None)).words)
+    assert new_words & table and new_words - table
+    assert sorted(encoded) == sorted(new_words - table)  # known words reused, the table's looked up
+    assert new_words <= set(vocabulary_words(after_vocabulary).values())
     assert after.rows > before.rows
     pieces = int(before.piece_ptr[-1])
     for name in ("piece_ptr", "ngram_ptr", "word_ptr", "ngram_lengths", "word_lengths", "profiles"):

@@ -52,3 +52,19 @@ def test_the_table_is_computed_once_and_a_damaged_copy_again(private_cache, monk
 
 def test_other_encoders_have_no_table(minilm_path):
     assert whole_words.whole_words(SentenceTransformerEmbedder(str(minilm_path))) is None
+
+
+def test_words_in_the_table_are_not_encoded_again():
+    encoder = load_embedder(None)
+    table = whole_words.whole_words(encoder)
+    asked = []
+
+    def encode(words):
+        asked.extend(words)
+        return encoder.encode_queries(words)
+
+    words = ["weapons", "sacks", "jugador", "credited"]
+    vectors = table.encode(words, encode)
+    assert asked == ["sacks", "credited"]  # not in the table: encoded, in order
+    cosines = (vectors * encoder.encode_queries(words)).sum(axis=1)
+    assert vectors.dtype == np.float32 and cosines.min() > 0.999
