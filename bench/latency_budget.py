@@ -32,8 +32,8 @@ from qa.vocabulary import Translations
 VARIANTS = {
     "full": "hybrid as shipped",
     "rank": "- re-ranking (dense order kept)",
-    "neighbours": "- HNSW search of the question's words",
-    "words": "- encoding the words the vocabulary lacks",
+    "neighbours": "- HNSW search of words without stored neighbours",
+    "words": "- encoding those words",
     "terms": "- the question's n-grams and tokens",
 }
 

@@ -124,6 +124,8 @@ def test_stored_neighbours_rank_as_the_query_time_search_would(seed_index, quest
     from qa.vocabulary import Vocabulary
 
     stored = qa.load(seed_index).retrieve(question, k=5)
+    # as an index built before builds stored neighbours
+    monkeypatch.setattr(Vocabulary, "stores_neighbours", property(lambda self: False))
     monkeypatch.setattr(Vocabulary, "stored_neighbours", lambda self, words: {})
     searched = qa.load(seed_index).retrieve(question, k=5)
     assert [h.chunk_id for h in stored] == [h.chunk_id for h in searched]
