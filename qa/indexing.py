@@ -9,7 +9,6 @@ the folder lose their chunks. Each build is committed as a new generation (see
 from __future__ import annotations
 
 import functools
-
 import os
 import shutil
 from dataclasses import dataclass

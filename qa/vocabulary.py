@@ -158,22 +158,14 @@ class Vocabulary:
 def nearest(graph: faiss.Index, word_vectors: np.ndarray, in_use: np.ndarray) -> list[Neighbours]:
     """The TRANSLATIONS_PER_WORD nearest words of ``graph`` to each vector, among those in use
     (see :meth:`Vocabulary.neighbours`), searched with as many OpenMP threads as the caller set."""
-    if len(word_vectors) == 0 or graph.ntotal == 0:
-        return [Neighbours((), ()) for _ in range(len(word_vectors))]
-    k = min(TRANSLATIONS_PER_WORD + _SPARE_NEIGHBOURS, graph.ntotal)
-    cosines, ids = graph.search(np.ascontiguousarray(word_vectors, dtype=np.float32), k)
-    result = []
-    for row_ids, row_cosines in zip(ids.tolist(), cosines.tolist()):
-        kept = [(i, c) for i, c in zip(row_ids, row_cosines) if 0 <= i < len(in_use) and in_use[i] > 0]
-        kept = kept[:TRANSLATIONS_PER_WORD]
-        result.append(Neighbours(tuple(i for i, _ in kept), tuple(c for _, c in kept)))
-    return result
+    ids, cosines = nearest_arrays(graph, word_vectors, in_use)
+    kept = (ids >= 0).sum(axis=1).tolist()  # found neighbours come first in each row
+    return [Neighbours(tuple(i[:n]), tuple(c[:n])) for i, c, n in zip(ids.tolist(), cosines.tolist(), kept)]
 
 
 def nearest_arrays(graph: faiss.Index, word_vectors: np.ndarray, in_use: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """:func:`nearest` as arrays [vectors, TRANSLATIONS_PER_WORD] of word ids (best first, -1
-    after the last found) and their cosines, for a build's tens of thousands of words at once
-    (a query's few words are faster through :func:`nearest`'s plain Python)."""
+    after the last found) and their cosines: a build finds tens of thousands at once."""
     n = len(word_vectors)
     ids = np.full((n, TRANSLATIONS_PER_WORD), -1, dtype=np.int64)
     cosines = np.zeros((n, TRANSLATIONS_PER_WORD), dtype=np.float32)
