@@ -49,7 +49,7 @@ def _remove(index: Index, variant: str) -> None:
         def dense_order(features: ChunkFeatures, vector: np.ndarray, terms: hybrid.QueryTerms, rows: np.ndarray, dense: np.ndarray,
                         weights: hybrid.Weights | None = None) -> hybrid.Ranking:
             none = np.empty(0, np.int64)
-            return hybrid.Ranking(rows, dense, none, none, np.empty(0, np.float32))
+            return hybrid.Ranking(rows, dense, none, none, np.empty(0, np.float32), 0.0)
         hybrid.rank = dense_order
     if "neighbours" in removed:
         def no_neighbours(vectors: np.ndarray, in_use: np.ndarray) -> list[Neighbours]:

@@ -1,8 +1,8 @@
 """Answers with verifiable citations: extractive by default, an LLM when one is configured.
 
 The extractive answerer quotes the evidence sentences verbatim, each with its marker, and
-says which documents they come from. When the best evidence is below the calibrated
-support threshold it abstains and lists the closest matches instead. The LLM answerer gets
+says which documents they come from. When the search's verdict is that the best evidence
+does not answer (:mod:`qa.verification`) it abstains and lists the closest matches instead. The LLM answerer gets
 the top passages as numbered data; markers naming no passage are removed and the rest are
 renumbered in order of first mention, so ``[n]`` always means ``citations[n-1]``.
 """
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 
 from . import messages
 from .llm import LLMSettings, LLMUnavailable, Source, build_messages, clean_markers, stream_completion, strip_foreign_links
-from .retrieval import SUPPORT_THRESHOLD
+from .verification import SUPPORT_THRESHOLD
 from .types import Answer, Citation, Evidence, Hit
 
 if TYPE_CHECKING:
@@ -30,11 +30,12 @@ CLOSEST_MATCHES = 3
 def answer_stream(index: Index, question: str, history: Sequence[dict] = (), *, llm: LLMSettings | None = None,
                   k: int = 5) -> Iterator[Answer]:
     """Yield the answer as it forms; the last one yielded has ``complete=True``."""
-    hits, evidence = index.find_evidence(question, k=k, history=history)
+    findings = index.find_evidence(question, k=k, history=history)
+    hits = findings.hits
     question = question.strip()
     language = messages.detect_language(question)
-    unique = _distinct(evidence)
-    if not unique or unique[0].score < SUPPORT_THRESHOLD:
+    unique = _distinct(findings.evidence)
+    if not unique or not findings.verdict.supported:
         yield _abstention(question, language, unique, "extractive")
         return
     if llm is None:
@@ -70,16 +71,19 @@ def _citation(n: int, item: Evidence) -> Citation:
 
 
 def _select(evidence: list[Evidence], history: Sequence[dict]) -> list[Evidence]:
-    """The quotes to give: the best, plus up to MAX_QUOTES-1 nearly as strong.
+    """The quotes to give: the sentence the verdict was on, plus up to MAX_QUOTES-1 nearly
+    as strong.
 
-    In a follow-up, sentences the previous answer already quoted step aside when others
-    are strong enough ("And who else...?" should not get the same sentence again).
+    In a follow-up, sentences the previous answer already quoted step aside when another is
+    nearly as strong ("And who else...?" should not get the same sentence again).
     """
     quoted_before = _last_answer(history)
     fresh = [e for e in evidence if " ".join(e.text.split()) not in quoted_before]
-    pool = fresh if fresh and fresh[0].score >= SUPPORT_THRESHOLD else evidence
-    best = pool[0].score
-    return [e for e in pool[:MAX_QUOTES] if e.score >= max(SUPPORT_THRESHOLD, best - QUOTE_MARGIN)]
+    first = evidence[0]
+    if first not in fresh and fresh and fresh[0].score >= first.score - QUOTE_MARGIN:
+        first = fresh[0]
+    floor = max(SUPPORT_THRESHOLD, first.score - QUOTE_MARGIN)
+    return [first] + [e for e in fresh if e is not first and e.score >= floor][:MAX_QUOTES - 1]
 
 
 def _last_answer(history: Sequence[dict]) -> str:

@@ -172,6 +172,14 @@ class ChunkFeatures:
             raise IndexCorruptError(f"{folder} has per-row files that disagree ({rows}, {entries}); "
                                     "run `qa index --rebuild`")
 
+    def piece_vectors_of(self, pieces: np.ndarray) -> np.ndarray:
+        """The float32 vectors of sentence pieces (rows of ``piece_vectors``)."""
+        return from_bfloat16(self.piece_vectors[pieces])
+
+    def word_ids_of(self, row: int) -> np.ndarray:
+        """The vocabulary ids of the words of chunk ``row`` (int64)."""
+        return np.asarray(self.word_ids[int(self.word_ptr[row]):int(self.word_ptr[row + 1])], dtype=np.int64)
+
     def pieces(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(piece rows of ``rows`` concatenated, the position in ``rows`` owning each)."""
         starts = np.asarray(self.piece_ptr[rows], dtype=np.int64)

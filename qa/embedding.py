@@ -128,6 +128,15 @@ class UniversalSentenceEncoder:
         # USE is a dual encoder trained for question/answer retrieval: no prompts needed.
         return self._encode(texts)
 
+    def word_rarity(self, words: Sequence[str]) -> np.ndarray:
+        """How rare each word is in any of the 16 languages: the sum of its SentencePiece
+        pieces' unigram costs (negative log-probabilities, nats). Function words cost 5-8,
+        names and technical terms 12-30. (A capability of this encoder: answer
+        verification weighs question words by it, see :mod:`qa.verification`.)"""
+        tokenizer = self.backend().sp
+        return np.array([-sum(tokenizer.GetScore(piece) for piece in tokenizer.encode(word)) for word in words],
+                        dtype=np.float32)
+
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
         from . import use_forward
 

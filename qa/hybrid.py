@@ -98,14 +98,7 @@ class Ranking:
     piece_rows: np.ndarray  # pieces of all candidates, grouped by candidate
     piece_owner: np.ndarray  # position in ``rows`` of each piece's chunk
     piece_cosines: np.ndarray
-
-    @property
-    def top_support(self) -> float:
-        """The best cosine of a sentence of the top chunk with the question (-inf if none):
-        unlike ``scores``, whose lexical parts are relative to the candidates, it compares
-        across rankings of different readings of a question."""
-        mine = self.piece_cosines[self.piece_owner == 0] if len(self.rows) else self.piece_cosines[:0]
-        return float(mine.max()) if len(mine) else -np.inf
+    language_gate: float  # how surely the question shares its documents' language, 0..1
 
     def pieces_of(self, position: int) -> tuple[np.ndarray, np.ndarray]:
         """(piece rows, cosines) of the chunk at ``position`` in the ranking."""
@@ -144,7 +137,7 @@ def rank(features: ChunkFeatures, vector: np.ndarray, terms: QueryTerms, rows: n
     order = np.argsort(-scores, kind="stable")
     position = np.empty(n, dtype=np.int64)
     position[order] = np.arange(n)
-    return Ranking(rows[order], scores[order], pieces, position[owner], cosines)
+    return Ranking(rows[order], scores[order], pieces, position[owner], cosines, gate)
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,13 @@ import functools
 import os
 import threading
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
-from . import hybrid, lexical
+from . import hybrid, lexical, verification
 from .chunkdb import CHUNKS_FILE, ChunkTable
 from .chunkfeatures import ChunkFeatures
 from .embedding import Embedder, load_embedder
@@ -21,9 +21,11 @@ from .hybrid import QueryTerms, Ranking
 from .manifest import Manifest
 from .storage import IndexDirectory
 from .store import VECTORS_FILE, VectorStore
-from .types import Answer, Evidence, Hit, IndexedDocument, IndexStats
 from .lru import LruCache
-from .vocabulary import Translations, Vocabulary
+from .neighbour_table import Neighbours
+from .question_forms import QuestionForm, answer_kind, is_cue_word, read_question
+from .types import Answer, Evidence, EvidenceSignals, Findings, Hit, IndexedDocument, IndexStats, Verdict
+from .vocabulary import MIN_TRANSLATION_COSINE, Translations, Vocabulary
 
 if TYPE_CHECKING:
     from .llm import LLMSettings
@@ -31,11 +33,6 @@ if TYPE_CHECKING:
 MAX_QUESTION_CHARS = 2000
 MAX_K = 1000
 RETRIEVAL_MODES = ("hybrid", "dense")
-# Below this support (the question's cosine with the sentence to quote) the answerer
-# abstains. Calibrated for the bundled encoder on the tuning half of XQuAD-R, answerable
-# questions of all four en/es pairs against the same questions asked of an index of seeds/
-# alone, minimising false abstentions plus false answers: `qa eval --calibrate` (README).
-SUPPORT_THRESHOLD = 0.1977
 
 
 def check_question(question: object) -> str:
@@ -82,6 +79,8 @@ class _Reading:
     vector: np.ndarray
     terms: QueryTerms
     ranking: Ranking
+    words: list[str]  # the distinct words whose translations ``terms`` holds, in group order
+    neighbours: dict[str, Neighbours]  # each word's nearest vocabulary words in this generation
 
 
 class Index:
@@ -181,37 +180,139 @@ class Index:
         (reading,) = self._read(snapshot, [question], k)
         return _hits(snapshot, reading.ranking, k)
 
-    def find_evidence(self, question: str, k: int = 5, history: Sequence[dict] = ()) -> tuple[list[Hit], list[Evidence]]:
-        """The top ``k`` passages and the sentences in them that may answer, best first.
+    def find_evidence(self, question: str, k: int = 5, history: Sequence[dict] = ()) -> Findings:
+        """The top ``k`` passages, the sentences in them that may answer (best first: the first
+        is the one to quote), and the verdict on whether it answers (:mod:`qa.verification`).
 
-        The first sentence is the one to quote; each ``Evidence.score`` is the question's
-        cosine with that sentence, the scale of :data:`SUPPORT_THRESHOLD`. ``history`` is
-        the conversation so far (``{"role", "content"}`` messages). A follow-up such as
-        "Where will they be built?" is also searched together with the previous question,
-        and whichever reading finds the better-supported sentence wins, so a question on a new
-        topic is not dragged back to the old one.
+        ``history`` is the conversation so far (``{"role", "content"}`` messages). A question
+        that refers back (a pronoun, "and ...?", "else": :mod:`qa.question_forms`) is also
+        read together with the earlier questions it continues, and that reading is taken if
+        the verdict on it is more confident, and it is supported by the new question's own
+        words too, never by the earlier turns' alone. A self-contained question gets exactly
+        the answer it would get asked alone.
         """
         question = check_question(question)
         k = check_k(k)
         snapshot = self.snapshot()
-        previous = _previous_question(history)
-        readings = self._read(snapshot, [question] + ([f"{previous} {question}"] if previous else []), k)
-        best = max(readings, key=lambda r: r.ranking.top_support)
-        ranking = best.ranking
+        alone = self._findings(snapshot, question, question, k, "alone")
+        earlier = _earlier_questions(history)
+        if not earlier or not read_question(question).refers_back:
+            return alone
+        with_context = self._findings(snapshot, " ".join([*earlier, question]), question, k, "with context",
+                                      quoted_before=_earlier_answers(history))
+        if with_context.verdict.supported and with_context.verdict.confidence > alone.verdict.confidence:
+            return with_context
+        return alone
+
+    def _findings(self, snapshot: _Snapshot, reading_text: str, question: str, k: int, reading: str,
+                  quoted_before: str = "") -> Findings:
+        """Search ``reading_text`` and judge its first evidence sentence as an answer to
+        ``question``. When the two differ (a follow-up read with the earlier questions), the
+        reading finds the passages, and ``question`` alone picks the sentence in them,
+        leaving out sentences found in ``quoted_before`` (the earlier answers)."""
+        if reading_text == question:
+            (found,) = self._read(snapshot, [reading_text], k)
+            chooser = found
+        else:
+            found, chooser = self._read(snapshot, [reading_text, question], k)
+        ranking = found.ranking
         hits = _hits(snapshot, ranking, k)
-        translations = best.terms.translations
+        if chooser is not found:  # the same passages, their sentences scored against the question itself
+            own_cosines = snapshot.features.piece_vectors_of(ranking.piece_rows) @ chooser.vector
+            choosing = replace(ranking, piece_cosines=own_cosines)
+        else:
+            choosing = ranking
+        translations = chooser.terms.translations
         # quotes come only from the passages returned, which an LLM answerer also gets
         choices = hybrid.choose_pieces(
-            snapshot.features, ranking, [h.text for h in hits], translations,
+            snapshot.features, choosing, [h.text for h in hits], translations,
             snapshot.vocabulary.words(translations.ids.tolist()),
             score_clauses=functools.partial(hybrid.best_clause_cosines, encode=snapshot.embedder.encode_passages,
-                                            question=best.vector))
+                                            question=chooser.vector))
+        reading_cosine = _piece_cosines(snapshot, ranking)
         evidence = []
         for choice in choices:
             hit = hits[choice.position]
-            evidence.append(Evidence(hit, hit.start + choice.start, hit.start + choice.end,
-                                     hit.text[choice.start:choice.end], choice.cosine))
-        return hits[:k], evidence
+            text = hit.text[choice.start:choice.end]
+            if quoted_before and " ".join(text.split()) in quoted_before:
+                continue  # a follow-up moves on: the earlier answer already gave this sentence
+            evidence.append(Evidence(hit, hit.start + choice.start, hit.start + choice.end, text,
+                                     reading_cosine[(choice.position, choice.start, choice.end)]))
+        return Findings(hits[:k], evidence, self._verdict(snapshot, found, hits, evidence, question, reading))
+
+    def _verdict(self, snapshot: _Snapshot, found: _Reading, hits: list[Hit], evidence: list[Evidence],
+                 question: str, reading: str) -> Verdict:
+        """The verdict on the first evidence sentence (:mod:`qa.verification`)."""
+        if not evidence:
+            return Verdict(False, float("-inf"), reading)
+        first = evidence[0]
+        position = next(i for i, hit in enumerate(hits) if hit is first.hit)
+        rarity_of = getattr(snapshot.embedder, "word_rarity", None)
+        if rarity_of is None:
+            return verification.judge_by_support(first.score, reading)
+        # Question and reference words of every language are not content: left out, they
+        # cannot weigh as rare ("dónde" costs 20 nats, as much as a name).
+        words = [w for w in found.words if not is_cue_word(w)]
+        rarity = rarity_of(words)
+        translated = [bool(found.neighbours[w].cosines) and found.neighbours[w].cosines[0] >= MIN_TRANSLATION_COSINE
+                      for w in words]
+        question_vectors = self._question_word_vectors(snapshot, words)
+        passage_ids = snapshot.features.word_ids_of(int(found.ranking.rows[position]))
+        passage_vectors = snapshot.vocabulary.vectors(passage_ids.tolist())
+        sentence_ids = set(snapshot.vocabulary.ids(sorted(set(lexical.words(first.text)))).values())
+        in_sentence = np.isin(passage_ids, np.array(sorted(sentence_ids), dtype=passage_ids.dtype))
+        cosines = question_vectors @ passage_vectors.T if len(passage_ids) else np.zeros((len(words), 0), np.float32)
+        passage_best = cosines.max(axis=1) if cosines.shape[1] else np.zeros(len(words), np.float32)
+        sentence_best = cosines[:, in_sentence].max(axis=1) if in_sentence.any() else np.zeros(len(words), np.float32)
+        scores = found.ranking.scores
+        runner_up = max((float(x) for i, x in enumerate(scores.tolist()) if i != position), default=0.0)
+        signals = EvidenceSignals(
+            support=first.score,
+            fused=float(scores[position]),
+            margin=float(scores[position]) - runner_up,
+            language_gate=found.ranking.language_gate,
+            kind_mismatch=verification.kind_mismatch(answer_kind(question), first.text),
+            **verification.word_signals(
+                [verification.QuestionWord(float(r), t) for r, t in zip(rarity.tolist(), translated)],
+                passage_best, sentence_best),
+            same_document=verification.same_document(first.hit, hits),
+        )
+        verdict = verification.judge(signals, reading)
+        if reading == "with context" and verdict.supported and not self._own_support(
+                snapshot, read_question(question), first.text, passage_vectors):
+            return replace(verdict, supported=False)
+        return verdict
+
+    def _own_support(self, snapshot: _Snapshot, form: QuestionForm, sentence: str, passage_vectors: np.ndarray) -> bool:
+        """Whether a follow-up supports, by itself, what its reading with the earlier questions
+        found: one of its own rarer words (not a cue word) matches a word of the passage, or,
+        if it has none ("And when?", "¿Y quién más?"), the sentence can hold the kind of
+        answer it asks for."""
+        own = list(dict.fromkeys(lexical.words(" ".join(form.own_words))))
+        if own:
+            own = [w for w, r in zip(own, snapshot.embedder.word_rarity(own).tolist())
+                   if r >= verification.RARE_WORD_COST]
+        if not own:
+            return verification.kind_mismatch(form.kind, sentence) == 0.0
+        if not len(passage_vectors):
+            return False
+        best = float((self._question_word_vectors(snapshot, own) @ passage_vectors.T).max())
+        return best >= verification.OWN_WORD_MATCH
+
+    def _question_word_vectors(self, snapshot: _Snapshot, words: list[str]) -> np.ndarray:
+        """Vectors of question words: cached, the vocabulary's, or encoded (once per word)."""
+        cache = self._word_cache(snapshot.embedder)
+        vectors_of = cache.get(words)
+        missing = [w for w in words if w not in vectors_of]
+        in_vocabulary = snapshot.vocabulary.ids(missing) if missing else {}
+        vectors_of.update(zip(in_vocabulary, snapshot.vocabulary.vectors(list(in_vocabulary.values()))))
+        unknown = [w for w in missing if w not in in_vocabulary]
+        if unknown:
+            vectors_of.update(zip(unknown, snapshot.embedder.encode_queries(unknown)))
+        cache.put(missing, [vectors_of[w] for w in missing])
+        if not words:
+            return np.empty((0, snapshot.embedder.dimension), dtype=np.float32)
+        return np.array([vectors_of[w] for w in words], dtype=np.float32)
 
     def _read(self, snapshot: _Snapshot, readings: list[str], k: int) -> list[_Reading]:
         """Encode the readings and their unknown words in one call, then rank each.
@@ -249,7 +350,7 @@ class Index:
             found_rows = rows[i] >= 0
             ranking = hybrid.rank(snapshot.features, vectors[i], terms, rows[i][found_rows].astype(np.int64),
                                   dense[i][found_rows])
-            result.append(_Reading(vectors[i], terms, ranking))
+            result.append(_Reading(vectors[i], terms, ranking, words[i], {w: near[w] for w in words[i]}))
         return result
 
     def _word_cache(self, embedder: Embedder) -> LruCache:
@@ -326,11 +427,29 @@ def _hits_of(snapshot: _Snapshot, pairs: list[tuple[int, float]]) -> list[Hit]:
     ]
 
 
-def _previous_question(history: Sequence[dict]) -> str | None:
-    for message in reversed(list(history or ())):
-        if message.get("role") == "user" and str(message.get("content", "")).strip():
-            return str(message["content"]).strip()
-    return None
+def _piece_cosines(snapshot: _Snapshot, ranking: Ranking) -> dict[tuple[int, int, int], float]:
+    """(position in the ranking, start, end in the chunk) of each candidate piece -> its cosine."""
+    spans = np.asarray(snapshot.features.piece_spans[ranking.piece_rows]).tolist()
+    return {(int(p), int(a), int(b)): float(c) for p, (a, b), c in
+            zip(ranking.piece_owner.tolist(), spans, ranking.piece_cosines.tolist())}
+
+
+def _earlier_answers(history: Sequence[dict]) -> str:
+    """The earlier answers' text, whitespace collapsed (their quotes are verbatim sentences)."""
+    return " ".join(" ".join(str(m.get("content", "")).split()) for m in history or () if m.get("role") == "assistant")
+
+
+def _earlier_questions(history: Sequence[dict], limit: int = 3) -> list[str]:
+    """The earlier questions a follow-up continues, oldest first: the last one, and before it
+    those it continued in turn (while each one refers back), at most ``limit``."""
+    asked = [str(m.get("content", "")).strip() for m in history or () if m.get("role") == "user"]
+    asked = [q for q in asked if q]
+    chosen: list[str] = []
+    for earlier in reversed(asked):
+        chosen.insert(0, earlier)
+        if len(chosen) == limit or not read_question(earlier).refers_back:
+            break
+    return chosen
 
 
 _loaded: dict[tuple[str, str | None], Index] = {}

@@ -149,6 +149,50 @@ class Evidence:
 
 
 @dataclass(frozen=True)
+class EvidenceSignals:
+    """What :mod:`qa.verification` weighs to decide whether the first evidence sentence answers.
+
+    Word shares are weighted by each question word's rarity (its SentencePiece unigram cost,
+    so "the", "qué" and "wann" weigh little in any language), and a question word matches
+    a passage word by the cosine of their word vectors, across languages.
+    """
+
+    support: float  # the question's cosine with the sentence (Evidence.score)
+    fused: float  # the top passage's hybrid score (qa.hybrid)
+    margin: float  # its lead over the second passage's
+    language_gate: float  # how surely question and documents share a language, 0..1
+    kind_mismatch: float  # 1 if the sentence cannot hold the kind of answer asked for (a number, a name)
+    passage_match: float  # rarity-weighted mean of each question word's best cosine in the passage
+    rare_passage_match: float  # the same over the rarer words only
+    rare_sentence_match: float  # the same within the quoted sentence
+    rarest_match: float  # the worse best cosine of the two rarest question words in the passage
+    unknown_rarity: float  # log(1 + rarity the index has no translation for at all)
+    same_document: float  # share of the other top passages from the quoted passage's document
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether the first evidence sentence answers the question, and how surely (a logit:
+    above 0 means supported). ``reading`` says whether the question was read alone or,
+    as a follow-up, with the conversation's earlier questions."""
+
+    supported: bool
+    confidence: float
+    reading: str  # "alone" or "with context"
+    signals: EvidenceSignals | None = None
+
+
+@dataclass(frozen=True)
+class Findings:
+    """What a search found for a question: the passages, the sentences in them that may
+    answer (best first, the first is the one to quote) and the verdict on the first."""
+
+    hits: list[Hit]
+    evidence: list[Evidence]
+    verdict: Verdict
+
+
+@dataclass(frozen=True)
 class Citation:
     """A numbered quote: ``quote`` is the document text at ``[start:end]`` (PDF: extracted text).
 

@@ -63,15 +63,52 @@ def test_off_topic_questions_abstain_in_the_questions_language(seed_index, quest
     assert_verifiable(answer)
 
 
+def conversation(index, *questions: str) -> list[dict]:
+    """The history a chat would hold after asking ``questions`` in turn."""
+    history: list[dict] = []
+    for question in questions:
+        history += [{"role": "user", "content": question}, {"role": "assistant", "content": index.ask(question, history).text}]
+    return history
+
+
 def test_a_follow_up_is_read_with_the_conversation(seed_index):
     index = qa.load(seed_index)
-    first = index.ask("Who supplied drones to Russia?")
-    history = [{"role": "user", "content": "Who supplied drones to Russia?"},
-               {"role": "assistant", "content": first.text}]
-    alone = index.ask("Where will they be made?")
-    followed = index.ask("Where will they be made?", history)
-    assert alone.abstained  # on its own the question has no referent
-    assert not followed.abstained and "Irán" in " ".join(c.quote for c in followed.citations)
+    history = conversation(index, "Who does Kim Jong Un hope to meet in Russia?")
+    alone = index.ask("Which newspaper was the first to report it?")
+    followed = index.ask("Which newspaper was the first to report it?", history)
+    assert alone.abstained  # on its own "it" has no referent
+    assert not followed.abstained and "El New York Times fue el primero" in followed.citations[0].quote
+    assert_verifiable(followed)
+
+
+@pytest.mark.parametrize("question", [
+    "What is the capital of Australia?",
+    "¿Cuál es la capital de Australia?",
+    "Wie hoch ist der Eiffelturm?",
+])
+def test_off_topic_question_declines_after_an_answered_turn_as_it_does_alone(seed_index, question):
+    index = qa.load(seed_index)
+    history = conversation(index, "who supplied drones to Russia?")
+    alone, in_chat = index.ask(question), index.ask(question, history)
+    assert alone.abstained and in_chat.abstained
+    assert in_chat.text == alone.text and in_chat.citations == alone.citations
+
+
+def test_a_self_contained_question_is_answered_as_if_asked_alone(seed_index):
+    index = qa.load(seed_index)
+    history = conversation(index, "Who is Adrienne Watson?", "What is the capital of Australia?")
+    question = "Who supplied drones to Russia?"
+    assert index.ask(question, history).citations == index.ask(question).citations
+    assert index.find_evidence(question, history=history).verdict.reading == "alone"
+
+
+def test_a_follow_up_must_be_supported_by_its_own_words(seed_index):
+    """A follow-up that refers back but asks about something the documents lack is declined,
+    even though the earlier question's words would find a passage."""
+    index = qa.load(seed_index)
+    history = conversation(index, "Who supplied drones to Russia?")
+    answer = index.ask("And how many penguins live there?", history)
+    assert answer.abstained
 
 
 def test_who_else_does_not_repeat_the_previous_quote(seed_index):

@@ -244,6 +244,22 @@ def test_off_topic_question_gets_the_not_in_the_documents_answer(page, tmp_path)
 
 
 @browser_test
+def test_a_conversation_declines_off_topic_then_follows_a_pronoun(page, tmp_path):
+    """The issue's chat: after an answered question, an off-topic one still gets the
+    not-in-the-documents answer, and a follow-up with a pronoun is read with the conversation."""
+    first = ask(page, "who supplied drones to Russia?")
+    expect(first.locator(".rag-text")).to_contain_text("drones de Irán")
+    off_topic = ask(page, "What is the capital of Australia?")
+    expect(off_topic.locator(".rag-answer")).to_have_class(re.compile(r"\brag-abstained\b"))
+    expect(off_topic.locator(".rag-text")).to_contain_text(NOT_FOUND)
+    follow_up = ask(page, "Where are they helping Russia build a drone factory?")
+    expect(follow_up.locator(".rag-answer")).not_to_have_class(re.compile(r"\brag-abstained\b"))
+    expect(follow_up.locator("li.rag-source mark").first).to_contain_text("al este de Moscú")
+    page.screenshot(path=str(tmp_path / "conversation.png"), full_page=True)
+    assert_stayed_local(page)
+
+
+@browser_test
 def test_document_markup_is_shown_as_text_and_loads_nothing(page):
     bot = ask(page, "How many storm petrels did the keeper count?")
     source = bot.locator("li.rag-source").first

@@ -44,8 +44,10 @@ def test_dense_mode_ranks_by_the_passage_cosine(seed_index):
 def test_evidence_is_a_sentence_of_the_top_passage_scored_by_its_cosine(seed_index):
     index = qa.load(seed_index)
     question = "Who supplied drones to Russia?"
-    hits, evidence = index.find_evidence(question, k=1)
+    findings = index.find_evidence(question, k=1)
+    hits, evidence = findings.hits, findings.evidence
     first = evidence[0]
+    assert findings.verdict.supported and findings.verdict.reading == "alone"
     assert len(hits) == 1 and first.hit == hits[0] and DRONES in first.text
     assert first.hit.text[first.start - first.hit.start:first.end - first.hit.start] == first.text
     vector = index.embedder.encode_queries([question])[0]
@@ -122,7 +124,7 @@ def test_clause_evidence_can_change_the_sentence_quoted_first_but_not_its_suppor
     assert others(lifted) == others(plain)
 
 
-def test_find_evidence_scores_the_top_chunks_clauses_with_the_winning_readings_vector(seed_index, monkeypatch):
+def test_a_follow_up_is_searched_with_the_conversation_and_quoted_by_its_own_words(seed_index, monkeypatch):
     index = qa.load(seed_index)
     calls = []
     real = hybrid.best_clause_cosines
@@ -132,10 +134,15 @@ def test_find_evidence_scores_the_top_chunks_clauses_with_the_winning_readings_v
         return real(piece_texts, encode, question)
 
     monkeypatch.setattr(hybrid, "best_clause_cosines", recording)
-    history = [{"role": "user", "content": "Who supplied drones to Russia?"}]
-    hits, evidence = index.find_evidence("Where will they be made?", k=3, history=history)
-    ((texts, vector),) = calls
-    assert texts and all(text in hits[0].text for text in texts) and evidence[0].text in texts
-    # the follow-up is read with the previous question, and that reading wins here
-    expected = index.embedder.encode_queries(["Who supplied drones to Russia? Where will they be made?"])[0]
-    assert vector == pytest.approx(expected, abs=1e-5)
+    earlier = "Who does Kim Jong Un hope to meet in Russia?"
+    history = [{"role": "user", "content": earlier}, {"role": "assistant", "content": index.ask(earlier).text}]
+    calls.clear()
+    question = "Which newspaper was the first to report it?"
+    findings = index.find_evidence(question, k=3, history=history)
+    # read alone and with the earlier question; the reading with context is the surer one
+    assert findings.verdict.reading == "with context" and len(calls) == 2
+    assert "El New York Times fue el primero" in findings.evidence[0].text
+    texts, vector = calls[-1]
+    assert texts and all(text in findings.hits[0].text for text in texts) and findings.evidence[0].text in texts
+    # the sentence is chosen by the follow-up's own vector, within the passages found with context
+    assert vector == pytest.approx(index.embedder.encode_queries([question])[0], abs=1e-5)
