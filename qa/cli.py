@@ -172,11 +172,18 @@ def ask_command(question, index_dir, k, llm_url, llm_model, llm_key_env, as_json
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Folder with the XQuAD-R en.json/es.json (default: bench/data of this checkout).")
 @click.option("--articles", type=int, default=None, help="Evaluate on the first N articles only (a quick check).")
+@click.option("--near-domain", is_flag=True,
+              help="Instead: index half the articles, ask every question; report the left-out ones declined.")
+@click.option("--conversations", is_flag=True,
+              help="Instead: ask every question alone and after earlier turns, and compare.")
+@click.option("--follow-ups", is_flag=True,
+              help="Instead: the hand-written follow-up conversations (bench/data/follow-ups.json).")
 @click.option("--calibrate", is_flag=True,
-              help="Instead: derive the abstention threshold from the tuning half of all four pairs.")
+              help="Instead: fit answer verification and the support threshold on the tuning half of all four pairs.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_JSON
-def eval_command(questions, pool, model, data_dir, articles, calibrate, quiet, as_json):
+def eval_command(questions, pool, model, data_dir, articles, near_domain, conversations, follow_ups, calibrate, quiet,
+                 as_json):
     """Measure retrieval and answers on the XQuAD-R benchmark (see README, "Retrieval quality").
 
     Builds an index of the pool articles and one of seeds/, asks every question, and
@@ -188,14 +195,37 @@ def eval_command(questions, pool, model, data_dir, articles, calibrate, quiet, a
     Examples:
       qa eval --questions en --pool es
       qa eval --questions es --pool es --json
+      qa eval --near-domain --questions en --pool es
+      qa eval --conversations --questions es --pool es
+      qa eval --follow-ups
       qa eval --calibrate
     """
-    from .evaluation import calibrate_threshold, evaluate, format_report
+    from . import answer_evaluation as answers
+    from .evaluation import evaluate, format_report
 
     if calibrate:
-        threshold = calibrate_threshold(data_dir=data_dir, model=model)
-        click.echo(json.dumps({"support_threshold": round(threshold, 4)}) if as_json else
-                   f"support threshold from the tuning half: {threshold:.4f}")
+        rows = answers.collect_signals(data_dir=data_dir, model=model)
+        threshold = answers.support_threshold(rows)
+        calibration = answers.fit_calibration(rows)
+        figures = answers.calibration_figures(rows, calibration)
+        if as_json:
+            click.echo(json.dumps({"support_threshold": round(threshold, 4), "calibration": asdict(calibration),
+                                   "declined": figures}, indent=2))
+        else:
+            click.echo(f"support threshold from the tuning half: {threshold:.4f}\n")
+            click.echo(answers.format_calibration(calibration, figures))
+        return
+    special = [(near_domain, answers.evaluate_near_domain, answers.format_near_domain),
+               (conversations, answers.evaluate_conversations, answers.format_conversations)]
+    for chosen, run, show in special:
+        if chosen:
+            report = run(questions, pool, data_dir=data_dir, model=model)
+            click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) if as_json else show(report))
+            return
+    if follow_ups:
+        report = answers.evaluate_follow_ups(data_dir=data_dir, model=model)
+        click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) if as_json else
+                   answers.format_follow_ups(report))
         return
     report = evaluate(questions, pool, data_dir=data_dir, model=model,
                       articles=range(articles) if articles is not None else None, progress=not quiet and not as_json)

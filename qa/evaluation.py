@@ -41,7 +41,8 @@ from . import lexical
 from .chunkfeatures import from_bfloat16
 from .embedding import Embedder, load_embedder
 from .indexing import build_index
-from .retrieval import SUPPORT_THRESHOLD, Index
+from .retrieval import Index
+from .verification import SUPPORT_THRESHOLD
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = REPO / "bench" / "data"
@@ -200,7 +201,7 @@ def evaluate(questions: str = "en", pool: str = "es", *, data_dir: str | Path | 
     began = time.perf_counter()
     load_before = os.getloadavg()[0]
     benchmark = load_benchmark(questions, pool, data_dir, articles)
-    embedder = _embedder(model)
+    embedder = embedder_for(model)
     embedder.encode_queries(["warm up"])  # load the weights before timing the build
     folder = tempfile.TemporaryDirectory(prefix="qa-eval-") if work_dir is None else contextlib.nullcontext(work_dir)
     with folder as where:
@@ -407,48 +408,6 @@ def format_report(report: EvalReport) -> str:
     return "\n".join(lines)
 
 
-def calibrate_threshold(pairs: Iterable[tuple[str, str]] = (("en", "es"), ("es", "es"), ("es", "en"), ("en", "en")), *,
-                        data_dir: str | Path | None = None, seeds_dir: str | Path | None = None,
-                        model: str | Embedder | None = None, work_dir: str | Path | None = None) -> float:
-    """The support threshold from the tuning half only (how SUPPORT_THRESHOLD was set).
-
-    Pools the support of the answerable tuning-half questions of every pair and of the
-    same questions (each question language) asked of the seeds-only index, takes the
-    threshold minimising (answerable abstain rate + unanswerable answer rate), then moves
-    it halfway to the next lower observed support, away from the answerable side's edge.
-    """
-    embedder = _embedder(model)
-    answerable, unanswerable = [], []
-    with tempfile.TemporaryDirectory(prefix="qa-calibrate-") as scratch:
-        root = Path(work_dir) if work_dir is not None else Path(scratch)
-        build_index(seeds_dir or DEFAULT_SEEDS_DIR, root / "index-seeds", model=embedder, rebuild=True, progress=False)
-        seeds_index = Index(root / "index-seeds", model=embedder)
-        built: dict[str, Index] = {}
-        asked_of_seeds: set[str] = set()
-        for questions, pool in pairs:
-            benchmark = load_benchmark(questions, pool, data_dir)
-            if pool not in built:
-                docs = root / f"pool-{pool}"
-                benchmark.write_articles(docs)
-                build_index(docs, root / f"index-{pool}", model=embedder, rebuild=True, progress=False)
-                built[pool] = Index(root / f"index-{pool}", model=embedder)
-            tuning = [q for q in benchmark.questions if q.half == "tune"]
-            answerable += [_support(built[pool], q.text) for q in tuning]
-            if questions not in asked_of_seeds:
-                asked_of_seeds.add(questions)
-                unanswerable += [_support(seeds_index, q.text) for q in tuning]
-    answerable_scores, unanswerable_scores = np.array(answerable), np.array(unanswerable)
-    candidates = np.unique(np.concatenate([answerable_scores, unanswerable_scores]))
-    cost = [(answerable_scores < t).mean() + (unanswerable_scores >= t).mean() for t in candidates]
-    best = candidates[int(np.argmin(cost))]
-    lower = candidates[candidates < best]
-    return float((best + lower.max()) / 2) if len(lower) else float(best)
-
-
-def _embedder(model: str | Embedder | None) -> Embedder:
+def embedder_for(model: str | Embedder | None) -> Embedder:
+    """``model`` itself if it is an encoder, else the encoder it names (the bundled one for None)."""
     return model if model is not None and not isinstance(model, str) else load_embedder(model)
-
-
-def _support(index: Index, question: str) -> float:
-    _, evidence = index.find_evidence(question)
-    return evidence[0].score if evidence else -1.0
