@@ -573,9 +573,9 @@ def test_highlight_follows_the_quotes_offsets():
     passage = "Drones came. Then more. Drones came."
     second = passage.rindex("Drones came.")
     citation = Citation(n=1, source="a.txt", page=3, start=50 + second, end=50 + len(passage), quote="Drones came.",
-                        score=0.5, passage=passage, passage_start=50, chunk_id="c")
+                        score=0.5, passage=passage, passage_start=50, chunk_id="c", location="page 3")
     assert app.highlight(citation) == "Drones came. Then more. <mark>Drones came.</mark>"
-    assert "p.&nbsp;3" in app.render_sources([citation], abstained=False)
+    assert '<span class="rag-page">page 3</span>' in app.render_sources([citation], abstained=False)
     moved = dataclasses.replace(citation, start=0, end=5, quote="then  MORE.")
     assert app.highlight(moved) == "Drones came. <mark>Then more.</mark> Drones came."
     absent = dataclasses.replace(citation, quote="<q>")

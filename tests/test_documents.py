@@ -128,7 +128,7 @@ def test_scan_reports_each_skipped_file_with_a_reason(tmp_path):
     (docs / "good.txt").write_text("Some text.", encoding="utf-8")
     (docs / "sub" / "nested.md").write_text("# Nested", encoding="utf-8")
     (docs / "empty.txt").write_bytes(b"")
-    (docs / "image.png").write_bytes(b"\x89PNG")
+    (docs / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
     (docs / "big.txt").write_text("x" * 2000, encoding="utf-8")
     (docs / ".hidden.txt").write_text("ignored", encoding="utf-8")
     outside = tmp_path / "secret.txt"
@@ -139,9 +139,9 @@ def test_scan_reports_each_skipped_file_with_a_reason(tmp_path):
 
     assert [f.source for f in found] == ["good.txt", "sub/nested.md"]
     reasons = {s.source: s.reason for s in skipped}
-    assert set(reasons) == {"empty.txt", "image.png", "big.txt", "link.txt"}
+    assert set(reasons) == {"empty.txt", "clip.mp4", "big.txt", "link.txt"}
     assert reasons["empty.txt"] == "empty file"
-    assert "unsupported file type '.png'" in reasons["image.png"]
+    assert "unsupported file type '.mp4'" in reasons["clip.mp4"]
     assert "too large" in reasons["big.txt"] and "1,000" in reasons["big.txt"]
     assert "outside the documents folder" in reasons["link.txt"]
 
