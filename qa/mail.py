@@ -1,7 +1,7 @@
-"""E-mail messages: ``.eml`` (MIME, read by the standard library) and Outlook ``.msg``
-(read by extract-msg). The text is the subject, sender, recipients and date, the body, and
-then each attached file of a supported type, read as a document of its own kind and cited
-as "attachment NAME"."""
+"""E-mail messages: ``.eml`` (MIME, read by the standard library) and Outlook ``.msg`` (read
+by extract-msg, an optional dependency). The text is the subject, sender, recipients and
+date, the body, and then each attached file of a supported type, read as a document of its
+own kind and cited as "attachment NAME"."""
 
 from __future__ import annotations
 
@@ -37,8 +37,11 @@ def eml_text(data: bytes, ocr: OcrSettings) -> tuple[str, tuple[PageSpan, ...]]:
 
 
 def msg_text(data: bytes, ocr: OcrSettings) -> tuple[str, tuple[PageSpan, ...]]:
-    """An Outlook message: headers, body, attachments."""
-    import extract_msg
+    """An Outlook message: headers, body, attachments (needs the ``outlook`` extra)."""
+    try:
+        import extract_msg
+    except ImportError:
+        raise DocumentError("reading Outlook .msg files needs extract-msg: pip install 'qa[outlook]'") from None
 
     message = extract_msg.openMsg(data)
     try:

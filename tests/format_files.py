@@ -208,3 +208,23 @@ def encrypted_odf(data: bytes) -> bytes:
                     b' manifest:full-path="x"', 1)
             target.writestr(item, content)
     return buffer.getvalue()
+
+
+def make_msg(subject: str, body: str, attachments: dict[str, bytes]) -> bytes:
+    """An Outlook .msg file, written by aspose-email-foss (qa reads it with extract-msg)."""
+    import tempfile
+    from datetime import datetime, timezone
+
+    from aspose.email_foss import msg
+
+    message = msg.MapiMessage.create(subject, body)
+    message.set_property(msg.PropertyId.SENDER_NAME, "Marta Ruiz")
+    message.set_property(msg.PropertyId.SENDER_EMAIL_ADDRESS, "marta@example.org")
+    message.set_property(msg.PropertyId.MESSAGE_DELIVERY_TIME, datetime(2026, 3, 3, 10, 15, tzinfo=timezone.utc))
+    message.add_recipient("office@example.org", display_name="Harbour office")
+    for name, data in attachments.items():
+        message.add_attachment(name, data, mime_type="text/plain")
+    with tempfile.TemporaryDirectory() as folder:  # it writes to a named file only
+        path = Path(folder) / "message.msg"
+        message.save(str(path))
+        return path.read_bytes()

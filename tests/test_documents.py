@@ -7,22 +7,11 @@ import os
 
 import pytest
 
+from format_files import make_pdf
 from qa.documents import content_id, decode_text, parse, read_text, scan
 from qa.errors import DocumentError
 
 SPANISH = "Ya se sabe que Rusia ha recibido drones de Irán. Año, niño, acción: 5 €."
-
-
-def make_pdf(pages: list[str]) -> bytes:
-    """A real PDF with one page per string (fpdf2 core font: Latin-1 text)."""
-    from fpdf import FPDF
-
-    pdf = FPDF()
-    pdf.set_font("helvetica", size=12)
-    for text in pages:
-        pdf.add_page()
-        pdf.multi_cell(0, 8, text)
-    return bytes(pdf.output())
 
 
 def make_docx(paragraphs: list[str], table: list[list[str]] | None = None) -> bytes:
