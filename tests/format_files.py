@@ -138,8 +138,8 @@ def make_rtf(paragraphs: list[str]) -> bytes:
     return ("{\\rtf1\\ansi\\deff0 {\\fonttbl {\\f0 Times New Roman;}}\n" + body + "}").encode("ascii")
 
 
-def render_text_pages(pages: list[str], width: int = 1700, height: int = 2200) -> list:
-    """Each string drawn in black on a white page image (about 200 dpi for a letter page)."""
+def render_text_pages(pages: list[str], width: int = 2000, height: int = 2600) -> list:
+    """Each string drawn in black on a white page image (about 240 dpi for a letter page)."""
     from PIL import Image, ImageDraw, ImageFont
 
     font = ImageFont.truetype(_font(), 40)
@@ -159,7 +159,7 @@ def image_only_pdf(pages: list[str]) -> bytes:
     """A PDF whose pages are pictures of the text: no text layer at all."""
     images = render_text_pages(pages)
     buffer = io.BytesIO()
-    images[0].save(buffer, format="PDF", save_all=True, append_images=images[1:], resolution=200)
+    images[0].save(buffer, format="PDF", save_all=True, append_images=images[1:], resolution=240)
     return buffer.getvalue()
 
 
