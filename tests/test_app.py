@@ -36,6 +36,7 @@ from app_harness import (
     upload,
 )
 from conftest import FIXTURES, SEEDS, age_index
+from format_files import make_pdf
 from qa.types import Citation
 
 SEED_NAME = "corea-del-norte-rusia-armas.txt"
@@ -286,6 +287,36 @@ def test_uploaded_document_is_indexed_and_cited(page, server, tmp_path):
     expect(bot.locator(".rag-text")).to_contain_text("Tuffi")
     expect(bot.locator("li.rag-source").first.locator(".rag-doc")).to_have_text(name)
     expect(bot.locator("li.rag-source").first.locator("mark")).to_be_visible()
+    assert_stayed_local(page)
+
+
+@browser_test
+def test_uploaded_pdf_and_slides_are_cited_on_the_quotes_page(page, server):
+    """Issue 13 in the app: the quote is on page 2 of a passage that starts on page 1, and the
+    source names page 2; the Documents tab lists the PDF's pages and the deck's slides."""
+    from format_files import make_pptx
+    from test_formats import CASES, PDF_PAGES
+
+    documents_tab(page)
+    page.locator("#doc-upload input[type=file]").set_input_files([
+        {"name": "water-report.pdf", "mimeType": "application/pdf", "buffer": make_pdf(PDF_PAGES)},
+        {"name": "lighthouse.pptx", "mimeType": "application/octet-stream", "buffer": make_pptx([
+            ("Budget", "Spending on office supplies fell by a tenth.", ""),
+            ("Lighthouse", "The old lighthouse of Punta Arenas was repainted red in 1998.", "")])},
+    ])
+    table = page.locator("#docs-table")
+    expect(table).to_contain_text("water-report.pdf", timeout=ANSWER_TIMEOUT)
+    expect(table.get_by_role("row").filter(has_text="water-report.pdf")).to_contain_text("2 pages")
+    expect(table.get_by_role("row").filter(has_text="lighthouse.pptx")).to_contain_text("2 slides")
+
+    page.get_by_role("tab", name="Chat").click()
+    source = ask(page, CASES[0][0]).locator("li.rag-source").first
+    expect(source.locator(".rag-doc")).to_have_text("water-report.pdf")
+    expect(source.locator(".rag-page")).to_have_text("page 2")
+    expect(source.locator("mark")).to_contain_text("600 litres")
+    source = ask(page, "What colour was the lighthouse of Punta Arenas repainted?").locator("li.rag-source").first
+    expect(source.locator(".rag-doc")).to_have_text("lighthouse.pptx")
+    expect(source.locator(".rag-page")).to_have_text("slide 2")
     assert_stayed_local(page)
 
 
