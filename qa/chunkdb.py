@@ -92,6 +92,8 @@ class ChunkTable:
         self.path = path
         self._query = ReadOnlyDatabase(path).query
         self.count()  # fail now, with the file's name, if it is not a chunk table
+        # an index of text files has no places: its queries skip the second lookup
+        self._has_spans = bool(self._query("SELECT 1 FROM spans LIMIT 1"))
 
     def count(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM chunks")[0][0])
@@ -136,7 +138,7 @@ class ChunkTable:
 
     def _with_spans(self, chunks: dict[int, StoredChunk]) -> dict[int, StoredChunk]:
         """The chunks with their spans read in; a chunk of a format without pages has none."""
-        if not chunks:
+        if not chunks or not self._has_spans:
             return chunks
         spans: dict[int, list[PageSpan]] = {}
         marks = ",".join("?" * len(chunks))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import DocumentError
-from .ocr import INSTALL_HINT, RENDER_DPI, OcrSettings, recognise_pages
+from .ocr import INSTALL_HINT, RENDER_DPI, OcrSettings, available, recognise_pages
 from .provenance import TextAssembler
 from .types import Document, PageSpan, SkippedFile
 
@@ -263,8 +263,6 @@ def _pdf_text(data: bytes, doc_id: str, source: str, ocr: OcrSettings) -> tuple[
 
 def _ocr_possible(nothing_else: bool, what: str) -> bool:
     """Whether OCR can run; when it cannot and the file has nothing else to read, the reason."""
-    from .ocr import available
-
     if not available() and nothing_else:
         raise DocumentError(f"{what}: {INSTALL_HINT}")
     return available()
