@@ -6,6 +6,7 @@ own kind and cited as "attachment NAME"."""
 from __future__ import annotations
 
 import email
+import logging
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -42,6 +43,8 @@ def msg_text(data: bytes, ocr: OcrSettings) -> tuple[str, tuple[PageSpan, ...]]:
         import extract_msg
     except ImportError:
         raise DocumentError("reading Outlook .msg files needs extract-msg: pip install 'qa[outlook]'") from None
+    # extract-msg logs each defect of a damaged file as an error; the skip reason is what the user needs
+    logging.getLogger("extract_msg").setLevel(logging.CRITICAL)
 
     message = extract_msg.openMsg(data)
     try:

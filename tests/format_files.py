@@ -228,3 +228,16 @@ def make_msg(subject: str, body: str, attachments: dict[str, bytes]) -> bytes:
         path = Path(folder) / "message.msg"
         message.save(str(path))
         return path.read_bytes()
+
+
+def with_encryption_listing(epub: bytes, encrypted: list[str]) -> bytes:
+    """The book with a META-INF/encryption.xml listing ``encrypted`` as a DRM scheme (or a
+    publisher's font obfuscation) does."""
+    entries = "".join(f'<enc:EncryptedData><enc:CipherData><enc:CipherReference URI="{name}"/></enc:CipherData>'
+                      "</enc:EncryptedData>" for name in encrypted)
+    listing = ('<?xml version="1.0"?><encryption xmlns="urn:oasis:names:tc:opendocument:xmlns:container" '
+               f'xmlns:enc="http://www.w3.org/2001/04/xmlenc#">{entries}</encryption>')
+    buffer = io.BytesIO(epub)
+    with zipfile.ZipFile(buffer, "a") as archive:
+        archive.writestr("META-INF/encryption.xml", listing)
+    return buffer.getvalue()

@@ -28,6 +28,7 @@ from format_files import (
     make_xlsx,
     png_of,
     truncated,
+    with_encryption_listing,
 )
 from qa.documents import parse
 from qa.provenance import describe
@@ -107,6 +108,7 @@ def bad_files(good: dict[str, bytes]) -> dict[str, tuple[bytes, str]]:
     bad["locked.xlsx"] = (encrypted_office(good["ports.xlsx"]), "password-protected (encrypted) Office file")
     bad["locked.docx"] = (encrypted_office(make_docx(["Secret."])), "password-protected (encrypted) Office file")
     bad["locked.odt"] = (encrypted_odf(good["notes.odt"]), "password-protected (encrypted) OpenDocument file")
+    bad["drm.epub"] = (with_encryption_listing(good["book.epub"], ["EPUB/chapter2.xhtml"]), "encrypted (DRM-protected) EPUB")
     for suffix in (".pptx", ".xlsx", ".csv", ".odt", ".odp", ".epub", ".eml", ".msg", ".rtf", ".png", ".jpg", ".tiff"):
         bad[f"empty{suffix}"] = (b"", "empty file")
     return bad
@@ -219,3 +221,10 @@ def test_spreadsheet_rows_keep_their_headers_and_row_numbers():
     assert document.text == "Port; Cranes\nPort: Callao; Cranes: 31; busy\nPort: Arica; Cranes: 5"
     assert [(s.name, s.row) for s in document.pages] == [("Harbours", 1), ("Harbours", 2), ("Harbours", 4)]
     assert [document.text[s.start:s.end] for s in document.pages] == document.text.split("\n")
+
+
+def test_an_epub_with_obfuscated_fonts_only_is_read():
+    """Publishers list obfuscated fonts in encryption.xml too; that is no DRM."""
+    book = with_encryption_listing(make_epub([("Rivers", "The Loa is the longest river in Chile.")]),
+                                   ["EPUB/fonts/serif.otf"])
+    assert "longest river" in parse(book, "b.epub").text

@@ -154,3 +154,12 @@ def test_pages_come_back_in_order_with_progress(ocr_cache, capsys):
                                    qa.ocr.OcrSettings(languages="spa", progress=True), "three.pdf")
     assert [t.rstrip(".") for t in texts] == ["Primera página", "Segunda página", "Tercera página"]
     assert "OCR three.pdf" in capsys.readouterr().err
+
+
+def test_each_frame_of_a_tiff_is_a_page(ocr_cache):
+    frames = render_text_pages(["Primera hoja del expediente.", "El barco zarpó de Arica al amanecer."])
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="TIFF", save_all=True, append_images=frames[1:])
+    document = parse(buffer.getvalue(), "expediente.tiff", qa.ocr.OcrSettings(languages="spa"))
+    assert [s.page for s in document.pages] == [1, 2]
+    assert "zarpó de Arica" in document.text[document.pages[1].start:document.pages[1].end]
