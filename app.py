@@ -57,7 +57,7 @@ EXAMPLE_QUESTIONS = [
     "¿Quién vende armas a Rusia?",
     "Wer hat Russland Drohnen geliefert?",
 ]
-DOC_HEADERS = ["Document", "Chunks", "Size", "Indexed (UTC)"]
+DOC_HEADERS = ["Document", "Pages", "Chunks", "Size", "Indexed (UTC)"]
 # Questions answered at once, across sessions. The index is safe to share between threads,
 # and an answer from a language model streams for seconds: with one at a time, every other
 # user would wait for it. Writes to the index still run one at a time.
@@ -136,7 +136,8 @@ def render_sources(citations: Sequence[Citation], abstained: bool) -> str:
     title = "Closest matches (they do not answer the question)" if abstained else "Sources"
     items = []
     for c in citations:
-        page = f' · <span class="rag-page">p.&nbsp;{int(c.page)}</span>' if c.page is not None else ""
+        # the place of the quote itself: "page 2", "slide 3", "sheet Sales, rows 4–6"
+        page = f' · <span class="rag-page">{esc(c.location)}</span>' if c.location else ""
         items.append(
             f'<li class="rag-source" data-n="{int(c.n)}">'
             f'<span class="rag-n">[{int(c.n)}]</span> <span class="rag-doc">{esc(c.source)}</span>{page}'
@@ -244,10 +245,12 @@ class Library:
     model: str | None = None
     llm: LLMSettings | None = None
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    ocr_languages: str | None = None
 
     @classmethod
     def open(cls, docs_dir: str | os.PathLike[str], index_dir: str | os.PathLike[str], *, model: str | None = None,
-             llm: LLMSettings | None = None, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Library:
+             llm: LLMSettings | None = None, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+             ocr_languages: str | None = None) -> Library:
         """Load the index, building it from ``docs_dir`` first if there is none or if an
         older qa wrote it."""
         docs, where = Path(docs_dir), Path(index_dir)
@@ -258,19 +261,21 @@ class Library:
                 docs.mkdir(parents=True)
                 print(f"Created an empty documents folder {docs}: add files there or upload them in the app.")
             print(f"No index at {where}: building it from {docs} ...", flush=True)
-            qa.build_index(docs, where, model=model, max_file_bytes=max_file_bytes, progress=True)
+            qa.build_index(docs, where, model=model, max_file_bytes=max_file_bytes, progress=True,
+                           ocr_languages=ocr_languages)
             index = qa.load(where, model=model)
         except qa.IndexFormatError as exc:
             # An index is derived data: one from an older qa is rebuilt from the documents
             # folder (with its own model), instead of stopping the app.
             print(f"{exc.args[0].split(';')[0]}: rebuilding it from {docs} ...", flush=True)
-            qa.build_index(docs, where, model=model, rebuild=True, max_file_bytes=max_file_bytes, progress=True)
+            qa.build_index(docs, where, model=model, rebuild=True, max_file_bytes=max_file_bytes, progress=True,
+                           ocr_languages=ocr_languages)
             index = qa.load(where, model=model)
-        return cls(docs, where, index, model, llm, max_file_bytes)
+        return cls(docs, where, index, model, llm, max_file_bytes, ocr_languages)
 
     def build(self, rebuild: bool = False) -> BuildReport:
         return qa.build_index(self.docs_dir, self.index_dir, model=self.model, rebuild=rebuild,
-                              max_file_bytes=self.max_file_bytes, progress=True)
+                              max_file_bytes=self.max_file_bytes, progress=True, ocr_languages=self.ocr_languages)
 
     def missing_documents(self) -> list[str]:
         """Indexed documents that are not in the documents folder: indexing would drop them."""
@@ -281,7 +286,7 @@ class Library:
 # Event handlers: plain functions of the library, so they can be tested without a browser
 # --------------------------------------------------------------------------------------
 def documents_frame(library: Library) -> pd.DataFrame:
-    rows = [[d.source, d.chunks, human_bytes(d.bytes), when(d.indexed_at)] for d in library.index.documents()]
+    rows = [[d.source, d.places, d.chunks, human_bytes(d.bytes), when(d.indexed_at)] for d in library.index.documents()]
     return pd.DataFrame(rows, columns=DOC_HEADERS)
 
 
@@ -419,7 +424,7 @@ def build_demo(library: Library) -> gr.Blocks:
                     with gr.Column(scale=3):
                         table = gr.Dataframe(
                             value=lambda: documents_frame(library), headers=DOC_HEADERS,
-                            datatype=["str", "number", "str", "str"],  # "str" cells are text, never HTML
+                            datatype=["str", "str", "number", "str", "str"],  # "str" cells are text, never HTML
                             interactive=False, wrap=True, elem_id="docs-table", label="Indexed documents",
                         )
                         stats = gr.Markdown(lambda: stats_markdown(library), elem_id="index-stats")
@@ -519,6 +524,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         "which process lists do not show")
     p.add_argument("--max-file-size", default="50mb",
                    help="largest upload and largest indexed file, e.g. 50mb or bytes (default 50mb)")
+    p.add_argument("--ocr-languages", default=env("QA_OCR_LANGUAGES"),
+                   help="Tesseract language packs for scanned pages, e.g. spa+eng (env QA_OCR_LANGUAGES; "
+                        "default: each document's language, detected among the installed packs)")
     p.add_argument("--llm-url", default=env("QA_LLM_URL"),
                    help="OpenAI-compatible API base for LLM answers, e.g. http://localhost:11434/v1 "
                         "(env QA_LLM_URL; default: extractive answers)")
@@ -586,7 +594,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_file_bytes = parse_size(args.max_file_size)
         parse_auth(args.auth)
         library = Library.open(args.docs_dir, args.index_dir, model=args.model, llm=llm_settings(args),
-                               max_file_bytes=max_file_bytes)
+                               max_file_bytes=max_file_bytes, ocr_languages=args.ocr_languages)
     except (qa.QAError, ValueError) as exc:
         print(f"app.py: error: {one_line(exc)}", file=sys.stderr)
         return 2

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 
 from . import messages
 from .llm import LLMSettings, LLMUnavailable, Source, build_messages, clean_markers, stream_completion, strip_foreign_links
+from .provenance import describe
+from .types import Answer, Citation, Evidence, Hit, clip_spans
 from .verification import SUPPORT_THRESHOLD
-from .types import Answer, Citation, Evidence, Hit
 
 if TYPE_CHECKING:
     from .retrieval import Index
@@ -66,8 +67,11 @@ def _distinct(evidence: Sequence[Evidence]) -> list[Evidence]:
 
 def _citation(n: int, item: Evidence) -> Citation:
     hit = item.hit
-    return Citation(n=n, source=hit.source, page=hit.page, start=item.start, end=item.end, quote=item.text,
-                    score=round(item.score, 4), passage=hit.text, passage_start=hit.start, chunk_id=hit.chunk_id)
+    # the quote's own place, not the chunk's first page: a chunk may run over several pages
+    places = clip_spans(hit.spans, item.start, item.end)
+    return Citation(n=n, source=hit.source, page=places[0].page if places else hit.page, start=item.start,
+                    end=item.end, quote=item.text, score=round(item.score, 4), passage=hit.text,
+                    passage_start=hit.start, chunk_id=hit.chunk_id, location=describe(places))
 
 
 def _select(evidence: list[Evidence], history: Sequence[dict]) -> list[Evidence]:

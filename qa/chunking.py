@@ -62,14 +62,16 @@ def split(document: Document, settings: ChunkSettings = ChunkSettings()) -> list
         if start < 0:
             raise RuntimeError(f"splitter returned text not found in {document.source!r} after offset {cursor}")
         end = start + len(piece)
+        spans = document.spans_in(start, end)
         chunks.append(Chunk(
             id=f"{document.id[:16]}:{start}",
             doc_id=document.id,
             source=document.source,
             start=start,
             end=end,
-            page=document.page_at(start),
+            page=spans[0].page if spans else None,
             text=piece,
+            spans=spans,
         ))
         cursor = start + 1
     return chunks

@@ -11,6 +11,7 @@ import click
 
 from .documents import DEFAULT_MAX_FILE_BYTES
 from .errors import QAError
+from .provenance import describe
 
 _INDEX_DIR = click.option(
     "--index-dir", default="index", show_default=True, envvar="QA_INDEX_DIR",
@@ -59,10 +60,13 @@ def cli() -> None:
 @click.option("--vector-index", type=click.Choice(["auto", "flat", "ivf-sq8"]), default=None,
               help="auto: exact search below 50,000 chunks, approximate (IVF, 8-bit codes, exact re-score) beyond; "
                    "flat or ivf-sq8 force one. Default: the index's own choice, or auto for a new index.")
+@click.option("--ocr-languages", default=None, envvar="QA_OCR_LANGUAGES",
+              help="Tesseract language packs for scanned pages, e.g. spa+eng (env QA_OCR_LANGUAGES). "
+                   "Default: each document's language, detected among the installed packs.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_JSON
 def index_command(docs_dir, index_dir, model, rebuild, chunk_size, chunk_overlap, max_file_size, wait, vector_index,
-                  quiet, as_json):
+                  ocr_languages, quiet, as_json):
     """Build or update the index from DOCS_DIR (default ./seeds, env QA_DOCS_DIR).
 
     Only new or changed documents are embedded; deleted ones are dropped.
@@ -78,7 +82,7 @@ def index_command(docs_dir, index_dir, model, rebuild, chunk_size, chunk_overlap
     report = build_index(
         docs_dir, index_dir, model=model, rebuild=rebuild, chunk_size=chunk_size, chunk_overlap=chunk_overlap,
         max_file_bytes=max_file_size, progress=not quiet and not as_json, lock_timeout=wait,
-        vector_index=vector_index,
+        vector_index=vector_index, ocr_languages=ocr_languages,
     )
     if as_json:
         click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
@@ -114,7 +118,7 @@ def search_command(question, k, index_dir, as_json):
         click.echo(json.dumps([asdict(h) for h in hits], ensure_ascii=False, indent=2))
         return
     for rank, hit in enumerate(hits, start=1):
-        page = f" p.{hit.page}" if hit.page is not None else ""
+        page = f" {describe(hit.spans)}" if hit.spans else ""
         click.echo(f"{rank}. {hit.source}{page} [{hit.start}:{hit.end}]  score {hit.score:.3f}")
         click.echo(textwrap.indent(textwrap.fill(" ".join(hit.text.split()), width=96), "   "))
 
@@ -159,7 +163,7 @@ def ask_command(question, index_dir, k, llm_url, llm_model, llm_key_env, as_json
     if answer.citations:
         click.echo()
     for c in answer.citations:
-        page = f" p.{c.page}" if c.page is not None else ""
+        page = f" {c.location}" if c.location else ""
         click.echo(f"[{c.n}] {c.source}{page} [{c.start}:{c.end}]")
 
 

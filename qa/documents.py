@@ -16,11 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import DocumentError
+from .ocr import INSTALL_HINT, RENDER_DPI, OcrSettings, available, recognise_pages
+from .provenance import TextAssembler
 from .types import Document, PageSpan, SkippedFile
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown")
 HTML_SUFFIXES = (".html", ".htm")
-SUPPORTED_SUFFIXES = TEXT_SUFFIXES + HTML_SUFFIXES + (".pdf", ".docx")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES + HTML_SUFFIXES + (
+    ".pdf", ".docx", ".pptx", ".xlsx", ".csv", ".odt", ".odp", ".epub", ".eml", ".msg", ".rtf") + IMAGE_SUFFIXES
+# Office Open XML files (docx, pptx, xlsx) are zip archives, unless a password encrypts
+# them: then they are OLE compound files, which begin with this signature.
+_OLE_SIGNATURE = bytes.fromhex("d0cf11e0a1b11ae1")
 DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024
 
 # A UTF-8 multi-byte sequence. Legacy 8-bit text (cp1252 Spanish, say) almost never holds
@@ -103,22 +110,54 @@ def read_bytes(file: SourceFile) -> bytes:
         raise DocumentError(f"cannot read file: {exc.strerror or exc}") from exc
 
 
-def parse(data: bytes, source: str) -> Document:
-    """Turn a file's bytes into a Document, choosing the reader by the name's extension."""
+def parse(data: bytes, source: str, ocr: OcrSettings | None = None) -> Document:
+    """Turn a file's bytes into a Document, choosing the reader by the name's extension.
+
+    ``ocr`` says how scanned pages (PDF pages without text, images) are read; by default
+    with Tesseract if it is installed, in the language each document is detected to be in.
+    """
+    from . import ebook, mail, office
+
     suffix = Path(source).suffix.lower()
+    doc_id = content_id(data)
+    ocr = ocr or OcrSettings()
+    if suffix in (".docx", ".pptx", ".xlsx") and data.startswith(_OLE_SIGNATURE):
+        raise DocumentError("password-protected (encrypted) Office file")
     if suffix in TEXT_SUFFIXES:
         text, pages = decode_text(data), ()
     elif suffix in HTML_SUFFIXES:
-        text, pages = _html_text(data), ()
+        text, pages = html_text(data), ()
     elif suffix == ".pdf":
-        text, pages = _pdf_text(data)
+        text, pages = _pdf_text(data, doc_id, source, ocr)
     elif suffix == ".docx":
         text, pages = _docx_text(data), ()
+    elif suffix in IMAGE_SUFFIXES:
+        text, pages = _reading("image", _image_text, data, doc_id, source, ocr)
+    elif suffix in office.READERS:
+        text, pages = _reading(suffix[1:].upper(), office.READERS[suffix], data)
+    elif suffix == ".epub":
+        text, pages = _reading("EPUB", ebook.epub_text, data)
+    elif suffix in mail.READERS:
+        text, pages = _reading(suffix[1:].upper(), mail.READERS[suffix], data, ocr)
     else:
         raise DocumentError(f"unsupported file type '{suffix}'")
     if not text.strip():
         raise DocumentError("no text found in the file")
-    return Document(id=content_id(data), source=source, text=text, pages=pages)
+    return Document(id=doc_id, source=source, text=text, pages=pages)
+
+
+def _reading(kind: str, reader, *arguments):
+    """``reader(*arguments)``, with any library error turned into a one-line reason.
+
+    The format libraries raise whatever their parsers meet in a damaged file (zipfile,
+    lxml, struct, KeyError...), so every error but our own is reported the same way.
+    """
+    try:
+        return reader(*arguments)
+    except DocumentError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - see above: any parser error means a bad file
+        raise DocumentError(f"not a valid {kind} file ({type(exc).__name__}: {_first_line(exc)})") from exc
 
 
 def read_text(path: str | os.PathLike[str]) -> str:
@@ -176,7 +215,7 @@ _HTML_BLOCKS = (
 )
 
 
-def _html_text(data: bytes) -> str:
+def html_text(data: bytes) -> str:
     """Visible text of an HTML page: one line per block element, scripts and styles dropped."""
     from bs4 import BeautifulSoup
 
@@ -192,8 +231,11 @@ def _html_text(data: bytes) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
-def _pdf_text(data: bytes) -> tuple[str, tuple[PageSpan, ...]]:
-    """Text of each page, pages separated by a blank line, with the span of each page."""
+def _pdf_text(data: bytes, doc_id: str, source: str, ocr: OcrSettings) -> tuple[str, tuple[PageSpan, ...]]:
+    """Text of each page, pages separated by a blank line, with the span of each page.
+
+    Pages without a text layer (scans) are read by OCR when Tesseract is installed.
+    """
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
 
@@ -209,21 +251,56 @@ def _pdf_text(data: bytes) -> tuple[str, tuple[PageSpan, ...]]:
     except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError,
             RecursionError, NotImplementedError, OSError) as exc:
         raise DocumentError(f"malformed PDF ({type(exc).__name__}: {_first_line(exc)})") from exc
-    parts: list[str] = []
-    spans: list[PageSpan] = []
-    offset = 0
+    scanned = [i for i, page_text in enumerate(page_texts) if not page_text.strip()]
+    if scanned and _ocr_possible(len(scanned) == len(page_texts), "PDF has no text layer (scanned pages?)"):
+        for i, page_text in zip(scanned, _reading("PDF", _pdf_ocr, data, doc_id, scanned, source, ocr)):
+            page_texts[i] = page_text
+    text = TextAssembler()
     for number, page_text in enumerate(page_texts, start=1):
-        if not page_text.strip():
-            continue
-        if parts:
-            parts.append("\n\n")
-            offset += 2
-        parts.append(page_text)
-        spans.append(PageSpan(number, offset, offset + len(page_text)))
-        offset += len(page_text)
-    if not spans:
-        raise DocumentError("PDF has no extractable text (scanned images? run OCR first)")
-    return "".join(parts), tuple(spans)
+        text.add(page_text, number)
+    return text.text, text.spans
+
+
+def _ocr_possible(nothing_else: bool, what: str) -> bool:
+    """Whether OCR can run; when it cannot and the file has nothing else to read, the reason."""
+    if not available() and nothing_else:
+        raise DocumentError(f"{what}: {INSTALL_HINT}")
+    return available()
+
+
+def _pdf_ocr(data: bytes, doc_id: str, pages: list[int], source: str, ocr: OcrSettings) -> list[str]:
+    import pypdfium2
+
+    document = pypdfium2.PdfDocument(data)
+    try:
+        return recognise_pages(doc_id, pages, lambda i: _pnm(document[i].render(scale=_OCR_SCALE, grayscale=True).to_pil()),
+                               ocr, source)
+    finally:
+        document.close()
+
+
+def _image_text(data: bytes, doc_id: str, source: str, ocr: OcrSettings) -> tuple[str, tuple[PageSpan, ...]]:
+    """The text OCR reads in each frame of an image (a TIFF may hold several pages)."""
+    from PIL import Image, ImageSequence
+
+    with Image.open(io.BytesIO(data)) as image:
+        frames = [_pnm(frame) for frame in ImageSequence.Iterator(image)]  # also checks the whole file decodes
+    _ocr_possible(True, "an image needs OCR")
+    text = TextAssembler()
+    for number, page_text in enumerate(recognise_pages(doc_id, list(range(len(frames))), frames.__getitem__, ocr, source),
+                                       start=1):
+        text.add(page_text, number)
+    return text.text, text.spans
+
+
+def _pnm(image) -> bytes:
+    """An image as grayscale PNM bytes: what Tesseract reads fastest from its input."""
+    buffer = io.BytesIO()
+    image.convert("L").save(buffer, format="PPM")
+    return buffer.getvalue()
+
+
+_OCR_SCALE = RENDER_DPI / 72  # PDF sizes are in points, 72 an inch
 
 
 def _docx_text(data: bytes) -> str:

@@ -26,6 +26,7 @@ from .embedding import Embedder, load_embedder
 from .errors import DocumentError, IndexCorruptError, IndexFormatError, IndexMismatchError, IndexNotFoundError
 from .index_choice import check_choice
 from .manifest import DocumentEntry, Manifest, library_versions
+from .ocr import OcrSettings, check_languages
 from .pieces import Span, piece_encoder, piece_spans
 from .storage import IndexDirectory
 from .store import VectorStore
@@ -70,6 +71,7 @@ def build_index(
     progress: bool = True,
     lock_timeout: float = 60.0,
     vector_index: str | None = None,
+    ocr_languages: str | None = None,
 ) -> BuildReport:
     """Bring the index at ``index_dir`` up to date with the files in ``docs_dir``.
 
@@ -80,9 +82,12 @@ def build_index(
     skipped with a reason in the report; a previously indexed file that has become
     unreadable keeps its old chunks. ``vector_index`` is ``auto`` (exact search below 50k
     chunks, approximate beyond), ``flat`` or ``ivf-sq8``; None keeps the index's own choice.
+    ``ocr_languages`` names the Tesseract packs scanned pages are read with (``spa+eng``);
+    None detects each document's language (see :mod:`qa.ocr`).
     """
     if vector_index is not None:
         check_choice(vector_index)
+    ocr = OcrSettings(languages=check_languages(ocr_languages) if ocr_languages else None, progress=progress)
     directory = IndexDirectory(index_dir)
     with directory.write_lock(timeout=lock_timeout, on_wait=_announce if progress else None):
         directory.remove_stale()
@@ -93,7 +98,7 @@ def build_index(
         embedder = _choose_embedder(model, previous, directory.path)
         settings = _choose_settings(chunk_size, chunk_overlap, previous, directory.path)
         return _Build(directory, Path(docs_dir), previous, embedder, settings, max_file_bytes, progress,
-                      vector_index).run()
+                      vector_index, ocr).run()
 
 
 def _announce(message: str) -> None:
@@ -163,7 +168,7 @@ class _Build:
 
     def __init__(self, directory: IndexDirectory, docs_dir: Path, previous: _Previous | None,
                  embedder: Embedder, settings: ChunkSettings, max_file_bytes: int, progress: bool,
-                 vector_index: str | None = None) -> None:
+                 vector_index: str | None = None, ocr: OcrSettings = OcrSettings()) -> None:
         self.directory = directory
         self.docs_dir = docs_dir
         self.previous = previous
@@ -172,6 +177,7 @@ class _Build:
         self.max_file_bytes = max_file_bytes
         self.progress = progress
         self.vector_index = vector_index
+        self.ocr = ocr
         self.old_entries = previous.manifest.documents if previous else {}
         # content the previous index already holds, under any name: renamed or copied files
         self.known_chunks = {entry.doc_id: entry.chunks for entry in self.old_entries.values()}
@@ -210,7 +216,7 @@ class _Build:
             return old
         known = self.known_chunks.get(doc_id)
         if known is None and doc_id not in new_documents:
-            document = parse(data, file.source)
+            document = parse(data, file.source, self.ocr)
             chunks = split(document, self.settings)
             new_documents[doc_id] = _NewDocument(chunks, piece_spans(document.text, chunks),
                                                  language_profile(document.text))
@@ -243,7 +249,7 @@ class _Build:
             kept_vectors = previous.vectors.vectors(np.array([c.row for c in kept], dtype=np.int64))
         fresh_documents = [new_documents[d] for d in sorted(new_documents) if d in live_ids]
         fresh = [chunk for document in fresh_documents for chunk in document.chunks]
-        rows = [StoredChunk(i, c.id, c.doc_id, c.start, c.end, c.page, c.text) for i, c in enumerate([*kept, *fresh])]
+        rows = [StoredChunk(i, c.id, c.doc_id, c.start, c.end, c.page, c.text, c.spans) for i, c in enumerate([*kept, *fresh])]
         workspace = self.directory.new_workspace()
         try:
             vocabulary = VocabularyBuilder(workspace, previous.folder if previous else None, self.embedder.dimension)

@@ -14,7 +14,8 @@ from typing import Any
 
 from .errors import IndexCorruptError, IndexFormatError
 
-FORMAT_VERSION = 2
+# 3: the chunk table keeps each chunk's pages/slides/sheet rows (table ``spans``)
+FORMAT_VERSION = 3
 MANIFEST_FILE = "manifest.json"
 
 

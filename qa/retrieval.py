@@ -381,9 +381,11 @@ class Index:
 
     def documents(self) -> list[IndexedDocument]:
         """The indexed files, by name."""
+        snapshot = self.snapshot()
+        places = snapshot.chunks.places_by_document()
         return [
-            IndexedDocument(source, e.doc_id, e.chunks, e.bytes, e.indexed_at)
-            for source, e in sorted(self.snapshot().manifest.documents.items())
+            IndexedDocument(source, e.doc_id, e.chunks, e.bytes, e.indexed_at, places.get(e.doc_id, ""))
+            for source, e in sorted(snapshot.manifest.documents.items())
         ]
 
     def stats(self) -> IndexStats:
@@ -422,7 +424,7 @@ def _hits_of(snapshot: _Snapshot, pairs: list[tuple[int, float]]) -> list[Hit]:
     stored = snapshot.chunks.get([r for r, _ in pairs])
     return [
         Hit(chunk_id=c.id, doc_id=c.doc_id, source=snapshot.sources[c.doc_id][0], start=c.start, end=c.end,
-            page=c.page, text=c.text, score=score)
+            page=c.page, text=c.text, score=score, last_page=c.spans[-1].page if c.spans else c.page, spans=c.spans)
         for c, (_, score) in zip(stored, pairs)
     ]
 

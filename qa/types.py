@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import bisect
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 
 @dataclass(frozen=True)
 class PageSpan:
-    """Characters ``[start, end)`` of a document's text come from page ``page`` (1-based)."""
+    """Characters ``[start, end)`` of a document's text come from one place in the file.
+
+    ``kind`` names the unit a reader looks for: ``page`` (PDF or scanned image), ``slide``
+    (pptx/odp), ``sheet`` (xlsx/csv: ``row`` is the spreadsheet's own row number),
+    ``chapter`` (epub) or ``attachment`` (a mail's attached file). ``page`` is its 1-based
+    number (for a sheet, the sheet's number) and ``name`` its title, if it has one (sheet
+    name, chapter title, attachment file name). :func:`qa.provenance.describe` turns spans
+    into the words a citation shows: "page 2", "slide 3", "sheet Sales, rows 4–6".
+    """
 
     page: int
     start: int
     end: int
+    kind: str = "page"
+    name: str = ""
+    row: int | None = None
 
 
 @dataclass(frozen=True)
@@ -39,10 +51,37 @@ class Document:
         i = max(bisect.bisect_right(starts, offset) - 1, 0)
         return self.pages[i].page
 
+    def spans_in(self, start: int, end: int) -> tuple[PageSpan, ...]:
+        """The places that characters ``[start, end)`` come from, each cut to that range."""
+        # a spreadsheet has a span per row: look the range up instead of scanning them all
+        first = max(bisect.bisect_right(self._span_ends, start), 0)
+        last = bisect.bisect_left(self._span_starts, max(end, start + 1))
+        return clip_spans(self.pages[first:last], start, end)
+
+    @cached_property
+    def _span_starts(self) -> list[int]:
+        return [span.start for span in self.pages]
+
+    @cached_property
+    def _span_ends(self) -> list[int]:
+        return [span.end for span in self.pages]
+
+
+def clip_spans(spans: tuple[PageSpan, ...], start: int, end: int) -> tuple[PageSpan, ...]:
+    """The spans overlapping ``[start, end)``, cut to it; for an empty range, the span holding ``start``."""
+    if end <= start:
+        end = start + 1
+    return tuple(replace(s, start=max(s.start, start), end=min(s.end, end))
+                 for s in spans if s.start < end and start < s.end)
+
 
 @dataclass(frozen=True)
 class Chunk:
-    """A passage of a document: ``document.text[start:end] == text``."""
+    """A passage of a document: ``document.text[start:end] == text``.
+
+    ``page`` is the page (slide, sheet, chapter) the passage starts on; ``spans`` are the
+    document's places cut to the passage, so the place of any sentence in it can be found.
+    """
 
     id: str
     doc_id: str
@@ -51,11 +90,17 @@ class Chunk:
     end: int
     page: int | None
     text: str
+    spans: tuple[PageSpan, ...] = ()
 
 
 @dataclass(frozen=True)
 class Hit:
-    """A retrieved passage with its score; ``source``/``start``/``end`` locate it exactly."""
+    """A retrieved passage with its score; ``source``/``start``/``end`` locate it exactly.
+
+    ``page`` and ``last_page`` are the first and last page (slide, sheet, chapter) the
+    passage covers, None for formats without pages; ``spans`` are its places in full
+    (see :class:`PageSpan`), from which a citation finds the page of its own quote.
+    """
 
     chunk_id: str
     doc_id: str
@@ -65,6 +110,8 @@ class Hit:
     page: int | None
     text: str
     score: float
+    last_page: int | None = None
+    spans: tuple[PageSpan, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -110,13 +157,15 @@ class BuildReport:
 
 @dataclass(frozen=True)
 class IndexedDocument:
-    """One file as the index knows it."""
+    """One file as the index knows it; ``places`` counts its pages, slides, sheets or chapters
+    ("12 pages"), empty for formats without them."""
 
     source: str
     doc_id: str
     chunks: int
     bytes: int
     indexed_at: str
+    places: str = ""
 
 
 @dataclass(frozen=True)
@@ -198,6 +247,9 @@ class Citation:
 
     ``passage`` is the retrieved chunk the quote lies in (``passage_start`` is its offset in
     the document), so a reader can check the quote in context without opening the file.
+    ``page`` is the page (slide, sheet, chapter) the quote starts on, and ``location`` says
+    in words where the quote is ("page 2", "slide 3", "sheet Sales, rows 4–6"); both are
+    None for formats without pages.
     """
 
     n: int
@@ -210,6 +262,7 @@ class Citation:
     passage: str
     passage_start: int
     chunk_id: str
+    location: str | None = None
 
 
 @dataclass(frozen=True)

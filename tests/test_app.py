@@ -36,6 +36,7 @@ from app_harness import (
     upload,
 )
 from conftest import FIXTURES, SEEDS, age_index
+from format_files import make_pdf
 from qa.types import Citation
 
 SEED_NAME = "corea-del-norte-rusia-armas.txt"
@@ -302,6 +303,36 @@ def test_uploaded_document_is_indexed_and_cited(page, server, tmp_path):
     expect(bot.locator(".rag-text")).to_contain_text("Tuffi")
     expect(bot.locator("li.rag-source").first.locator(".rag-doc")).to_have_text(name)
     expect(bot.locator("li.rag-source").first.locator("mark")).to_be_visible()
+    assert_stayed_local(page)
+
+
+@browser_test
+def test_uploaded_pdf_and_slides_are_cited_on_the_quotes_page(page, server):
+    """Issue 13 in the app: the quote is on page 2 of a passage that starts on page 1, and the
+    source names page 2; the Documents tab lists the PDF's pages and the deck's slides."""
+    from format_files import make_pptx
+    from test_formats import CASES, PDF_PAGES
+
+    documents_tab(page)
+    page.locator("#doc-upload input[type=file]").set_input_files([
+        {"name": "water-report.pdf", "mimeType": "application/pdf", "buffer": make_pdf(PDF_PAGES)},
+        {"name": "lighthouse.pptx", "mimeType": "application/octet-stream", "buffer": make_pptx([
+            ("Budget", "Spending on office supplies fell by a tenth.", ""),
+            ("Lighthouse", "The old lighthouse of Punta Arenas was repainted red in 1998.", "")])},
+    ])
+    table = page.locator("#docs-table")
+    expect(table).to_contain_text("water-report.pdf", timeout=ANSWER_TIMEOUT)
+    expect(table.get_by_role("row").filter(has_text="water-report.pdf")).to_contain_text("2 pages")
+    expect(table.get_by_role("row").filter(has_text="lighthouse.pptx")).to_contain_text("2 slides")
+
+    page.get_by_role("tab", name="Chat").click()
+    source = ask(page, CASES[0][0]).locator("li.rag-source").first
+    expect(source.locator(".rag-doc")).to_have_text("water-report.pdf")
+    expect(source.locator(".rag-page")).to_have_text("page 2")
+    expect(source.locator("mark")).to_contain_text("600 litres")
+    source = ask(page, "What colour was the lighthouse of Punta Arenas repainted?").locator("li.rag-source").first
+    expect(source.locator(".rag-doc")).to_have_text("lighthouse.pptx")
+    expect(source.locator(".rag-page")).to_have_text("slide 2")
     assert_stayed_local(page)
 
 
@@ -589,9 +620,9 @@ def test_highlight_follows_the_quotes_offsets():
     passage = "Drones came. Then more. Drones came."
     second = passage.rindex("Drones came.")
     citation = Citation(n=1, source="a.txt", page=3, start=50 + second, end=50 + len(passage), quote="Drones came.",
-                        score=0.5, passage=passage, passage_start=50, chunk_id="c")
+                        score=0.5, passage=passage, passage_start=50, chunk_id="c", location="page 3")
     assert app.highlight(citation) == "Drones came. Then more. <mark>Drones came.</mark>"
-    assert "p.&nbsp;3" in app.render_sources([citation], abstained=False)
+    assert '<span class="rag-page">page 3</span>' in app.render_sources([citation], abstained=False)
     moved = dataclasses.replace(citation, start=0, end=5, quote="then  MORE.")
     assert app.highlight(moved) == "Drones came. <mark>Then more.</mark> Drones came."
     absent = dataclasses.replace(citation, quote="<q>")

@@ -7,22 +7,11 @@ import os
 
 import pytest
 
+from format_files import make_pdf
 from qa.documents import content_id, decode_text, parse, read_text, scan
 from qa.errors import DocumentError
 
 SPANISH = "Ya se sabe que Rusia ha recibido drones de Irán. Año, niño, acción: 5 €."
-
-
-def make_pdf(pages: list[str]) -> bytes:
-    """A real PDF with one page per string (fpdf2 core font: Latin-1 text)."""
-    from fpdf import FPDF
-
-    pdf = FPDF()
-    pdf.set_font("helvetica", size=12)
-    for text in pages:
-        pdf.add_page()
-        pdf.multi_cell(0, 8, text)
-    return bytes(pdf.output())
 
 
 def make_docx(paragraphs: list[str], table: list[list[str]] | None = None) -> bytes:
@@ -128,7 +117,7 @@ def test_scan_reports_each_skipped_file_with_a_reason(tmp_path):
     (docs / "good.txt").write_text("Some text.", encoding="utf-8")
     (docs / "sub" / "nested.md").write_text("# Nested", encoding="utf-8")
     (docs / "empty.txt").write_bytes(b"")
-    (docs / "image.png").write_bytes(b"\x89PNG")
+    (docs / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
     (docs / "big.txt").write_text("x" * 2000, encoding="utf-8")
     (docs / ".hidden.txt").write_text("ignored", encoding="utf-8")
     outside = tmp_path / "secret.txt"
@@ -139,9 +128,9 @@ def test_scan_reports_each_skipped_file_with_a_reason(tmp_path):
 
     assert [f.source for f in found] == ["good.txt", "sub/nested.md"]
     reasons = {s.source: s.reason for s in skipped}
-    assert set(reasons) == {"empty.txt", "image.png", "big.txt", "link.txt"}
+    assert set(reasons) == {"empty.txt", "clip.mp4", "big.txt", "link.txt"}
     assert reasons["empty.txt"] == "empty file"
-    assert "unsupported file type '.png'" in reasons["image.png"]
+    assert "unsupported file type '.mp4'" in reasons["clip.mp4"]
     assert "too large" in reasons["big.txt"] and "1,000" in reasons["big.txt"]
     assert "outside the documents folder" in reasons["link.txt"]
 

@@ -82,12 +82,12 @@ def test_rebuild_embeds_everything_again(seeds_copy, tmp_path):
 
 def test_bad_files_are_skipped_with_reasons_and_the_rest_indexed(seeds_copy, tmp_path):
     (seeds_copy / "empty.txt").write_bytes(b"")
-    (seeds_copy / "photo.jpg").write_bytes(b"\xff\xd8\xff")
+    (seeds_copy / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
     (seeds_copy / "broken.pdf").write_bytes(b"%PDF-1.4 nonsense")
     report = qa.build_index(seeds_copy, tmp_path / "index", progress=False)
     reasons = {s.source: s.reason for s in report.skipped}
     assert reasons["empty.txt"] == "empty file"
-    assert reasons["photo.jpg"].startswith("unsupported file type '.jpg'")
+    assert reasons["clip.mp4"].startswith("unsupported file type '.mp4'")
     assert reasons["broken.pdf"].startswith("malformed PDF")
     assert report.added == 1 and report.documents == 1
 
