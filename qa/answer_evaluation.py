@@ -306,7 +306,7 @@ def evaluate_follow_ups(*, data_dir: str | Path | None = None, seeds_dir: str | 
     articles = sorted({int(f.document.split(":")[1]) for f in follow_ups if f.document.startswith("xquad-es:")})
     with _scratch(work_dir) as root:
         docs = root / "seeds"
-        shutil.copytree(seeds_dir or DEFAULT_SEEDS_DIR, docs)
+        shutil.copytree(seeds_dir or DEFAULT_SEEDS_DIR, docs, dirs_exist_ok=True)
         build_index(docs, root / "index-seeds", model=embedder, rebuild=True, progress=False)
         benchmark = load_benchmark("es", "es", data_dir)
         indexes = {"seeds": Index(root / "index-seeds", model=embedder),

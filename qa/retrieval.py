@@ -200,7 +200,8 @@ class Index:
             return alone
         with_context = self._findings(snapshot, " ".join([*earlier, question]), question, k, "with context",
                                       quoted_before=_earlier_answers(history))
-        if with_context.verdict.supported and with_context.verdict.confidence > alone.verdict.confidence:
+        if (with_context.verdict.supported and with_context.verdict.confidence >= verification.CONTEXT_CONFIDENCE
+                and with_context.verdict.confidence > alone.verdict.confidence):
             return with_context
         return alone
 
