@@ -14,7 +14,7 @@ from typing import Any
 
 from .errors import IndexCorruptError, IndexFormatError
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: int8 piece vectors with piece_scales.npy, uint8 term counts
 MANIFEST_FILE = "manifest.json"
 
 
