@@ -25,7 +25,8 @@ profiles.npy                  uint32 [30], the row's document's most          12
 
 Piece vectors are int8 with a float32 scale per piece (half the bytes of the bfloat16
 they were; cosines within 2e-3 of float32, and every ``qa eval`` figure within 0.3
-points): :meth:`ChunkFeatures.piece_vectors_of` returns them as float32.
+points): :meth:`ChunkFeatures.piece_vectors_of` returns them as float32, and
+:meth:`ChunkFeatures.piece_cosines` their cosines with a question.
 
 Plus, per index: ``ngram_df.npy`` (int32 per 4-gram bucket, 4 MB), ``word_df.npy`` (int32
 per vocabulary word) and ``lexical.json`` (row count and total lengths).
@@ -188,6 +189,13 @@ class ChunkFeatures:
         """float32 vectors of the piece rows ``pieces`` (stored as int8 codes and a scale)."""
         codes = self.piece_vectors[pieces]
         return codes.astype(np.float32) * np.asarray(self.piece_scales[pieces], dtype=np.float32)[:, None]
+
+    def piece_cosines(self, pieces: np.ndarray, vector: np.ndarray) -> np.ndarray:
+        """The cosines of the piece rows ``pieces`` with the unit ``vector``: as
+        ``piece_vectors_of(pieces) @ vector``, but scaled after the product (as fast as
+        widening bfloat16 was; scaling every vector first took twice as long)."""
+        codes = self.piece_vectors[pieces]
+        return (codes.astype(np.float32) @ vector) * np.asarray(self.piece_scales[pieces], dtype=np.float32)
 
 
 # Every per-row file but the pointers: (rows it follows, dtype, shape of one entry). Rows

@@ -118,7 +118,7 @@ def rank(features: ChunkFeatures, vector: np.ndarray, terms: QueryTerms, rows: n
     """Re-rank dense candidates ``rows`` (best first, cosines ``dense``) by the fused score."""
     n = len(rows)
     pieces, owner = features.pieces(rows)
-    cosines = features.piece_vectors_of(pieces) @ vector
+    cosines = features.piece_cosines(pieces, vector)
     window = cosines.copy()
     if len(pieces) > 1:
         same = owner[1:] == owner[:-1]

@@ -43,6 +43,8 @@ def test_int8_piece_vectors_keep_cosines_within_2e_3(seed_index):
     pieces = np.arange(int(features.piece_ptr[-1]))
     stored = features.piece_vectors_of(pieces)
     assert stored.dtype == np.float32 and np.allclose(np.linalg.norm(stored, axis=1), 1, atol=2e-3)
+    question = load_embedder(None).encode_queries(["Who supplied drones to Russia?"])[0]
+    assert np.allclose(features.piece_cosines(pieces, question), stored @ question, atol=1e-5)
 
 
 def test_an_added_document_appends_rows_and_encodes_only_new_words(seeds_copy, tmp_path, monkeypatch):
