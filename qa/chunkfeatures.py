@@ -7,17 +7,18 @@ are row ``i``'s entries. Per chunk (1500-character chunks, bundled encoder):
 
 ============================  ==============================================  ============
 file                          what                                            bytes/chunk
+                              (measured on 17k chunks of the bench's real text)
 ============================  ==============================================  ============
 piece_ptr.npy                 int64, first piece of each row                  8
-piece_vectors.npy             int8 [pieces, dim], in-context sentence         ~3,000
-                              vectors (5.9 pieces per chunk), each scaled
+piece_vectors.npy             int8 [pieces, dim], in-context sentence         ~3,100
+                              vectors (6.1 pieces per chunk), each scaled
                               by its largest magnitude
 piece_scales.npy              float32, each piece vector's scale              ~24
-piece_spans.npy               int32 [pieces, 2], piece offsets in the chunk   ~47
+piece_spans.npy               int32 [pieces, 2], piece offsets in the chunk   ~49
 piece_window_norms.npy        float32, norm of piece + half its neighbours    ~24
-ngram_ptr/ids/counts.npy      hashed char 4-gram term row (uint32 + uint8)    ~2,300
+ngram_ptr/ids/counts.npy      hashed char 4-gram term row (uint32 + uint8)    ~2,350
 ngram_lengths.npy             int32, 4-grams in the row                       4
-word_ptr/ids/counts.npy       vocabulary-word term row (uint32 + uint8)       ~450
+word_ptr/ids/counts.npy       vocabulary-word term row (uint32 + uint8)       ~470
 word_lengths.npy              int32, words in the row                         4
 profiles.npy                  uint32 [30], the row's document's most          120
                               frequent tokens (hashed): its language profile
