@@ -107,6 +107,7 @@ def store_build(args: dict) -> dict:
     spool.close()
     start = time.perf_counter()
     store = VectorStore.create(RowFile(out / "vectors.spool.npy"), dimension)
+    (out / "vectors.spool.npy").unlink()  # as a build does: only the index files remain
     store.save(out)
     return {"chunks": n, "store_s": time.perf_counter() - start, "factory": store.describe().get("factory", "flat"),
             "peak_rss_mb": peak_rss_mb()}
