@@ -4,12 +4,14 @@ vectors go to the new generation's files batch by batch."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import qa
 from qa import chunkfeatures
 from qa.chunkdb import CHUNKS_FILE, ChunkTable
 from qa.chunkfeatures import ChunkFeatures, NewRows
 from qa.embedding import load_embedder
+from qa.errors import DocumentError
 from qa.indexing import EMBED_BATCH
 from qa.lexical import term_row
 from qa.storage import IndexDirectory
@@ -77,3 +79,31 @@ def test_a_build_over_twice_the_batch_holds_at_most_one_batch_of_rows(tmp_path):
         assert len(spans) and spans[-1, 1] <= len(chunk.text) and chunk.text[spans[0, 0]:spans[0, 1]].strip()
     hit = qa.load(tmp_path / "index").retrieve("¿Quién suministró drones a Rusia?", k=1)[0]
     assert "drones" in hit.text
+
+
+class ChangingEmbedder(RowCountingEmbedder):
+    """Rewrites ``path`` at its first call: the file changes after it was scanned."""
+
+    def __init__(self, path) -> None:
+        super().__init__()
+        self.path = path
+
+    def encode_passages(self, texts):
+        if self.path.read_text(encoding="utf-8").endswith("."):
+            self.path.write_text("Otro texto, escrito durante la indexación", encoding="utf-8")
+        return super().encode_passages(texts)
+
+
+def test_a_file_changed_while_it_is_indexed_fails_the_build_and_keeps_the_index(seeds_copy, tmp_path):
+    """New documents are read again when embedded (their text is not held): if the content
+    is no longer what was scanned, the build stops with the file's name, committing nothing."""
+    index_dir = tmp_path / "index"
+    qa.build_index(seeds_copy, index_dir, progress=False)
+    before = qa.load(index_dir).retrieve("¿Quién suministró drones a Rusia?", k=1)[0]
+    new = seeds_copy / "nuevo.txt"
+    new.write_text("Valparaíso es una ciudad portuaria de Chile. Tiene muchos cerros.", encoding="utf-8")
+    with pytest.raises(DocumentError, match="nuevo.txt changed while it was being indexed"):
+        qa.build_index(seeds_copy, index_dir, model=ChangingEmbedder(new), progress=False)
+    index = qa.load(index_dir)
+    assert index.retrieve("¿Quién suministró drones a Rusia?", k=1)[0] == before
+    assert "nuevo.txt" not in {hit.source for hit in index.retrieve("Valparaíso", k=5)}
