@@ -4,6 +4,8 @@
     python bench/speed.py --quick          # XQuAD-R corpus (quality + speed, defaults), cold start: ~1 min idle
     python bench/speed.py                  # + real-text corpora of 1k, 10k, 100k chunks and the 1M store
     python bench/speed.py --json           # the raw figures as JSON instead of the tables
+    python bench/speed.py --build-memory-only --build-memory-sizes 10000,100000,1000000
+                                           # first-build peak RSS, chunks/s and bytes/chunk alone
 
 Every figure is measured in this run, each in a fresh process (so peak RSS and start-up
 are its own); indexes are built from the documents on disk every time (nothing cached).
@@ -157,6 +159,57 @@ def measure_million(source_index: Path, work: Path, log, n: int = 1_000_000) -> 
     return result
 
 
+def measure_build_memory(sizes: list[int], work: Path, log) -> list[dict]:
+    """First builds of real-text corpora of ``sizes`` chunks in a fresh process each, without
+    the encoder (``worker.HashedEmbedder``: a million chunks would take hours to embed): peak
+    RSS, chunks per second and bytes per chunk on disk; then the vector stage alone (spool,
+    index, float16 copy) at the largest size, the part of a build that grows with it."""
+    results = []
+    for chunks in sizes:
+        label = f"{chunks // 1000}k"
+        docs = work / f"docs-{label}"
+        if not docs.exists():
+            corpus.write_sized_corpus(docs, chunks)
+        out = work / f"index-rows-{label}"
+        shutil.rmtree(out, ignore_errors=True)
+        outcome, seconds = worker("build-rows", {"docs": str(docs), "out": str(out)}, work)
+        size = du(out)
+        results.append({"label": label, "chunks": outcome["chunks"], "build_s": seconds,
+                        "chunks_per_s": outcome["chunks"] / seconds, "peak_rss_mb": outcome["peak_rss_mb"],
+                        "bytes_per_chunk": size / outcome["chunks"], "size_mb": size / 1e6})
+        log(f"  {label} build without the encoder: {outcome['chunks']} chunks in {seconds:.0f} s, peak RSS "
+            f"{outcome['peak_rss_mb']:.0f} MB, {size / outcome['chunks']:.0f} bytes/chunk")
+        shutil.rmtree(out, ignore_errors=True)
+    if sizes:  # the part that grows with the corpus, alone at the largest size
+        out = work / "store-build"
+        shutil.rmtree(out, ignore_errors=True)
+        outcome, seconds = worker("store-build", {"n": max(sizes), "out": str(out)}, work)
+        results.append({"label": f"{max(sizes) // 1000}k, vector stage alone ({outcome['factory']})",
+                        "chunks": outcome["chunks"], "build_s": outcome["store_s"],
+                        "chunks_per_s": outcome["chunks"] / outcome["store_s"], "peak_rss_mb": outcome["peak_rss_mb"],
+                        "bytes_per_chunk": du(out) / outcome["chunks"], "size_mb": du(out) / 1e6})
+        log(f"  {results[-1]['label']}: peak RSS {outcome['peak_rss_mb']:.0f} MB")
+        shutil.rmtree(out, ignore_errors=True)
+    return results
+
+
+def render_build_memory(report: dict) -> list[str]:
+    """The first-build memory and size rows: real builds (bundled encoder) and builds
+    without the encoder at sizes it would take hours to embed."""
+    lines = ["", "| first build | chunks | build s | chunks/s | peak build RSS MB | bytes/chunk on disk |",
+             "|---|---|---|---|---|---|"]
+    for size in report["corpora"]:
+        p = size["pipelines"].get("ours")
+        if p and size["label"] != "xquad-es":
+            lines.append(f"| {size['label']}, bundled encoder | {p['chunks']:,} | {p['build_s']:.0f} | {p['chunks_per_s']:.0f} "
+                         f"| {p['build_peak_rss_mb']:.0f} | {p['size_mb'] * 1e6 / p['chunks']:,.0f} |")
+    for b in report.get("build_memory") or []:
+        kind = "" if "vector stage" in b["label"] else ", no encoder (hashed vectors)"
+        lines.append(f"| {b['label']}{kind} | {b['chunks']:,} | {b['build_s']:.0f} "
+                     f"| {b['chunks_per_s']:.0f} | {b['peak_rss_mb']:.0f} | {b['bytes_per_chunk']:,.0f} |")
+    return lines if len(lines) > 3 else []
+
+
 def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}" if b else "-"
 
@@ -190,10 +243,12 @@ def render(report: dict) -> str:
               "load included). xquad-es: the 48 Spanish XQuAD-R articles, queried with the 1,190 English questions "
               "(hit@k: a top-k passage covers the gold answer); other corpora: English questions, 200 timed after 20 "
               "warm-up. Ask: extractive answer, bundled encoder only."]
+    lines += render_build_memory(report)
     c = report["cold_start"]
-    lines += ["", f"Cold start (fresh process, seed index, to the printed answer; median of {len(c['ours']['runs'])}): "
-              f"`qa ask` {c['ours']['median_s']:.2f} s, LangChain + MiniLM {c['peer']['median_s']:.2f} s "
-              f"(ratio {ratio(c['ours']['median_s'], c['peer']['median_s'])})."]
+    if c:
+        lines += ["", f"Cold start (fresh process, seed index, to the printed answer; median of {len(c['ours']['runs'])}): "
+                  f"`qa ask` {c['ours']['median_s']:.2f} s, LangChain + MiniLM {c['peer']['median_s']:.2f} s "
+                  f"(ratio {ratio(c['ours']['median_s'], c['peer']['median_s'])})."]
     m = report.get("million")
     if m:
         v = m["vector_index"]
@@ -210,12 +265,14 @@ def render(report: dict) -> str:
     return "\n".join(lines)
 
 
-def report(started: float, load_before: str, cold: dict, corpora: list[dict], million: dict | None) -> dict:
+def report(started: float, load_before: str, cold: dict, corpora: list[dict], million: dict | None,
+           build_memory: list[dict] | None = None) -> dict:
     return {
         "machine": f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}), Python {platform.python_version()}",
         "load_before": load_before, "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "command": " ".join(["python", "bench/speed.py", *sys.argv[1:]]),
         "wall_s": time.perf_counter() - started, "cold_start": cold, "corpora": corpora, "million": million,
+        "build_memory": build_memory,
     }
 
 
@@ -229,6 +286,9 @@ def main() -> None:
                         help="compare with the peer (and qa --model MiniLM) up to this size; beyond, qa alone")
     parser.add_argument("--no-million", dest="million", action="store_false", help="skip the 1M-chunk store")
     parser.add_argument("--million-size", type=int, default=1_000_000, help="chunks in the synthetic store")
+    parser.add_argument("--build-memory-sizes", default="10000,100000,1000000",
+                        help="first builds without the encoder, for peak RSS and bytes per chunk (empty: none)")
+    parser.add_argument("--build-memory-only", action="store_true", help="only the builds of --build-memory-sizes")
     parser.add_argument("--json", action="store_true", help="print the raw figures as JSON")
     parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one, removed)")
     options = parser.parse_args()
@@ -239,6 +299,18 @@ def main() -> None:
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
     quick = options.quick
     sizes = [] if quick else [int(n) for n in options.sizes.split(",") if n]
+    memory_sizes = [] if quick else [int(n) for n in options.build_memory_sizes.split(",") if n]
+    if options.build_memory_only:
+        try:
+            log("first builds without the encoder")
+            build_memory = measure_build_memory(memory_sizes, work, log)
+        finally:
+            if options.work is None:
+                shutil.rmtree(work, ignore_errors=True)
+        final = report(started, load_before, {}, [], None, build_memory)
+        print(json.dumps(final, indent=1) if options.json else render(final))
+        return
+    build_memory = None
     try:
         log("XQuAD-R en->es (quality, and the smallest corpus)")
         gold = corpus.write_quality_corpus(work / "docs-xquad-es")
@@ -262,10 +334,13 @@ def main() -> None:
                 million = measure_million(work / f"index-ours-{label}", work, log, options.million_size)
             # a long run leaves the table of what it has measured so far
             (work / "partial.md").write_text(render(report(started, load_before, cold, corpora, million)))
+        if memory_sizes:
+            log("first builds without the encoder")
+            build_memory = measure_build_memory(memory_sizes, work, log)
     finally:
         if options.work is None:
             shutil.rmtree(work, ignore_errors=True)
-    final = report(started, load_before, cold, corpora, million)
+    final = report(started, load_before, cold, corpora, million, build_memory)
     print(json.dumps(final, indent=1) if options.json else render(final))
 
 

@@ -21,9 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qa import chunkfeatures
 from qa.chunkdb import CHUNKS_FILE, ChunkTable, StoredChunk, write_chunks
-from qa.chunkfeatures import ChunkFeatures, NewRows
+from qa.chunkfeatures import ChunkFeatures, RowWriter
 from qa.manifest import MANIFEST_FILE, DocumentEntry, Manifest
 from qa.neighbour_table import NEIGHBOURS_FILE
 from qa.vocabulary import VOCABULARY_FILE, WORD_VECTORS_FILE
@@ -94,9 +93,10 @@ def _write_features(workspace: Path, source: Path, cycle: np.ndarray) -> None:
     # every real row recurs, so the words in use, and so the stored neighbours, are the same
     for name in (VOCABULARY_FILE, WORD_VECTORS_FILE, NEIGHBOURS_FILE):
         shutil.copyfile(source / name, workspace / name)
-    nothing = NewRows.concatenate([], real.piece_vectors.shape[1])
-    chunkfeatures.write(workspace, real, cycle, nothing, len(real.words.df))
-    # write() carried the real rows' frequencies over as for one copy of each row; count them all
+    rows = RowWriter(workspace, real.piece_vectors.shape[1])
+    rows.keep(real, cycle)
+    rows.finish(len(real.words.df))
+    # the writer carried the real rows' frequencies over as for one copy of each row; count them all
     repeats, rest = divmod(len(cycle), real.rows)
     for name in ("ngram", "word"):
         partial = getattr(real, f"{name}_ids")[0:int(getattr(real, f"{name}_ptr")[rest])]  # rows 0..rest-1

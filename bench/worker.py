@@ -2,7 +2,10 @@
 
     python bench/worker.py TASK JSON_ARGS     # prints one JSON object on its last line
 
-Tasks: ``build`` (documents -> saved index), ``query`` (open, warm up, time retrieve and
+Tasks: ``build`` (documents -> saved index), ``build-rows`` (the same with
+:class:`HashedEmbedder`: every part of a build but the encoder, for build memory and size
+at sizes the encoder would take hours to embed), ``store-build`` (the vector stage of a
+first build alone), ``query`` (open, warm up, time retrieve and
 ask, peak RSS, and hit@1/hit@5 when gold answer spans are given), ``peer-ask`` (the peer's
 cold start: load and answer one question, printing the top passage), ``store-query`` (a qa
 index: open time, latency, recall@10 against given exact rows).
@@ -51,6 +54,63 @@ def build(args: dict) -> dict:
     chunks = pipeline.build(Path(args["docs"]), Path(args["out"]))
     seconds = time.perf_counter() - start
     return {"chunks": chunks, "in_process_s": seconds, "peak_rss_mb": peak_rss_mb()}
+
+
+class HashedEmbedder:
+    """512-d unit vectors drawn from a seed hashed from each text: no model, so a build of a
+    million chunks takes what chunking, lexical rows, the vocabulary, the vector index and the
+    files take. Not for quality: similar texts get unrelated vectors."""
+
+    id = "bench-hashed-512"
+    model = "bench-hashed"
+    dimension = 512
+
+    def encode_passages(self, texts):
+        import hashlib
+
+        import numpy as np
+
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for i, text in enumerate(texts):
+            seed = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+            out[i] = np.random.default_rng(seed).standard_normal(self.dimension, dtype=np.float32)
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+    encode_queries = encode_passages
+
+
+def build_rows(args: dict) -> dict:
+    """A first build with :class:`HashedEmbedder`: seconds and peak RSS."""
+    import qa
+
+    start = time.perf_counter()
+    report = qa.build_index(Path(args["docs"]), Path(args["out"]), model=HashedEmbedder(), progress=False)
+    return {"chunks": report.chunks, "in_process_s": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb()}
+
+
+def store_build(args: dict) -> dict:
+    """The vector stage of a first build of ``n`` chunks: vectors spooled to a file as a build
+    does, then the store made from it and saved. Seconds and peak RSS: the part of a build's
+    memory that grows with the corpus."""
+    import numpy as np
+
+    from qa.rowfile import GrowingRowFile, RowFile
+    from qa.store import VectorStore
+
+    n, dimension, out = args["n"], args.get("dimension", 512), Path(args["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    spool = GrowingRowFile(out / "vectors.spool.npy", np.float32, (dimension,))
+    rng = np.random.default_rng(0)
+    for start in range(0, n, 65_536):
+        batch = rng.standard_normal((min(65_536, n - start), dimension), dtype=np.float32)
+        spool.append(batch / np.linalg.norm(batch, axis=1, keepdims=True))
+    spool.close()
+    start = time.perf_counter()
+    store = VectorStore.create(RowFile(out / "vectors.spool.npy"), dimension)
+    (out / "vectors.spool.npy").unlink()  # as a build does: only the index files remain
+    store.save(out)
+    return {"chunks": n, "store_s": time.perf_counter() - start, "factory": store.describe().get("factory", "flat"),
+            "peak_rss_mb": peak_rss_mb()}
 
 
 def query(args: dict) -> dict:
@@ -113,7 +173,7 @@ def store_query(args: dict) -> dict:
             "retrieve_dense": percentiles(dense), "search": percentiles(search), "peak_rss_mb": peak_rss_mb()}
 
 
-TASKS = {"build": build, "query": query, "peer-ask": peer_ask, "store-query": store_query}
+TASKS = {"build": build, "build-rows": build_rows, "store-build": store_build, "query": query, "peer-ask": peer_ask, "store-query": store_query}
 
 if __name__ == "__main__":
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

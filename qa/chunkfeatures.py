@@ -7,36 +7,41 @@ are row ``i``'s entries. Per chunk (1500-character chunks, bundled encoder):
 
 ============================  ==============================================  ============
 file                          what                                            bytes/chunk
+                              (measured on 17k chunks of the bench's real text)
 ============================  ==============================================  ============
 piece_ptr.npy                 int64, first piece of each row                  8
-piece_vectors.npy             bfloat16 [pieces, dim] (stored as uint16: the    ~5,700
-                              high half of each float32), in-context sentence
-                              vectors (5.6 pieces per chunk)
-piece_spans.npy               int32 [pieces, 2], piece offsets in the chunk   ~45
-piece_window_norms.npy        float32, norm of piece + half its neighbours    ~22
-ngram_ptr/ids/counts.npy      hashed char 4-gram term row (uint32 + uint16)   ~2,500
+piece_vectors.npy             int8 [pieces, dim], in-context sentence         ~3,100
+                              vectors (6.1 pieces per chunk), each scaled
+                              by its largest magnitude
+piece_scales.npy              float32, each piece vector's scale              ~24
+piece_spans.npy               int32 [pieces, 2], piece offsets in the chunk   ~49
+piece_window_norms.npy        float32, norm of piece + half its neighbours    ~24
+ngram_ptr/ids/counts.npy      hashed char 4-gram term row (uint32 + uint8)    ~2,350
 ngram_lengths.npy             int32, 4-grams in the row                       4
-word_ptr/ids/counts.npy       vocabulary-word term row (uint32 + uint16)      ~700
+word_ptr/ids/counts.npy       vocabulary-word term row (uint32 + uint8)       ~470
 word_lengths.npy              int32, words in the row                         4
 profiles.npy                  uint32 [30], the row's document's most          120
                               frequent tokens (hashed): its language profile
 ============================  ==============================================  ============
 
-Piece vectors are bfloat16 rather than float16 because widening bfloat16 is a shift (20 us
-for a query's ~300 pieces) where NumPy's float16 conversion takes 190 us; cosines stay
-within 5e-4 of float32.
+Piece vectors are int8 with a float32 scale per piece (half the bytes of the bfloat16
+they were; cosines within 2e-3 of float32, and every ``qa eval`` figure within 0.3
+points): :meth:`ChunkFeatures.piece_vectors_of` returns them as float32, and
+:meth:`ChunkFeatures.piece_cosines` their cosines with a question.
 
 Plus, per index: ``ngram_df.npy`` (int32 per 4-gram bucket, 4 MB), ``word_df.npy`` (int32
 per vocabulary word) and ``lexical.json`` (row count and total lengths).
 
-An incremental build copies the retained rows from the previous generation block by block
-(never loading a whole file) and appends the new ones; document frequencies are updated by
-subtracting the removed rows and adding the new ones.
+A build writes the files as it goes (:class:`RowWriter`): an incremental build copies the
+retained rows from the previous generation block by block (never loading a whole file),
+then each batch of new rows is appended as soon as it is encoded; document frequencies
+are updated by subtracting the removed rows and adding the new ones.
 """
 
 from __future__ import annotations
 
 import json
+import weakref
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +52,7 @@ import numpy as np
 from . import lexical
 from .errors import IndexCorruptError
 from .lexical import Collection, TermRow
-from .rowfile import RowFile
+from .rowfile import GrowingRowFile, RowFile
 
 LEXICAL_STATS_FILE = "lexical.json"
 PROFILE_TOKENS = 30
@@ -58,17 +63,13 @@ _REMOVED_ROWS_BLOCK = 4096
 _MAPPED_FILE_BYTES = 64 << 20
 
 
-def to_bfloat16(vectors: np.ndarray) -> np.ndarray:
-    """float32 -> bfloat16 bit patterns (uint16), rounded to nearest even."""
-    bits = np.ascontiguousarray(vectors, dtype=np.float32).view(np.uint32)
-    return ((bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16)).astype(np.uint16)
-
-
-def from_bfloat16(bits: np.ndarray) -> np.ndarray:
-    """bfloat16 bit patterns (uint16) -> float32."""
-    wide = np.asarray(bits).astype(np.uint32)
-    wide <<= np.uint32(16)  # in place: one array of float32's size, not two
-    return wide.view(np.float32)
+def to_int8(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """float32 rows -> (int8 codes, float32 scale per row), each row scaled by its largest
+    magnitude: ``codes * scale`` restores it within half a step (cosines within 2e-3)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    scales = np.abs(vectors).max(axis=1, initial=0.0) / 127
+    safe = np.where(scales > 0, scales, 1).astype(np.float32)
+    return np.rint(vectors / safe[:, None]).astype(np.int8), scales.astype(np.float32)
 
 
 def language_profile(text: str) -> np.ndarray:
@@ -96,17 +97,22 @@ def window_norms(piece_vectors: np.ndarray, pieces_per_chunk: Sequence[int]) -> 
     return np.linalg.norm(window, axis=1).astype(np.float32)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq=False: hashed by identity, for _LIVE_ROWS
 class NewRows:
-    """The artifacts of freshly encoded chunks, in row order, in their stored form (a large
-    first build holds them all until the write: bfloat16 halves the biggest part)."""
+    """The artifacts of one batch of freshly encoded chunks, in row order, in their stored
+    form. A build writes each batch with a :class:`RowWriter` and drops it before encoding
+    the next; :func:`rows_in_memory` counts the rows of the instances alive."""
 
     piece_spans: list[list[tuple[int, int]]]
-    piece_vectors: np.ndarray  # bfloat16 bit patterns (uint16) [pieces, dimension]
+    piece_vectors: np.ndarray  # int8 [pieces, dimension]
+    piece_scales: np.ndarray  # float32 [pieces]: vector = piece_vectors * scale
     piece_window_norms: np.ndarray  # float32 [pieces]
     ngram_rows: list[TermRow]
     word_rows: list[TermRow]
     profiles: np.ndarray  # uint32 [rows, PROFILE_TOKENS]
+
+    def __post_init__(self) -> None:
+        _LIVE_ROWS.add(self)
 
     def __len__(self) -> int:
         return len(self.piece_spans)
@@ -114,21 +120,19 @@ class NewRows:
     @classmethod
     def encoded(cls, piece_spans: list[list[tuple[int, int]]], piece_vectors: np.ndarray, ngram_rows: list[TermRow],
                 word_rows: list[TermRow], profiles: np.ndarray) -> NewRows:
-        """Rows from float32 piece vectors, which are stored as bfloat16 with their window norms."""
-        return cls(piece_spans, to_bfloat16(piece_vectors), window_norms(piece_vectors, [len(s) for s in piece_spans]),
+        """Rows from float32 piece vectors, which are stored as int8 with their window norms."""
+        codes, scales = to_int8(piece_vectors)
+        return cls(piece_spans, codes, scales, window_norms(piece_vectors, [len(s) for s in piece_spans]),
                    ngram_rows, word_rows, np.asarray(profiles, dtype=np.uint32).reshape(-1, PROFILE_TOKENS))
 
-    @classmethod
-    def concatenate(cls, parts: Sequence[NewRows], dimension: int) -> NewRows:
-        """The rows of ``parts``, one after the other."""
-        return cls(
-            piece_spans=[spans for part in parts for spans in part.piece_spans],
-            piece_vectors=np.concatenate([np.empty((0, dimension), np.uint16), *(p.piece_vectors for p in parts)]),
-            piece_window_norms=np.concatenate([np.empty(0, np.float32), *(p.piece_window_norms for p in parts)]),
-            ngram_rows=[row for part in parts for row in part.ngram_rows],
-            word_rows=[row for part in parts for row in part.word_rows],
-            profiles=np.concatenate([np.empty((0, PROFILE_TOKENS), np.uint32), *(p.profiles for p in parts)]),
-        )
+
+_LIVE_ROWS: weakref.WeakSet[NewRows] = weakref.WeakSet()
+
+
+def rows_in_memory() -> int:
+    """Rows of :class:`NewRows` alive in this process: what a build holds at the moment
+    (a diagnostic for bounded build memory; see tests/test_build_memory.py)."""
+    return sum(len(rows) for rows in list(_LIVE_ROWS))
 
 
 class ChunkFeatures:
@@ -140,6 +144,7 @@ class ChunkFeatures:
 
         self.piece_ptr = load("piece_ptr")
         self.piece_vectors = _rows(folder / "piece_vectors.npy")
+        self.piece_scales = load("piece_scales")
         self.piece_spans = load("piece_spans")
         self.piece_window_norms = load("piece_window_norms")
         self.ngram_ptr = load("ngram_ptr")
@@ -163,6 +168,7 @@ class ChunkFeatures:
         # file would otherwise surface as an IndexError, or silently wrong rows, mid-query.
         entries = [
             {"piece_ptr": int(self.piece_ptr[-1]), "piece_vectors": len(self.piece_vectors),
+             "piece_scales": len(self.piece_scales),
              "piece_spans": len(self.piece_spans), "piece_window_norms": len(self.piece_window_norms)},
             {"ngram_ptr": int(self.ngram_ptr[-1]), "ngram_ids": len(self.ngram_ids), "ngram_counts": len(self.ngram_counts)},
             {"word_ptr": int(self.word_ptr[-1]), "word_ids": len(self.word_ids), "word_counts": len(self.word_counts)},
@@ -171,10 +177,6 @@ class ChunkFeatures:
         if len(set(rows.values())) != 1 or any(len(set(group.values())) != 1 for group in entries):
             raise IndexCorruptError(f"{folder} has per-row files that disagree ({rows}, {entries}); "
                                     "run `qa index --rebuild`")
-
-    def piece_vectors_of(self, pieces: np.ndarray) -> np.ndarray:
-        """The float32 vectors of sentence pieces (rows of ``piece_vectors``)."""
-        return from_bfloat16(self.piece_vectors[pieces])
 
     def word_ids_of(self, row: int) -> np.ndarray:
         """The vocabulary ids of the words of chunk ``row`` (int64)."""
@@ -188,57 +190,131 @@ class ChunkFeatures:
         pieces = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(starts, counts)
         return pieces, owner
 
+    def piece_vectors_of(self, pieces: np.ndarray) -> np.ndarray:
+        """float32 vectors of the piece rows ``pieces`` (stored as int8 codes and a scale)."""
+        codes = self.piece_vectors[pieces]
+        return codes.astype(np.float32) * np.asarray(self.piece_scales[pieces], dtype=np.float32)[:, None]
 
-def write(workspace: Path, previous: ChunkFeatures | None, kept_rows: np.ndarray, new: NewRows,
-          vocabulary_size: int) -> np.ndarray:
-    """Write the artifacts of a generation: ``previous``'s ``kept_rows`` then ``new``'s rows.
+    def piece_cosines(self, pieces: np.ndarray, vector: np.ndarray) -> np.ndarray:
+        """The cosines of the piece rows ``pieces`` with the unit ``vector``: as
+        ``piece_vectors_of(pieces) @ vector``, but scaled after the product (as fast as
+        widening bfloat16 was; scaling every vector first took twice as long)."""
+        codes = self.piece_vectors[pieces]
+        return (codes.astype(np.float32) @ vector) * np.asarray(self.piece_scales[pieces], dtype=np.float32)
 
-    Returns the vocabulary words' document frequencies in the generation.
+
+# Every per-row file but the pointers: (rows it follows, dtype, shape of one entry). Rows
+# of a group are ragged (``<group>_ptr``); ``row`` files hold one entry per chunk.
+_COLUMNS = {
+    "piece_vectors": ("piece", np.int8, None),  # None: the embedder's dimension
+    "piece_scales": ("piece", np.float32, ()),
+    "piece_spans": ("piece", np.int32, (2,)),
+    "piece_window_norms": ("piece", np.float32, ()),
+    "ngram_ids": ("ngram", np.uint32, ()),
+    "ngram_counts": ("ngram", np.uint8, ()),
+    "ngram_lengths": ("row", np.int32, ()),
+    "word_ids": ("word", np.uint32, ()),
+    "word_counts": ("word", np.uint8, ()),
+    "word_lengths": ("row", np.int32, ()),
+    "profiles": ("row", np.uint32, (PROFILE_TOKENS,)),
+}
+_GROUPS = ("piece", "ngram", "word")
+
+
+class RowWriter:
+    """Writes the per-row files of a generation as its rows arrive, so that a build holds
+    one batch of rows at a time, never all of them.
+
+    Rows go in order: :meth:`keep` copies rows of the previous generation block by block,
+    :meth:`add` appends a batch of new ones; :meth:`finish` writes the pointer files,
+    document frequencies and totals. Term counts are stored as uint8 (a 4-gram or word
+    seen more than 255 times in one chunk counts 255; the BM25 of such a count is
+    saturated long before).
     """
-    kept_rows = np.asarray(kept_rows, dtype=np.int64)
-    runs = _runs(kept_rows)
 
-    def ragged(name: str, new_sizes: Sequence[int], new_values: Sequence[tuple[str, np.ndarray]], dtypes: dict) -> None:
-        previous_ptr = getattr(previous, f"{name}_ptr") if previous is not None else None
-        kept_sizes = (np.asarray(previous_ptr[kept_rows + 1]) - np.asarray(previous_ptr[kept_rows])) if previous is not None else np.empty(0, np.int64)
-        ptr = np.concatenate([[0], np.cumsum(np.concatenate([kept_sizes, np.asarray(new_sizes, dtype=np.int64)]))])
-        np.save(workspace / f"{name}_ptr.npy", ptr.astype(np.int64), allow_pickle=False)
-        value_runs = [(int(previous_ptr[a]), int(previous_ptr[b])) for a, b in runs] if previous is not None else []
-        for suffix, values in new_values:
-            source = getattr(previous, f"{name}_{suffix}") if previous is not None else None
-            _write_concatenated(workspace / f"{name}_{suffix}.npy", source, value_runs, values, dtypes[suffix])
+    def __init__(self, workspace: Path, dimension: int) -> None:
+        self.workspace = workspace
+        self._files = {name: GrowingRowFile(workspace / f"{name}.npy", dtype, (dimension,) if shape is None else shape)
+                       for name, (_, dtype, shape) in _COLUMNS.items()}
+        self._sizes: dict[str, list[np.ndarray]] = {group: [] for group in _GROUPS}
+        self._lengths = {"ngram": 0, "word": 0}
+        self._new_df = {"ngram": np.zeros(lexical.NGRAM_BUCKETS, dtype=np.int64), "word": np.zeros(0, dtype=np.int64)}
+        self._previous: ChunkFeatures | None = None
+        self._kept = np.empty(0, dtype=np.int64)
+        self.rows = 0
 
-    piece_counts = [len(s) for s in new.piece_spans]
-    spans = np.array([span for own in new.piece_spans for span in own], dtype=np.int32).reshape(-1, 2)
-    ragged("piece", piece_counts, [
-        ("vectors", new.piece_vectors),
-        ("spans", spans),
-        ("window_norms", new.piece_window_norms),
-    ], {"vectors": np.uint16, "spans": np.int32, "window_norms": np.float32})
-    for name, term_rows in (("ngram", new.ngram_rows), ("word", new.word_rows)):
-        ragged(name, [len(r.ids) for r in term_rows], [
-            ("ids", _concat([r.ids for r in term_rows], np.uint32)),
-            ("counts", _concat([r.counts for r in term_rows], np.uint16)),
-        ], {"ids": np.uint32, "counts": np.uint16})
-        lengths = np.array([r.length for r in term_rows], dtype=np.int32)
-        _write_concatenated(workspace / f"{name}_lengths.npy", getattr(previous, f"{name}_lengths", None), runs, lengths, np.int32)
-    _write_concatenated(workspace / "profiles.npy", getattr(previous, "profiles", None), runs,
-                        new.profiles.reshape(-1, PROFILE_TOKENS), np.uint32)
+    def keep(self, previous: ChunkFeatures, kept_rows: np.ndarray) -> None:
+        """Append rows ``kept_rows`` of ``previous`` (copied, never re-encoded). Called at most
+        once, before any :meth:`add`: frequencies are carried over from ``previous``."""
+        if self._previous is not None or self.rows:
+            raise ValueError("RowWriter.keep comes first, once")
+        kept_rows = np.asarray(kept_rows, dtype=np.int64)
+        self._previous, self._kept = previous, kept_rows
+        runs = {"row": _runs(kept_rows)}
+        for group in _GROUPS:
+            ptr = getattr(previous, f"{group}_ptr")
+            self._sizes[group].append(np.asarray(ptr[kept_rows + 1]) - np.asarray(ptr[kept_rows]))
+            runs[group] = [(int(ptr[a]), int(ptr[b])) for a, b in runs["row"]]
+        for name, (group, _, _) in _COLUMNS.items():
+            for block in _blocks(getattr(previous, name), runs[group]):
+                self._files[name].append(block)
+                if name.endswith("_lengths"):
+                    self._lengths[name.split("_")[0]] += int(block.sum(dtype=np.int64))
+        self.rows += len(kept_rows)
 
-    removed = np.setdiff1d(np.arange(previous.rows if previous is not None else 0), kept_rows)
-    ngram_df = _document_frequencies(previous, "ngram", lexical.NGRAM_BUCKETS, removed, new.ngram_rows)
-    word_df = _document_frequencies(previous, "word", vocabulary_size, removed, new.word_rows)
-    np.save(workspace / "ngram_df.npy", ngram_df, allow_pickle=False)
-    np.save(workspace / "word_df.npy", word_df, allow_pickle=False)
-    stats = {"rows": len(kept_rows) + len(new), **{
-        f"{name}_length": int(np.load(workspace / f"{name}_lengths.npy", mmap_mode="r", allow_pickle=False).sum(dtype=np.int64))
-        for name in ("ngram", "word")}}
-    (workspace / LEXICAL_STATS_FILE).write_text(json.dumps(stats), encoding="utf-8")
-    return word_df
+    def add(self, new: NewRows) -> None:
+        """Append a batch of freshly encoded rows."""
+        spans = np.array([span for own in new.piece_spans for span in own], dtype=np.int32).reshape(-1, 2)
+        self._sizes["piece"].append(np.array([len(s) for s in new.piece_spans], dtype=np.int64))
+        for name, values in (("piece_vectors", new.piece_vectors), ("piece_scales", new.piece_scales),
+                             ("piece_spans", spans), ("piece_window_norms", new.piece_window_norms),
+                             ("profiles", new.profiles)):
+            self._files[name].append(values)
+        for group, term_rows in (("ngram", new.ngram_rows), ("word", new.word_rows)):
+            ids = _concat([r.ids for r in term_rows], np.uint32)
+            self._files[f"{group}_ids"].append(ids)
+            self._files[f"{group}_counts"].append(
+                np.minimum(_concat([r.counts for r in term_rows], np.uint16), np.iinfo(np.uint8).max))
+            lengths = np.array([r.length for r in term_rows], dtype=np.int32)
+            self._files[f"{group}_lengths"].append(lengths)
+            self._lengths[group] += int(lengths.sum(dtype=np.int64))
+            self._sizes[group].append(np.array([len(r.ids) for r in term_rows], dtype=np.int64))
+            df = self._new_df[group]
+            if len(ids) and int(ids.max()) >= len(df):  # the vocabulary grows as the build goes
+                df = self._new_df[group] = np.concatenate([df, np.zeros(int(ids.max()) + 1 - len(df), np.int64)])
+            df += np.bincount(ids, minlength=len(df))
+        self.rows += len(new)
+
+    def finish(self, vocabulary_size: int) -> np.ndarray:
+        """Close the files and write pointers, frequencies and totals; returns the vocabulary
+        words' document frequencies in the generation."""
+        for file in self._files.values():
+            file.close()
+        for group in _GROUPS:
+            sizes = np.concatenate([np.empty(0, np.int64), *self._sizes[group]])
+            np.save(self.workspace / f"{group}_ptr.npy", np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
+                    allow_pickle=False)
+        removed = np.setdiff1d(np.arange(self._previous.rows if self._previous is not None else 0), self._kept)
+        ngram_df = _document_frequencies(self._previous, "ngram", lexical.NGRAM_BUCKETS, removed, self._new_df["ngram"])
+        word_df = _document_frequencies(self._previous, "word", vocabulary_size, removed, self._new_df["word"])
+        np.save(self.workspace / "ngram_df.npy", ngram_df, allow_pickle=False)
+        np.save(self.workspace / "word_df.npy", word_df, allow_pickle=False)
+        stats = {"rows": self.rows, **{f"{group}_length": total for group, total in self._lengths.items()}}
+        (self.workspace / LEXICAL_STATS_FILE).write_text(json.dumps(stats), encoding="utf-8")
+        return word_df
+
+
+def _blocks(source: np.ndarray | RowFile, runs: list[tuple[int, int]]):
+    """``source[a:b]`` for each run, in blocks of at most _COPY_BLOCK_BYTES."""
+    row_bytes = max(1, source.dtype.itemsize * int(np.prod(source.shape[1:], dtype=np.int64)))
+    block = max(1, _COPY_BLOCK_BYTES // row_bytes)
+    for a, b in runs:
+        for start in range(a, b, block):
+            yield np.asarray(source[start:min(b, start + block)])
 
 
 def _document_frequencies(old: ChunkFeatures | None, name: str, size: int, removed: np.ndarray,
-                          new_rows: list[TermRow]) -> np.ndarray:
+                          new_df: np.ndarray) -> np.ndarray:
     """The previous frequencies, minus the removed rows' terms, plus the new rows' terms."""
     df = np.zeros(size, dtype=np.int32)
     if old is not None:
@@ -249,9 +325,7 @@ def _document_frequencies(old: ChunkFeatures | None, name: str, size: int, remov
             for start in range(a, b, _REMOVED_ROWS_BLOCK):
                 end = min(b, start + _REMOVED_ROWS_BLOCK)
                 df -= np.bincount(ids[int(ptr[start]):int(ptr[end])], minlength=size).astype(np.int32)[:size]
-    if new_rows:
-        ids = _concat([r.ids for r in new_rows], np.uint32)
-        df += np.bincount(ids, minlength=size).astype(np.int32)[:size]
+    df[:min(size, len(new_df))] += new_df[:size].astype(np.int32)
     return df
 
 
@@ -267,29 +341,6 @@ def _runs(rows: np.ndarray) -> list[tuple[int, int]]:
     starts = np.concatenate([[rows[0]], rows[breaks + 1]])
     ends = np.concatenate([rows[breaks] + 1, [rows[-1] + 1]])
     return list(zip(starts.tolist(), ends.tolist()))
-
-
-def _write_concatenated(path: Path, source: np.ndarray | None, runs: list[tuple[int, int]], new: np.ndarray, dtype) -> None:
-    """Write ``source[a:b]`` for each run, then ``new``, as one .npy, copying block by block."""
-    new = np.asarray(new, dtype=dtype)
-    kept = sum(b - a for a, b in runs) if source is not None else 0
-    shape = (kept + len(new),) + new.shape[1:]
-    if kept == 0 or shape[0] * new.dtype.itemsize * max(1, int(np.prod(shape[1:]))) < _COPY_BLOCK_BYTES:
-        parts = [np.asarray(source[a:b]) for a, b in runs] if kept else []
-        np.save(path, np.concatenate(parts + [new]).astype(dtype, copy=False) if parts else new, allow_pickle=False)
-        return
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
-    row_bytes = new.dtype.itemsize * max(1, int(np.prod(shape[1:])))
-    block = max(1, _COPY_BLOCK_BYTES // row_bytes)
-    at = 0
-    for a, b in runs:
-        for s in range(a, b, block):
-            e = min(b, s + block)
-            out[at:at + e - s] = source[s:e]
-            at += e - s
-    out[at:] = new
-    out.flush()
-    del out
 
 
 def _load(path: Path) -> np.ndarray:

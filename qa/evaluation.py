@@ -38,7 +38,6 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from . import lexical
-from .chunkfeatures import from_bfloat16
 from .embedding import Embedder, load_embedder
 from .indexing import build_index
 from .retrieval import Index
@@ -276,7 +275,7 @@ def _baseline_answer_hit(index: Index, question: str, covers: Callable[[str, int
     pieces, _ = snapshot.features.pieces(row)
     if len(pieces) == 0:
         return False
-    best = pieces[int(np.argmax(from_bfloat16(snapshot.features.piece_vectors[pieces]) @ vector))]
+    best = pieces[int(np.argmax(snapshot.features.piece_vectors_of(pieces) @ vector))]
     start, end = (int(x) for x in snapshot.features.piece_spans[best])
     (chunk,) = snapshot.chunks.get([int(row[0])])
     return covers(snapshot.sources[chunk.doc_id][0], chunk.start + start, chunk.start + end)

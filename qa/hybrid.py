@@ -37,7 +37,7 @@ from typing import Callable
 import numpy as np
 
 from . import lexical
-from .chunkfeatures import WINDOW_NEIGHBOUR, ChunkFeatures, from_bfloat16
+from .chunkfeatures import WINDOW_NEIGHBOUR, ChunkFeatures
 from .lexical import Collection
 from .sentences import split_clauses
 from .vocabulary import Translations
@@ -111,7 +111,7 @@ def rank(features: ChunkFeatures, vector: np.ndarray, terms: QueryTerms, rows: n
     """Re-rank dense candidates ``rows`` (best first, cosines ``dense``) by the fused score."""
     n = len(rows)
     pieces, owner = features.pieces(rows)
-    cosines = from_bfloat16(features.piece_vectors[pieces]) @ vector
+    cosines = features.piece_cosines(pieces, vector)
     window = cosines.copy()
     if len(pieces) > 1:
         same = owner[1:] == owner[:-1]

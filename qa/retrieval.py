@@ -219,7 +219,7 @@ class Index:
         ranking = found.ranking
         hits = _hits(snapshot, ranking, k)
         if chooser is not found:  # the same passages, their sentences scored against the question itself
-            own_cosines = snapshot.features.piece_vectors_of(ranking.piece_rows) @ chooser.vector
+            own_cosines = snapshot.features.piece_cosines(ranking.piece_rows, chooser.vector)
             choosing = replace(ranking, piece_cosines=own_cosines)
         else:
             choosing = ranking

@@ -90,3 +90,35 @@ class RowFile:
 
     def close(self) -> None:
         self._closer()
+
+
+class GrowingRowFile:
+    """A ``.npy`` file written by appending rows, so that its writer need not hold them all;
+    its header's row count is set at close.
+
+    NumPy pads a header with room for the largest row count, so the final header has the
+    length of the first one and is written over it in place.
+    """
+
+    def __init__(self, path: Path, dtype, shape: tuple[int, ...]) -> None:
+        self.dtype, self.row_shape, self.rows = np.dtype(dtype), tuple(shape), 0
+        self._file = open(path, "wb")
+        self._data_offset = self._write_header()
+
+    def append(self, values: np.ndarray) -> None:
+        values = np.ascontiguousarray(values, dtype=self.dtype).reshape((-1, *self.row_shape))
+        self._file.write(values.data)
+        self.rows += len(values)
+
+    def close(self) -> None:
+        if self._write_header() != self._data_offset:
+            raise RuntimeError(f"{self._file.name}: the .npy header changed length")
+        self._file.close()
+
+    def _write_header(self) -> int:
+        self._file.seek(0)
+        np.lib.format.write_array_header_1_0(self._file, {
+            "descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": (self.rows, *self.row_shape)})
+        offset = self._file.tell()
+        self._file.seek(0, os.SEEK_END)
+        return offset

@@ -19,6 +19,7 @@ from .embedding import usable_cores
 from .errors import IndexCorruptError
 from .halfrows import HalfRowFile, write_rows
 from .index_choice import AUTO, FLAT, IVF_SQ8, IndexPolicy, IndexSpec, choose_spec, needs_retrain, unbalanced
+from .rowfile import RowFile
 
 VECTORS_FILE = "vectors.faiss"
 HALF_ROWS_FILE = "vectors.f16.npy"
@@ -47,21 +48,25 @@ class VectorStore:
         return self.spec.kind
 
     @classmethod
-    def create(cls, vectors: np.ndarray, dimension: int, *, requested: str | None = None,
+    def create(cls, vectors: np.ndarray | RowFile, dimension: int, *, requested: str | None = None,
                previous: VectorStore | None = None, policy: IndexPolicy | None = None) -> VectorStore:
         """A store holding ``vectors`` (float32, shape ``[n, dimension]``) in row order.
 
+        ``vectors`` may be a :class:`~qa.rowfile.RowFile`: a build spools its vectors to one
+        and they are read a batch at a time, so only the index itself is held in memory.
         ``requested`` is ``auto`` (by size), ``flat`` or ``ivf-sq8``; None keeps what the
         ``previous`` store was asked for. With a ``previous`` approximate store of the same
         band, its trained centroids are reused unless the retrain rule says otherwise.
         """
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, dimension)
+        if not isinstance(vectors, RowFile):
+            vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, dimension)
         requested = requested or (previous.requested if previous is not None else AUTO)
         spec = choose_spec(len(vectors), requested, previous.kind if previous is not None else None, policy)
         faiss.omp_set_num_threads(usable_cores())  # builds use every core; queries one (see search)
         if spec.kind == FLAT:
             index = faiss.IndexFlatIP(dimension)
-            index.add(vectors)
+            for _, batch in _batches(vectors):
+                index.add(batch)
             return cls(index, spec, requested, None, {})
         trained = previous.describe() if previous is not None else None
         if not needs_retrain(spec, len(vectors), trained, policy):
@@ -70,17 +75,17 @@ class VectorStore:
             imbalance = _add(index, vectors)
             if not unbalanced(imbalance, trained, policy):
                 training = {key: trained[key] for key in ("trained_n", "trained_imbalance")}
-                return cls(index, spec, requested, vectors.astype(np.float16), {**training, "imbalance": imbalance})
+                return cls(index, spec, requested, _half(vectors), {**training, "imbalance": imbalance})
         index = faiss.index_factory(dimension, f"IVF{spec.nlist},SQ8", faiss.METRIC_INNER_PRODUCT)
         ivf = faiss.extract_index_ivf(index)
         ivf.cp.niter = _KMEANS_ITERATIONS
         ivf.cp.min_points_per_centroid = 1  # tiny indexes (forced ivf-sq8) train without warnings
         sample = np.random.default_rng(0).choice(len(vectors), min(len(vectors), _TRAIN_POINTS_PER_LIST * spec.nlist),
                                                  replace=False)
-        index.train(vectors[np.sort(sample)])
+        index.train(np.asarray(vectors[np.sort(sample)], dtype=np.float32))
         imbalance = _add(index, vectors)
         training = {"trained_n": len(vectors), "trained_imbalance": imbalance, "imbalance": imbalance}
-        return cls(index, spec, requested, vectors.astype(np.float16), training)
+        return cls(index, spec, requested, _half(vectors), training)
 
     @property
     def size(self) -> int:
@@ -171,8 +176,22 @@ class VectorStore:
         return cls(index, spec, description.get("requested", AUTO), half_rows, training)
 
 
-def _add(index: faiss.Index, vectors: np.ndarray) -> float:
+def _add(index: faiss.Index, vectors: np.ndarray | RowFile) -> float:
     """Add ``vectors`` in row order (ids 0..n-1); returns how unbalanced the lists are."""
-    for start in range(0, len(vectors), _ADD_BATCH):
-        index.add(vectors[start:start + _ADD_BATCH])
+    for _, batch in _batches(vectors):
+        index.add(batch)
     return float(faiss.extract_index_ivf(index).invlists.imbalance_factor())
+
+
+def _batches(vectors: np.ndarray | RowFile):
+    """(first row, float32 rows) of ``vectors``, _ADD_BATCH rows at a time."""
+    for start in range(0, len(vectors), _ADD_BATCH):
+        yield start, np.asarray(vectors[start:start + _ADD_BATCH], dtype=np.float32)
+
+
+def _half(vectors: np.ndarray | RowFile) -> np.ndarray:
+    """The float16 copy of ``vectors``, converted a batch at a time."""
+    half = np.empty((len(vectors), vectors.shape[1]), dtype=np.float16)
+    for start, batch in _batches(vectors):
+        half[start:start + len(batch)] = batch
+    return half

@@ -9,7 +9,7 @@ import pytest
 
 import qa
 from qa import lexical
-from qa.chunkfeatures import ChunkFeatures, from_bfloat16, to_bfloat16
+from qa.chunkfeatures import ChunkFeatures, to_int8
 from qa.embedding import UniversalSentenceEncoder, load_embedder
 from qa.errors import IndexCorruptError
 from qa.storage import IndexDirectory
@@ -29,11 +29,22 @@ def vocabulary_words(vocabulary):
     return vocabulary.words(range(vocabulary.size))
 
 
-def test_bfloat16_keeps_cosines_within_5e_4():
+def test_int8_piece_vectors_keep_cosines_within_2e_3(seed_index):
     vectors = np.random.default_rng(0).standard_normal((50, 512)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    restored = from_bfloat16(to_bfloat16(vectors))
-    assert np.abs(np.sum(restored * vectors, axis=1) - 1).max() < 5e-4
+    codes, scales = to_int8(vectors)
+    restored = codes.astype(np.float32) * scales[:, None]
+    assert np.abs(np.sum(restored * vectors, axis=1) - 1).max() < 2e-3
+    assert not to_int8(np.zeros((1, 512), np.float32))[0].any()  # an empty piece stays zero, not NaN
+
+    # the stored pieces of a real index read back as unit vectors whose cosines with a
+    # question are those of float32 within 2e-3
+    features, _ = live(seed_index)
+    pieces = np.arange(int(features.piece_ptr[-1]))
+    stored = features.piece_vectors_of(pieces)
+    assert stored.dtype == np.float32 and np.allclose(np.linalg.norm(stored, axis=1), 1, atol=2e-3)
+    question = load_embedder(None).encode_queries(["Who supplied drones to Russia?"])[0]
+    assert np.allclose(features.piece_cosines(pieces, question), stored @ question, atol=1e-5)
 
 
 def test_an_added_document_appends_rows_and_encodes_only_new_words(seeds_copy, tmp_path, monkeypatch):
