@@ -30,7 +30,8 @@ from .pieces import Span, piece_encoder, piece_spans
 from .storage import IndexDirectory
 from .store import VectorStore
 from .types import BuildReport, Chunk, FileChange, SkippedFile
-from .vocabulary import VocabularyBuilder, store_neighbours
+from .neighbour_build import store_neighbours
+from .vocabulary import VocabularyBuilder
 from .whole_words import whole_words
 
 EMBED_BATCH = 64
@@ -258,9 +259,12 @@ class _Build:
             store = VectorStore.create(vectors, self.embedder.dimension, requested=self.vector_index,
                                        previous=previous.vectors if previous is not None else None)
             store.save(workspace)
-            word_df = chunkfeatures.write(workspace, previous.features if previous else None,
-                                          np.array([c.row for c in kept], dtype=np.int64), new_rows, vocabulary.size)
-            store_neighbours(workspace, in_use=word_df, whole_words=table, progress=self.progress)
+            chunkfeatures.write(workspace, previous.features if previous else None,
+                                np.array([c.row for c in kept], dtype=np.int64), new_rows, vocabulary.size)
+            # the previous table still holds for an unchanged graph: update it for the new words
+            self.report.words_searched = store_neighbours(
+                workspace, table, previous=previous.folder if previous and not vocabulary.graph_changed else None,
+                progress=self.progress).searched
         except BaseException:
             shutil.rmtree(workspace, ignore_errors=True)
             raise

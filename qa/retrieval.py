@@ -225,7 +225,8 @@ class Index:
         words = [sorted(set(lexical.words(r))) for r in readings]
         distinct = sorted(set().union(*words))
         near = snapshot.neighbours.get(distinct)
-        stored = snapshot.vocabulary.stored_neighbours([w for w in distinct if w not in near])
+        stored = snapshot.vocabulary.stored_neighbours([w for w in distinct if w not in near],
+                                                       in_use=snapshot.features.words.df)
         snapshot.neighbours.put(list(stored), list(stored.values()))
         near.update(stored)
         missing = [w for w in distinct if w not in near]

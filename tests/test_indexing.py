@@ -172,3 +172,39 @@ def test_embedding_shows_a_progress_bar_with_counts_and_eta(seeds_copy, tmp_path
     bar = capsys.readouterr().err
     # tqdm: "Embedding 1 document: 100%|...| 3/3 [00:00<00:00, 5.6chunk/s]" (elapsed<remaining)
     assert re.search(r"Embedding 1 document: .*\b(\d+)/\1 \[\d\d:\d\d<\d\d:\d\d, .*chunk/s\]", bar), bar
+
+
+def test_a_one_file_update_searches_the_translations_of_its_new_words_only(seeds_copy, tmp_path):
+    import sqlite3
+
+    from qa import lexical
+    from qa.neighbour_build import store_neighbours
+    from qa.vocabulary import Vocabulary
+    from qa.whole_words import whole_words
+
+    index_dir = tmp_path / "index"
+    first = qa.build_index(seeds_copy, index_dir, progress=False)
+    assert first.words_searched > 55_000  # a new index: its words and the encoder's whole words
+    generation = IndexDirectory(index_dir).current_generation()
+    known = set(Vocabulary(index_dir / generation).ids(lexical.words(NEW_DOC)))
+    (seeds_copy / "valparaiso.txt").write_text(NEW_DOC, encoding="utf-8")
+    added = qa.build_index(seeds_copy, index_dir, progress=False)
+    new_words = set(lexical.words(NEW_DOC)) - known
+    assert 0 < added.words_searched == len(new_words)  # bounded by the file's own new words
+
+    # the updated table is what searching every word again finds
+    folder = index_dir / IndexDirectory(index_dir).current_generation()
+    again = tmp_path / "again"
+    shutil.copytree(folder, again)
+    (again / "word_neighbours.sqlite").unlink()
+    store_neighbours(again, whole_words(qa.load(index_dir).embedder))
+
+    def rows(path):
+        with sqlite3.connect(path / "word_neighbours.sqlite") as connection:
+            return dict((w, (i, c)) for w, i, c in connection.execute("SELECT word, ids, cosines FROM neighbours"))
+
+    assert rows(folder) == rows(again)
+    # removing a file searches nothing: the words of its chunks are left out at query time
+    (seeds_copy / "valparaiso.txt").unlink()
+    removed = qa.build_index(seeds_copy, index_dir, progress=False)
+    assert removed.removed == 1 and removed.words_searched == 0
