@@ -118,11 +118,12 @@ def _update(folder: Path, previous: Path, graph: faiss.Index, recent: np.ndarray
             new_words = [w for _, w in vocabulary.execute("SELECT id, word FROM words WHERE id >= ? ORDER BY id",
                                                           (known,)).fetchall()]
             table.put(new_words, *word_candidates(graph, recent, new_vectors))
-            stored = list(_stored_words(vocabulary, known, graph, recent, whole_words))
-            with tqdm(total=sum(len(words) for words, _ in stored), unit="word", disable=not progress,
+            stored = _stored_words(vocabulary, known, graph, recent, whole_words)
+            with tqdm(total=known + (len(whole_words.words) if whole_words else 0), unit="word", disable=not progress,
                       desc="Updating translations of known words") as bar:
-                for words, vectors in stored:
-                    updated += _add_new_candidates(table, words, vectors, new_vectors, known, graph.ntotal)
+                for words, vectors, whole in stored:
+                    updated += _add_new_candidates(table, vocabulary, words, vectors, whole, new_vectors, known,
+                                                   graph.ntotal)
                     bar.update(len(words))
         table.close()
     except BaseException:
@@ -132,28 +133,29 @@ def _update(folder: Path, previous: Path, graph: faiss.Index, recent: np.ndarray
 
 
 def _stored_words(vocabulary: sqlite3.Connection, known: int, graph: faiss.Index, recent: np.ndarray,
-                  whole_words: WholeWords | None) -> Iterator[tuple[list[str], np.ndarray]]:
+                  whole_words: WholeWords | None) -> Iterator[tuple[list[str], np.ndarray, bool]]:
     """The previous table's words with their vectors, in batches: the vocabulary's first
-    ``known`` words and the whole words the vocabulary lacks."""
+    ``known`` words, then the whole words (flagged: those the vocabulary has are its rows)."""
     for start in range(0, known, _BATCH):
         rows = vocabulary.execute("SELECT id, word FROM words WHERE id >= ? AND id < ? ORDER BY id",
                                   (start, min(start + _BATCH, known))).fetchall()
-        yield [w for _, w in rows], word_vectors(graph, recent, np.array([i for i, _ in rows], dtype=np.int64))
+        yield [w for _, w in rows], word_vectors(graph, recent, np.array([i for i, _ in rows], dtype=np.int64)), False
     if whole_words is None:
         return
     for start in range(0, len(whole_words.words), _BATCH):
-        words = whole_words.words[start:start + _BATCH]
-        in_vocabulary = set(lookup_ids(lambda sql, p: vocabulary.execute(sql, p).fetchall(), words))
-        keep = np.array([i for i, w in enumerate(words) if w not in in_vocabulary], dtype=np.int64)
-        yield [words[i] for i in keep.tolist()], whole_words.vectors[start + keep].astype(np.float32)
+        yield whole_words.words[start:start + _BATCH], whole_words.vectors[start:start + _BATCH].astype(np.float32), True
 
 
-def _add_new_candidates(table: neighbour_table.TableUpdate, words: list[str], vectors: np.ndarray,
-                        new_vectors: np.ndarray, first_new_id: int, graph_size: int) -> int:
+def _add_new_candidates(table: neighbour_table.TableUpdate, vocabulary: sqlite3.Connection, words: list[str],
+                        vectors: np.ndarray, whole_words: bool, new_vectors: np.ndarray, first_new_id: int,
+                        graph_size: int) -> int:
     """Merge the new words into the stored rows of ``words`` where they are among the nearest
     recent words; returns how many rows changed."""
     new_ids, new_cosines = exact_candidates(new_vectors, vectors, first_new_id)
     changed = np.flatnonzero(new_ids[:, 0] >= 0)
+    if whole_words and len(changed):  # a whole word the vocabulary has is stored as the vocabulary's word
+        in_vocabulary = lookup_ids(lambda sql, p: vocabulary.execute(sql, p).fetchall(), [words[i] for i in changed])
+        changed = np.array([i for i in changed.tolist() if words[i] not in in_vocabulary], dtype=np.int64)
     if not len(changed):
         return 0
     words = [words[i] for i in changed.tolist()]
