@@ -8,12 +8,14 @@ the folder lose their chunks. Each build is committed as a new generation (see
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -85,16 +87,44 @@ def build_index(
     if vector_index is not None:
         check_choice(vector_index)
     directory = IndexDirectory(index_dir)
-    with directory.write_lock(timeout=lock_timeout, on_wait=_announce if progress else None):
+    with directory.write_lock(timeout=lock_timeout, on_wait=_announce if progress else None), \
+            _Steps(progress) as steps:
         directory.remove_stale()
-        previous = None if rebuild else _open_previous(directory)
+        with steps.step("Checking the index"):
+            previous = None if rebuild else _open_previous(directory)
         if rebuild:  # start over, but with the index's own settings unless told otherwise
             model, chunk_size, chunk_overlap, vector_index = _settings_to_keep(
                 directory, model, chunk_size, chunk_overlap, vector_index)
         embedder = _choose_embedder(model, previous, directory.path)
         settings = _choose_settings(chunk_size, chunk_overlap, previous, directory.path)
         return _Build(directory, Path(docs_dir), previous, embedder, settings, max_file_bytes, progress,
-                      vector_index).run()
+                      vector_index, steps).run()
+
+
+class _Steps:
+    """One progress bar over the steps of a build that have no count of their own, each named
+    while it runs (the app shows the name), so no part of a build passes unannounced; the
+    steps with counts (embedding, new words, translations) have bars of their own."""
+
+    TOTAL = 7
+
+    def __init__(self, enabled: bool) -> None:
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=self.TOTAL, unit="step", desc="Indexing: ", disable=not enabled,
+                         bar_format="{desc}step {n_fmt}/{total_fmt} [{elapsed}]")
+
+    def __enter__(self) -> _Steps:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._bar.close()
+
+    @contextlib.contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        self._bar.set_description(name)
+        yield
+        self._bar.update(1)
 
 
 def _announce(message: str) -> None:
@@ -164,7 +194,7 @@ class _Build:
 
     def __init__(self, directory: IndexDirectory, docs_dir: Path, previous: _Previous | None,
                  embedder: Embedder, settings: ChunkSettings, max_file_bytes: int, progress: bool,
-                 vector_index: str | None = None) -> None:
+                 vector_index: str | None = None, steps: _Steps | None = None) -> None:
         self.directory = directory
         self.docs_dir = docs_dir
         self.previous = previous
@@ -173,20 +203,22 @@ class _Build:
         self.max_file_bytes = max_file_bytes
         self.progress = progress
         self.vector_index = vector_index
+        self.steps = steps or _Steps(False)
         self.old_entries = previous.manifest.documents if previous else {}
         # content the previous index already holds, under any name: renamed or copied files
         self.known_chunks = {entry.doc_id: entry.chunks for entry in self.old_entries.values()}
         self.report = BuildReport(index_dir=str(directory.path))
 
     def run(self) -> BuildReport:
-        files, skipped = scan(self.docs_dir, max_file_bytes=self.max_file_bytes)
         entries: dict[str, DocumentEntry] = {}
         new_documents: dict[str, _NewDocument] = {}  # content id -> what to embed
-        for file in files:
-            try:
-                entries[file.source] = self._entry_for(file, new_documents)
-            except DocumentError as exc:
-                skipped.append(SkippedFile(file.source, str(exc)))
+        with self.steps.step("Reading the documents folder"):
+            files, skipped = scan(self.docs_dir, max_file_bytes=self.max_file_bytes)
+            for file in files:
+                try:
+                    entries[file.source] = self._entry_for(file, new_documents)
+                except DocumentError as exc:
+                    skipped.append(SkippedFile(file.source, str(exc)))
         for item in skipped:
             if item.source in self.old_entries:  # keep what was indexed before
                 entries[item.source] = self.old_entries[item.source]
@@ -254,13 +286,16 @@ class _Build:
                             else self.embedder.encode_queries)
             vocabulary.finish(encode_words, progress=self.progress)
             self.report.chunks_embedded = len(fresh)
-            write_chunks(workspace / CHUNKS_FILE, rows)
-            vectors = np.vstack([kept_vectors, fresh_vectors])
-            store = VectorStore.create(vectors, self.embedder.dimension, requested=self.vector_index,
-                                       previous=previous.vectors if previous is not None else None)
-            store.save(workspace)
-            chunkfeatures.write(workspace, previous.features if previous else None,
-                                np.array([c.row for c in kept], dtype=np.int64), new_rows, vocabulary.size)
+            with self.steps.step("Writing the passages"):
+                write_chunks(workspace / CHUNKS_FILE, rows)
+            with self.steps.step("Writing the vector index"):
+                vectors = np.vstack([kept_vectors, fresh_vectors])
+                store = VectorStore.create(vectors, self.embedder.dimension, requested=self.vector_index,
+                                           previous=previous.vectors if previous is not None else None)
+                store.save(workspace)
+            with self.steps.step("Writing the ranking rows"):
+                chunkfeatures.write(workspace, previous.features if previous else None,
+                                    np.array([c.row for c in kept], dtype=np.int64), new_rows, vocabulary.size)
             # the previous table still holds for an unchanged graph: update it for the new words
             self.report.words_searched = store_neighbours(
                 workspace, table, previous=previous.folder if previous and not vocabulary.graph_changed else None,
@@ -278,8 +313,10 @@ class _Build:
             built_at=_now(),
             libraries=library_versions(*_LIBRARIES),
         )
-        self.directory.commit(workspace, manifest)
-        self.directory.remove_stale()
+        with self.steps.step("Saving the new version (checksums)"):
+            self.directory.commit(workspace, manifest)
+        with self.steps.step("Removing old versions"):
+            self.directory.remove_stale()
         self.report.documents = len(entries)
         self.report.chunks = len(rows)
 
