@@ -114,18 +114,21 @@ def main() -> None:
     parser.add_argument("--corpus", default="xquad-es", help="xquad-es, or a real-text corpus size in chunks")
     parser.add_argument("--work", type=Path, help="scratch folder, kept (default: a temporary one, removed)")
     parser.add_argument("--runs", type=int, default=3, help="add/change/remove rounds (median)")
+    parser.add_argument("--docs", type=Path, help="an existing documents folder (with --index: its built index)")
+    parser.add_argument("--index", type=Path, help="the index of --docs (bench/speed.py passes its own)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     log = (lambda message: print(message, file=sys.stderr, flush=True))
     with tempfile.TemporaryDirectory() as scratch:
         work = args.work or Path(scratch)
-        docs = work / f"docs-{args.corpus}"
+        docs = args.docs or work / f"docs-{args.corpus}"
         if not docs.exists():
             if args.corpus == "xquad-es":
                 corpus.write_quality_corpus(docs)
             else:
                 corpus.write_sized_corpus(docs, int(args.corpus))
-        rounds = [measure(docs, work / f"index-{args.corpus}", log) for _ in range(args.runs)]
+        index_dir = args.index or work / f"index-{args.corpus}"
+        rounds = [measure(docs, index_dir, log) for _ in range(args.runs)]
     summary = {"corpus": args.corpus, "chunks": rounds[0]["chunks"], "runs": len(rounds)}
     for step in ("unchanged folder", "add", "change", "remove"):
         summary[step] = {key: statistics.median(r[step][key] for r in rounds)
