@@ -64,15 +64,18 @@ def store_neighbours(folder: Path, whole_words: WholeWords | None, previous: Pat
     graph ``folder`` shares, or None) where its table can be, else found for every word."""
     from .embedding import usable_cores
 
-    graph = faiss.read_index(str(folder / WORD_VECTORS_FILE))
+    # mapped, not read: an update reads only the vectors it compares and the links it follows
+    graph = faiss.read_index(str(folder / WORD_VECTORS_FILE), faiss.IO_FLAG_MMAP_IFC)
     faiss.downcast_index(graph).hnsw.efSearch = EF_SEARCH
-    faiss.omp_set_num_threads(usable_cores())
     recent = read_recent(folder, graph.d).astype(np.float32)
     built_with = whole_words.digest if whole_words is not None else "none"
     vocabulary = sqlite3.connect(folder / VOCABULARY_FILE)
     try:
         if previous is not None and neighbour_table.whole_words_of(previous / NEIGHBOURS_FILE) == built_with:
+            # a few searches: one thread (OpenMP threads spin-wait for each other on a busy machine)
+            faiss.omp_set_num_threads(1)
             return _update(folder, previous, graph, recent, vocabulary, whole_words, progress)
+        faiss.omp_set_num_threads(usable_cores())
         return _search_all(folder, graph, recent, vocabulary, whole_words, built_with, progress)
     finally:
         vocabulary.close()
@@ -143,7 +146,7 @@ def _stored_words(vocabulary: sqlite3.Connection, known: int, graph: faiss.Index
     if whole_words is None:
         return
     for start in range(0, len(whole_words.words), _BATCH):
-        yield whole_words.words[start:start + _BATCH], whole_words.vectors[start:start + _BATCH].astype(np.float32), True
+        yield whole_words.words[start:start + _BATCH], whole_words.vectors32[start:start + _BATCH], True
 
 
 def _add_new_candidates(table: neighbour_table.TableUpdate, vocabulary: sqlite3.Connection, words: list[str],

@@ -24,11 +24,10 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from .readonly_db import ReadOnlyDatabase
+from .readonly_db import ReadOnlyDatabase, rows_in
 
 NEIGHBOURS_FILE = "word_neighbours.sqlite"
 FORMAT = 2
-_SQLITE_VARIABLES = 900
 
 
 @dataclass(frozen=True)
@@ -117,13 +116,9 @@ class NeighbourTable:
 
 def _select(query: Callable[[str, Sequence], list[tuple]], words: Sequence[str]) -> dict[str, Neighbours]:
     found: dict[str, Neighbours] = {}
-    words = list(words)
-    for i in range(0, len(words), _SQLITE_VARIABLES):
-        batch = words[i:i + _SQLITE_VARIABLES]
-        marks = ",".join("?" * len(batch))
-        for word, ids, cosines in query(f"SELECT word, ids, cosines FROM neighbours WHERE word IN ({marks})", batch):
-            # struct, not NumPy: a third of the time for three numbers
-            ids, cosines = struct.unpack(f"<{len(ids) // 8}q", ids), struct.unpack(f"<{len(cosines) // 4}f", cosines)
-            kept = len(ids) - ids.count(-1)  # -1 pads the words that have fewer neighbours
-            found[word] = Neighbours(ids[:kept], cosines[:kept])
+    for word, ids, cosines in rows_in(query, "SELECT word, ids, cosines FROM neighbours WHERE word IN ({marks})", words):
+        # struct, not NumPy: a third of the time for three numbers
+        ids, cosines = struct.unpack(f"<{len(ids) // 8}q", ids), struct.unpack(f"<{len(cosines) // 4}f", cosines)
+        kept = len(ids) - ids.count(-1)  # -1 pads the words that have fewer neighbours
+        found[word] = Neighbours(ids[:kept], cosines[:kept])
     return found

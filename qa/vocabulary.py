@@ -29,7 +29,7 @@ import numpy as np
 
 from .errors import IndexCorruptError
 from .neighbour_table import NEIGHBOURS_FILE, Neighbours, NeighbourTable
-from .readonly_db import ReadOnlyDatabase
+from .readonly_db import ReadOnlyDatabase, rows_in
 
 VOCABULARY_FILE = "vocabulary.sqlite"
 WORD_VECTORS_FILE = "word_vectors.faiss"
@@ -55,7 +55,6 @@ RECENT_WORDS_MAX = 2048
 # (float64), so a cosine does not depend on how many vectors were multiplied at once.
 _SCREEN_MARGIN = 1e-3
 _ENCODE_BATCH = 512
-_SQLITE_VARIABLES = 900
 
 
 @dataclass(frozen=True)
@@ -129,13 +128,7 @@ class Vocabulary:
 
     def words(self, ids: Sequence[int]) -> dict[int, str]:
         """The words of vocabulary ids."""
-        found: dict[int, str] = {}
-        ids = [int(i) for i in ids]
-        for i in range(0, len(ids), _SQLITE_VARIABLES):
-            batch = ids[i:i + _SQLITE_VARIABLES]
-            marks = ",".join("?" * len(batch))
-            found.update(self._query(f"SELECT id, word FROM words WHERE id IN ({marks})", batch))
-        return found
+        return dict(rows_in(self._query, "SELECT id, word FROM words WHERE id IN ({marks})", [int(i) for i in ids]))
 
     def vectors(self, ids: Sequence[int]) -> np.ndarray:
         """The stored vectors of vocabulary words, in the order asked."""
@@ -266,13 +259,7 @@ def read_recent(folder: Path, dimension: int) -> np.ndarray:
 
 def lookup_ids(query: Callable[[str, Sequence], list[tuple]], words: Sequence[str]) -> dict[str, int]:
     """The ids of those ``words`` that the vocabulary table behind ``query`` holds."""
-    found: dict[str, int] = {}
-    words = list(words)
-    for i in range(0, len(words), _SQLITE_VARIABLES):
-        batch = words[i:i + _SQLITE_VARIABLES]
-        marks = ",".join("?" * len(batch))
-        found.update(query(f"SELECT word, id FROM words WHERE word IN ({marks})", batch))
-    return found
+    return dict(rows_in(query, "SELECT word, id FROM words WHERE word IN ({marks})", words))
 
 
 class VocabularyBuilder:

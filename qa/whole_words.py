@@ -50,6 +50,12 @@ class WholeWords:
         object.__setattr__(self, "_rows", {word: row for row, word in enumerate(self.words)})
 
     @cached_property
+    def vectors32(self) -> np.ndarray:
+        """The vectors as float32, converted once per process (113 MB): an update compares
+        every whole word with its new words, and converting them each time took most of it."""
+        return self.vectors.astype(np.float32)
+
+    @cached_property
     def digest(self) -> str:
         """SHA-256 of the words and their vectors: what a build's stored neighbours of them
         were found from, so that an update can tell whether they still hold."""
