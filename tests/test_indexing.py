@@ -167,7 +167,10 @@ def test_an_older_format_index_is_rebuilt_with_its_own_model(minilm_path, seeds_
     assert qa.load(tmp_path / "index").stats().dimension == 384  # MiniLM kept, not the bundled default
 
 
-def test_embedding_shows_a_progress_bar_with_counts_and_eta(seeds_copy, tmp_path, capsys):
+def test_embedding_shows_a_progress_bar_with_counts_and_eta(seeds_copy, tmp_path, capsys, monkeypatch):
+    import qa.indexing
+
+    monkeypatch.setattr(qa.indexing, "STEP_DISPLAY_DELAY", 0)  # show even the quick steps
     qa.build_index(seeds_copy, tmp_path / "index", progress=True)
     bar = capsys.readouterr().err
     # tqdm: "Embedding 1 document: 100%|...| 3/3 [00:00<00:00, 5.6chunk/s]" (elapsed<remaining)
@@ -176,10 +179,16 @@ def test_embedding_shows_a_progress_bar_with_counts_and_eta(seeds_copy, tmp_path
     # the steps without counts of their own are named as they run, in order (the app shows them)
     steps = ["Checking the index", "Reading the documents folder", "Writing the passages", "Writing the vector index",
              "Writing the ranking rows", "Saving the new version (checksums)", "Removing old versions"]
-    shown = [re.search(re.escape(step) + r": step (\d)/7", bar) for step in steps]
+    shown = [re.search(re.escape(step) + r": \d\d:\d\d", bar) for step in steps]
     assert all(shown), [step for step, found in zip(steps, shown) if not found]
     assert [bar.index(step) for step in steps] == sorted(bar.index(step) for step in steps)
-    assert "Finding translations of known words" in bar and "step 7/7" in bar
+    assert bar.index("Writing the ranking rows") < bar.index("Finding translations of known words")
+
+
+def test_a_build_that_fails_at_once_prints_only_its_error(tmp_path, capsys):
+    with pytest.raises(qa.DocumentError, match="documents folder not found"):
+        qa.build_index(tmp_path / "nowhere", tmp_path / "index", progress=True)
+    assert capsys.readouterr().err == ""
 
 
 def test_a_one_file_update_searches_the_translations_of_its_new_words_only(seeds_copy, tmp_path):
