@@ -8,14 +8,12 @@ the folder lose their chunks. Each build is committed as a new generation (see
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -90,16 +88,19 @@ def build_index(
     directory = IndexDirectory(index_dir)
     with directory.write_lock(timeout=lock_timeout, on_wait=_announce if progress else None):
         steps = _Steps(progress)
-        directory.remove_stale()
-        with steps.step("Checking the index"):
+        try:
+            directory.remove_stale()
+            steps.start("Checking the index")
             previous = None if rebuild else _open_previous(directory)
-        if rebuild:  # start over, but with the index's own settings unless told otherwise
-            model, chunk_size, chunk_overlap, vector_index = _settings_to_keep(
-                directory, model, chunk_size, chunk_overlap, vector_index)
-        embedder = _choose_embedder(model, previous, directory.path)
-        settings = _choose_settings(chunk_size, chunk_overlap, previous, directory.path)
-        return _Build(directory, Path(docs_dir), previous, embedder, settings, max_file_bytes, progress,
-                      vector_index, steps).run()
+            if rebuild:  # start over, but with the index's own settings unless told otherwise
+                model, chunk_size, chunk_overlap, vector_index = _settings_to_keep(
+                    directory, model, chunk_size, chunk_overlap, vector_index)
+            embedder = _choose_embedder(model, previous, directory.path)
+            settings = _choose_settings(chunk_size, chunk_overlap, previous, directory.path)
+            return _Build(directory, Path(docs_dir), previous, embedder, settings, max_file_bytes, progress,
+                          vector_index, steps).run()
+        finally:
+            steps.end()
 
 
 class _Steps:
@@ -111,15 +112,22 @@ class _Steps:
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
+        self._bar = None
 
-    @contextlib.contextmanager
-    def step(self, name: str) -> Iterator[None]:
+    def start(self, name: str) -> None:
+        """End the running step, if any, and start ``name``."""
         from tqdm.auto import tqdm
 
-        with tqdm(total=1, desc=name, unit="step", disable=not self.enabled, delay=STEP_DISPLAY_DELAY,
-                  bar_format="{desc}: {elapsed}") as bar:
-            yield
-            bar.update(1)
+        self.end()
+        self._bar = tqdm(total=1, desc=name, unit="step", disable=not self.enabled, delay=STEP_DISPLAY_DELAY,
+                         bar_format="{desc}: {elapsed}")
+
+    def end(self) -> None:
+        """End the running step, if any (a step with a bar of its own starts next)."""
+        if self._bar is not None:
+            self._bar.update(1)
+            self._bar.close()
+            self._bar = None
 
 
 def _announce(message: str) -> None:
@@ -205,15 +213,16 @@ class _Build:
         self.report = BuildReport(index_dir=str(directory.path))
 
     def run(self) -> BuildReport:
+        self.steps.start("Reading the documents folder")
+        files, skipped = scan(self.docs_dir, max_file_bytes=self.max_file_bytes)
         entries: dict[str, DocumentEntry] = {}
         new_documents: dict[str, _NewDocument] = {}  # content id -> what to embed
-        with self.steps.step("Reading the documents folder"):
-            files, skipped = scan(self.docs_dir, max_file_bytes=self.max_file_bytes)
-            for file in files:
-                try:
-                    entries[file.source] = self._entry_for(file, new_documents)
-                except DocumentError as exc:
-                    skipped.append(SkippedFile(file.source, str(exc)))
+        for file in files:
+            try:
+                entries[file.source] = self._entry_for(file, new_documents)
+            except DocumentError as exc:
+                skipped.append(SkippedFile(file.source, str(exc)))
+        self.steps.end()
         for item in skipped:
             if item.source in self.old_entries:  # keep what was indexed before
                 entries[item.source] = self.old_entries[item.source]
@@ -281,16 +290,17 @@ class _Build:
                             else self.embedder.encode_queries)
             vocabulary.finish(encode_words, progress=self.progress)
             self.report.chunks_embedded = len(fresh)
-            with self.steps.step("Writing the passages"):
-                write_chunks(workspace / CHUNKS_FILE, rows)
-            with self.steps.step("Writing the vector index"):
-                vectors = np.vstack([kept_vectors, fresh_vectors])
-                store = VectorStore.create(vectors, self.embedder.dimension, requested=self.vector_index,
-                                           previous=previous.vectors if previous is not None else None)
-                store.save(workspace)
-            with self.steps.step("Writing the ranking rows"):
-                chunkfeatures.write(workspace, previous.features if previous else None,
-                                    np.array([c.row for c in kept], dtype=np.int64), new_rows, vocabulary.size)
+            self.steps.start("Writing the passages")
+            write_chunks(workspace / CHUNKS_FILE, rows)
+            self.steps.start("Writing the vector index")
+            vectors = np.vstack([kept_vectors, fresh_vectors])
+            store = VectorStore.create(vectors, self.embedder.dimension, requested=self.vector_index,
+                                       previous=previous.vectors if previous is not None else None)
+            store.save(workspace)
+            self.steps.start("Writing the ranking rows")
+            chunkfeatures.write(workspace, previous.features if previous else None,
+                                np.array([c.row for c in kept], dtype=np.int64), new_rows, vocabulary.size)
+            self.steps.end()
             # the previous table still holds for an unchanged graph: update it for the new words
             self.report.words_searched = store_neighbours(
                 workspace, table, previous=previous.folder if previous and not vocabulary.graph_changed else None,
@@ -308,10 +318,11 @@ class _Build:
             built_at=_now(),
             libraries=library_versions(*_LIBRARIES),
         )
-        with self.steps.step("Saving the new version (checksums)"):
-            self.directory.commit(workspace, manifest)
-        with self.steps.step("Removing old versions"):
-            self.directory.remove_stale()
+        self.steps.start("Saving the new version (checksums)")
+        self.directory.commit(workspace, manifest)
+        self.steps.start("Removing old versions")
+        self.directory.remove_stale()
+        self.steps.end()
         self.report.documents = len(entries)
         self.report.chunks = len(rows)
 
