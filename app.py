@@ -31,6 +31,7 @@ import html  # noqa: E402
 import logging  # noqa: E402
 import re  # noqa: E402
 import sys  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -276,6 +277,27 @@ class Library:
     def build(self, rebuild: bool = False) -> BuildReport:
         return qa.build_index(self.docs_dir, self.index_dir, model=self.model, rebuild=rebuild,
                               max_file_bytes=self.max_file_bytes, progress=True, ocr_languages=self.ocr_languages)
+
+    def prepare_for_uploads(self) -> threading.Thread:
+        """Load in the background what the first upload would otherwise wait for: the build
+        side's modules with the text splitter (over a second to import) and the encoder's
+        word table, so that the first upload costs what the later ones do."""
+
+        def warm_up() -> None:
+            try:
+                from qa.chunking import split
+                from qa.documents import parse
+                from qa.whole_words import whole_words
+
+                split(parse(b"Warm-up.", "warm-up.txt"))
+                whole_words(self.index.embedder)
+            except Exception:  # only a head start: the upload itself reports any problem
+                log.exception("preparing for uploads failed")
+
+        # not a daemon: stopped inside a C extension at exit, a daemon thread aborts the process
+        thread = threading.Thread(target=warm_up, name="qa-prepare-uploads")
+        thread.start()
+        return thread
 
     def missing_documents(self) -> list[str]:
         """Indexed documents that are not in the documents folder: indexing would drop them."""
@@ -598,6 +620,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (qa.QAError, ValueError) as exc:
         print(f"app.py: error: {one_line(exc)}", file=sys.stderr)
         return 2
+    library.prepare_for_uploads()
     missing = library.missing_documents()
     if missing:
         print(f"Note: {len(missing)} indexed document(s) are not in {library.docs_dir} (e.g. {missing[0]}); "

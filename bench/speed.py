@@ -210,6 +210,32 @@ def render_build_memory(report: dict) -> list[str]:
     return lines if len(lines) > 3 else []
 
 
+def measure_update_cost(label: str, docs: Path, index_dir: Path, runs: int, log) -> dict:
+    """One document added, changed and removed in an index of ``docs`` (bench/update_cost.py,
+    in its own process: the timings are build_index calls, as the app's upload makes)."""
+    done = subprocess.run([sys.executable, str(BENCH / "update_cost.py"), "--corpus", label, "--docs", str(docs),
+                           "--index", str(index_dir), "--runs", str(runs), "--json"],
+                          env=ENV, cwd=REPO, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"update_cost.py failed:\n{done.stderr[-3000:]}")
+    summary = json.loads(done.stdout)["summary"]
+    log(f"  {label} update: add {summary['add']['seconds']:.2f} s, change {summary['change']['seconds']:.2f} s, "
+        f"remove {summary['remove']['seconds']:.2f} s")
+    return summary
+
+
+def measure_reader_loop(log, updates: int = 24, loads: int = 5000) -> dict:
+    """Loads and retrieves in a loop while another process rebuilds and updates the index
+    (bench/reader_loop.py); every failure counts."""
+    done = subprocess.run([sys.executable, str(BENCH / "reader_loop.py"), "--updates", str(updates), "--loads",
+                           str(loads), "--json"], env=ENV, cwd=REPO, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"reader_loop.py failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    log(f"  readers: {result['loads']} loads+retrieves during {result['updates']} updates, {result['failures']} failures")
+    return result
+
+
 def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}" if b else "-"
 
@@ -249,6 +275,20 @@ def render(report: dict) -> str:
         lines += ["", f"Cold start (fresh process, seed index, to the printed answer; median of {len(c['ours']['runs'])}): "
                   f"`qa ask` {c['ours']['median_s']:.2f} s, LangChain + MiniLM {c['peer']['median_s']:.2f} s "
                   f"(ratio {ratio(c['ours']['median_s'], c['peer']['median_s'])})."]
+    updates = report.get("updates")
+    if updates:
+        lines += ["", "| one document's update (in-process build, median) | chunks | add s | change s | remove s | "
+                  "its embedding s | beyond embedding s (add) | words searched (add) | unchanged folder s |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for u in updates:
+            lines.append(f"| {u['corpus']} | {u['chunks']:,} | {u['add']['seconds']:.2f} | {u['change']['seconds']:.2f} | "
+                         f"{u['remove']['seconds']:.2f} | {u['add']['embedding_s']:.2f} | "
+                         f"{u['add']['beyond_embedding_s']:.2f} | {u['add']['words_searched']:.0f} | "
+                         f"{u['unchanged folder']['seconds']:.2f} |")
+    readers = report.get("readers")
+    if readers:
+        lines += ["", f"Readers during updates: {readers['loads']:,} `qa.load` + `retrieve` in a loop while another "
+                  f"process ran {readers['updates']} rebuilds and one-document updates: {readers['failures']} failures."]
     m = report.get("million")
     if m:
         v = m["vector_index"]
@@ -266,8 +306,10 @@ def render(report: dict) -> str:
 
 
 def report(started: float, load_before: str, cold: dict, corpora: list[dict], million: dict | None,
-           build_memory: list[dict] | None = None) -> dict:
+           build_memory: list[dict] | None = None, updates: list[dict] | None = None,
+           readers: dict | None = None) -> dict:
     return {
+        "updates": updates, "readers": readers,
         "machine": f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}), Python {platform.python_version()}",
         "load_before": load_before, "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "command": " ".join(["python", "bench/speed.py", *sys.argv[1:]]),
@@ -289,6 +331,11 @@ def main() -> None:
     parser.add_argument("--build-memory-sizes", default="10000,100000,1000000",
                         help="first builds without the encoder, for peak RSS and bytes per chunk (empty: none)")
     parser.add_argument("--build-memory-only", action="store_true", help="only the builds of --build-memory-sizes")
+    parser.add_argument("--no-updates", dest="updates", action="store_false",
+                        help="skip the one-document update costs and the readers-during-updates loop")
+    parser.add_argument("--update-runs", type=int, default=3, help="add/change/remove rounds per corpus (median)")
+    parser.add_argument("--million-update", action="store_true",
+                        help="also time one document's update of the synthetic 1M index (copies its ~12 GB once per step)")
     parser.add_argument("--json", action="store_true", help="print the raw figures as JSON")
     parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one, removed)")
     options = parser.parse_args()
@@ -320,6 +367,12 @@ def main() -> None:
                                   1 if quick else options.runs, work, log)]
         log("cold start")
         cold = measure_cold_start(work, 3 if quick else COLD_RUNS, log)
+        updates: list[dict] = []
+        readers = None
+        if options.updates:
+            updates.append(measure_update_cost("xquad-es", work / "docs-xquad-es", work / "index-ours-xquad-es",
+                                               options.update_runs, log))
+            readers = measure_reader_loop(log, *((8, 500) if quick else (24, 5000)))
         questions = corpus.english_questions()[:LATENCY_QUESTIONS]
         million = None
         for chunks in sizes:
@@ -328,19 +381,28 @@ def main() -> None:
             pipelines = ["ours", "ours-minilm", "peer"] if chunks <= options.peer_up_to else ["ours"]
             log(f"{label} chunks")
             corpora.append(measure_corpus(label, work / f"docs-{label}", questions, None, pipelines, 1, work, log))
+            if options.updates:
+                updates.append(measure_update_cost(label, work / f"docs-{label}", work / f"index-ours-{label}",
+                                                   options.update_runs, log))
             if options.million and million is None and (chunks >= 10_000 or chunks == sizes[-1]):
                 # seeded from ~10k real vectors (as in the scale study), before the long 100k build
                 log(f"{options.million_size:,} chunks, store only")
                 million = measure_million(work / f"index-ours-{label}", work, log, options.million_size)
+                if options.million_update:
+                    import synthetic
+
+                    synthetic.write_documents(work / "docs-1M", options.million_size)
+                    updates.append(measure_update_cost("1M", work / "docs-1M", work / "index-1M", 1, log))
             # a long run leaves the table of what it has measured so far
-            (work / "partial.md").write_text(render(report(started, load_before, cold, corpora, million)))
+            (work / "partial.md").write_text(render(report(started, load_before, cold, corpora, million, None, updates,
+                                                           readers)))
         if memory_sizes:
             log("first builds without the encoder")
             build_memory = measure_build_memory(memory_sizes, work, log)
     finally:
         if options.work is None:
             shutil.rmtree(work, ignore_errors=True)
-    final = report(started, load_before, cold, corpora, million, build_memory)
+    final = report(started, load_before, cold, corpora, million, build_memory, updates, readers)
     print(json.dumps(final, indent=1) if options.json else render(final))
 
 

@@ -25,11 +25,20 @@ from qa.chunkdb import CHUNKS_FILE, ChunkTable, StoredChunk, write_chunks
 from qa.chunkfeatures import ChunkFeatures, RowWriter
 from qa.manifest import MANIFEST_FILE, DocumentEntry, Manifest
 from qa.neighbour_table import NEIGHBOURS_FILE
-from qa.vocabulary import VOCABULARY_FILE, WORD_VECTORS_FILE
+from qa.vocabulary import RECENT_VECTORS_FILE, VOCABULARY_FILE, WORD_VECTORS_FILE
 from qa.storage import IndexDirectory
 from qa.store import VectorStore
 
 CHUNKS_PER_DOCUMENT = 1000
+
+
+def write_documents(folder: Path, n: int) -> None:
+    """A documents folder the synthetic index of ``n`` chunks takes for its own: each file's
+    bytes hash to the id its manifest entry holds, so builds find every document unchanged and
+    an added or removed file is a one-document update (bench/update_cost.py)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for d in range(-(-n // CHUNKS_PER_DOCUMENT)):
+        (folder / f"doc-{d:05d}.txt").write_bytes(f"synthetic-{d}".encode())
 
 
 def derived_vectors(real: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
@@ -91,8 +100,9 @@ def _write_features(workspace: Path, source: Path, cycle: np.ndarray) -> None:
     document frequencies count every repetition, as a real index of these rows would."""
     real = ChunkFeatures(source)
     # every real row recurs, so the words in use, and so the stored neighbours, are the same
-    for name in (VOCABULARY_FILE, WORD_VECTORS_FILE, NEIGHBOURS_FILE):
-        shutil.copyfile(source / name, workspace / name)
+    for name in (VOCABULARY_FILE, WORD_VECTORS_FILE, RECENT_VECTORS_FILE, NEIGHBOURS_FILE):
+        if (source / name).exists():  # an index built before words were kept apart has no recent ones
+            shutil.copyfile(source / name, workspace / name)
     rows = RowWriter(workspace, real.piece_vectors.shape[1])
     rows.keep(real, cycle)
     rows.finish(len(real.words.df))

@@ -6,7 +6,9 @@
     hits = index.retrieve("Who supplied drones to Russia?", k=5)
 """
 
-from .documents import DEFAULT_MAX_FILE_BYTES, SUPPORTED_SUFFIXES
+from importlib import import_module
+from typing import TYPE_CHECKING
+
 from .errors import (
     DocumentError,
     EmbedderError,
@@ -18,12 +20,37 @@ from .errors import (
     QAError,
     QuestionError,
 )
-from .indexing import build_index
-from .retrieval import Index, load, retrieve
-from .types import BuildReport, Hit, IndexedDocument, IndexStats, SkippedFile
+
+if TYPE_CHECKING:
+    from .documents import DEFAULT_MAX_FILE_BYTES, SUPPORTED_SUFFIXES
+    from .indexing import build_index
+    from .retrieval import Index, load, retrieve
+    from .types import BuildReport, Hit, IndexedDocument, IndexStats, SkippedFile
+
+# The rest of the API is imported on first use (PEP 562): a process that only answers
+# questions never imports the build side (document parsers, chunker, word table), which
+# took a third of a cold `qa ask`.
+_LAZY = {
+    "DEFAULT_MAX_FILE_BYTES": "documents", "SUPPORTED_SUFFIXES": "documents", "build_index": "indexing",
+    "Index": "retrieval", "load": "retrieval", "retrieve": "retrieval", "BuildReport": "types", "Hit": "types",
+    "IndexedDocument": "types", "IndexStats": "types", "SkippedFile": "types",
+}
 
 __all__ = [
     "DEFAULT_MAX_FILE_BYTES", "SUPPORTED_SUFFIXES", "BuildReport", "DocumentError", "EmbedderError", "Hit", "Index", "IndexCorruptError", "IndexFormatError",
     "IndexLockedError", "IndexMismatchError", "IndexNotFoundError", "IndexStats", "IndexedDocument", "QAError", "QuestionError",
     "SkippedFile", "build_index", "load", "retrieve",
 ]
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'qa' has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

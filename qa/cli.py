@@ -111,6 +111,9 @@ def search_command(question, k, index_dir, as_json):
       qa search "Who supplied drones to Russia?"
       qa search "¿Quién vendió armas a Rusia?" -k 3 --json
     """
+    from .embedding import start_loading_for
+
+    start_loading_for(index_dir)  # the encoder loads while the query side is imported
     from .retrieval import load
 
     hits = load(index_dir).retrieve(question, k=k)
@@ -142,6 +145,9 @@ def ask_command(question, index_dir, k, llm_url, llm_model, llm_key_env, as_json
       qa ask "¿Quién vendió armas a Rusia?" --json
       qa ask "Who supplied drones to Russia?" --llm-url http://localhost:11434/v1 --llm-model llama3.2
     """
+    from .embedding import start_loading_for
+
+    start_loading_for(index_dir)  # the encoder loads while the query side is imported
     from .llm import LLMSettings
     from .retrieval import load
 

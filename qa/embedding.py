@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable, Protocol, Sequence, TypeVar
 
 import numpy as np
 
-from .errors import EmbedderError
+from .errors import EmbedderError, QAError
 from .storage import sha256_file
 
 if TYPE_CHECKING:
@@ -330,6 +330,32 @@ def load_embedder(model: str | None = None) -> Embedder:
         raise EmbedderError(f"model must be a sentence-transformers name or folder, got {model!r}")
     path = Path(model).expanduser()
     return _shared_embedder(str(path.resolve()) if path.is_dir() else model)
+
+
+def start_loading_for(index_dir: str | os.PathLike[str]) -> None:
+    """Start loading the bundled encoder in the background if the index at ``index_dir`` was
+    built with it, before the caller imports and opens the rest.
+
+    Only a head start for a cold process (`qa ask`): the load overlaps the imports of the
+    query side, and opening the index later gets the same shared encoder. Nothing is checked
+    here; any problem with the index is reported when it is opened.
+    """
+    import json
+
+    from .manifest import MANIFEST_FILE
+    from .storage import IndexDirectory
+
+    try:
+        directory = IndexDirectory(index_dir)
+        generation = directory.current_generation()
+        if generation is None:
+            return
+        manifest = json.loads((directory.generation_path(generation) / MANIFEST_FILE).read_text(encoding="utf-8"))
+        model = manifest["embedder"]["model"]
+    except (OSError, ValueError, KeyError, TypeError, QAError):
+        return
+    if model == BUNDLED_MODEL:
+        load_embedder(model)
 
 
 @lru_cache(maxsize=4)

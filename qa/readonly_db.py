@@ -5,9 +5,22 @@ from __future__ import annotations
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Iterator, Sequence
 
 from .errors import IndexCorruptError
+
+
+# Values bound in one statement: SQLite builds before 3.32 accept at most 999.
+_SQLITE_VARIABLES = 900
+
+
+def rows_in(query: Callable[[str, Sequence], list[tuple]], sql: str, values: Sequence) -> Iterator[tuple]:
+    """The rows of ``sql``, whose ``{marks}`` stands for an ``IN`` list, for every one of
+    ``values``, asked in batches SQLite accepts."""
+    values = list(values)
+    for i in range(0, len(values), _SQLITE_VARIABLES):
+        batch = values[i:i + _SQLITE_VARIABLES]
+        yield from query(sql.format(marks=",".join("?" * len(batch))), batch)
 
 
 class ReadOnlyDatabase:

@@ -19,7 +19,7 @@ from .embedding import Embedder, load_embedder
 from .errors import IndexCorruptError, IndexMismatchError, QuestionError
 from .hybrid import QueryTerms, Ranking
 from .manifest import Manifest
-from .storage import IndexDirectory
+from .storage import GenerationLease, IndexDirectory
 from .store import VECTORS_FILE, VectorStore
 from .lru import LruCache
 from .neighbour_table import Neighbours
@@ -70,6 +70,7 @@ class _Snapshot:
     features: ChunkFeatures
     vocabulary: Vocabulary
     neighbours: LruCache  # query word -> its Neighbours in this generation's vocabulary
+    lease: GenerationLease  # held while the snapshot lives, so no writer removes its folder
 
 
 @dataclass(frozen=True)
@@ -104,17 +105,17 @@ class Index:
         return self.directory.path
 
     def _open(self, reuse: _Snapshot | None) -> _Snapshot:
-        while True:
-            generation, manifest = self.directory.open_manifest(full=False)
-            try:
-                return self._open_generation(generation, manifest, reuse)
-            except (FileNotFoundError, IndexCorruptError):
-                if self.directory.current_generation() == generation:
-                    raise
-                # a rebuild swapped in a new generation and removed this one while we
-                # were opening it: open the new one instead
+        # The lease keeps writers from removing the generation while this snapshot is in use:
+        # a file missing here is damage, never a rebuild's clean-up (qa.storage).
+        opened = self.directory.open_generation(full=False)
+        try:
+            return self._open_generation(opened.name, opened.manifest, reuse, opened.lease)
+        except BaseException:
+            opened.lease.release()
+            raise
 
-    def _open_generation(self, generation: str, manifest: Manifest, reuse: _Snapshot | None) -> _Snapshot:
+    def _open_generation(self, generation: str, manifest: Manifest, reuse: _Snapshot | None,
+                         lease: GenerationLease) -> _Snapshot:
         folder = self.directory.generation_path(generation)
         embedder = self._embedder_for(manifest, reuse.embedder if reuse else None)
         vectors = VectorStore.load(folder, manifest.vector_index)
@@ -132,7 +133,7 @@ class Index:
             raise IndexCorruptError(f"{folder} has {vocabulary.size} vocabulary words but frequencies for "
                                     f"{len(features.words.df)}; run `qa index --rebuild`")
         return _Snapshot(generation, manifest, vectors, chunks, embedder, manifest.sources_by_doc(), features,
-                         vocabulary, LruCache())
+                         vocabulary, LruCache(), lease)
 
     def _embedder_for(self, manifest: Manifest, current: Embedder | None) -> Embedder:
         built_with = manifest.embedder
@@ -326,7 +327,8 @@ class Index:
         words = [sorted(set(lexical.words(r))) for r in readings]
         distinct = sorted(set().union(*words))
         near = snapshot.neighbours.get(distinct)
-        stored = snapshot.vocabulary.stored_neighbours([w for w in distinct if w not in near])
+        stored = snapshot.vocabulary.stored_neighbours([w for w in distinct if w not in near],
+                                                       in_use=snapshot.features.words.df)
         snapshot.neighbours.put(list(stored), list(stored.values()))
         near.update(stored)
         missing = [w for w in distinct if w not in near]

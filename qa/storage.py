@@ -12,6 +12,12 @@ fsyncs every file and the folder, renames it into place and only then replaces C
 with an atomic rename. A crash at any point leaves the previous CURRENT and generation
 intact; leftovers are removed by the next writer. Readers follow CURRENT, so they see the
 old index or the new one, never half of each.
+
+A reader holds a shared ``flock`` on the generation folder it opened (a
+:class:`GenerationLease`) for as long as it uses it; a writer removes an old generation only
+if it can take that lock exclusively, so a generation is never removed under a reader that
+is opening or using it. A generation still in use is removed by the first build after its
+last reader has moved on.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ import os
 import shutil
 import time
 import uuid
+import weakref
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -42,6 +50,49 @@ _SAMPLE_BLOCK = 64 << 10
 _SAMPLE_BLOCKS = 64
 _GENERATION_PREFIX = "gen-"
 _TEMP_PREFIX = ".tmp-"
+_OPEN_ATTEMPTS = 20  # generation swaps a reader follows before giving up
+
+
+class GenerationLease:
+    """A shared lock on one generation folder: while it is held, no writer removes the folder.
+
+    Released by :meth:`release` or when the lease is garbage-collected, so a snapshot of an
+    index that holds it keeps its generation for exactly as long as someone uses the snapshot.
+    """
+
+    def __init__(self, descriptor: int) -> None:
+        self._release = weakref.finalize(self, os.close, descriptor)
+
+    def release(self) -> None:
+        """Drop the lock now (closing the descriptor releases the flock)."""
+        self._release()
+
+
+def _lease(folder: Path) -> GenerationLease | None:
+    """A shared lock on ``folder``, or None if the folder is gone. Waits while a writer holds
+    it exclusively, which only a writer removing the folder does."""
+    import fcntl
+
+    try:
+        descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_SH)
+    except BaseException:
+        os.close(descriptor)
+        raise
+    return GenerationLease(descriptor)
+
+
+@dataclass(frozen=True)
+class OpenedGeneration:
+    """The live generation as a reader opened it: its name, verified manifest and the lease
+    that keeps writers from removing it."""
+
+    name: str
+    manifest: Manifest
+    lease: GenerationLease
 
 
 class IndexDirectory:
@@ -84,27 +135,48 @@ class IndexDirectory:
         checked by size and sampled blocks instead: that catches truncation, a replaced
         file and damaged headers at a fixed cost, but not every flipped bit in the middle.
         """
-        for attempt in range(3):
+        opened = self.open_generation(full)
+        opened.lease.release()
+        return opened.name, opened.manifest
+
+    def open_generation(self, full: bool = True) -> OpenedGeneration:
+        """The live generation, verified as :meth:`open_manifest` does, with a lease on it.
+
+        The lease is taken before the files are checked and CURRENT is read again under it:
+        if a writer swapped generations meanwhile, the new one is opened instead. So a file
+        found missing or altered here is damage, not a writer's clean-up.
+        """
+        for _ in range(_OPEN_ATTEMPTS):
             pointer = self._read_pointer()
             if pointer is None:
                 raise IndexNotFoundError(f"no index at {self.path}; build one with `qa index DOCS_DIR --index-dir {self.path}`")
             folder = self.path / pointer["generation"]
+            lease = _lease(folder)
+            if lease is None or self._read_pointer() != pointer:
+                if lease is not None:
+                    lease.release()
+                if self._read_pointer() != pointer:
+                    continue  # a writer swapped generations (and may have removed this one): follow it
+                raise IndexCorruptError(f"{folder / MANIFEST_FILE} is missing; run `qa index --rebuild`")
             try:
-                manifest_bytes = (folder / MANIFEST_FILE).read_bytes()
-            except FileNotFoundError:
-                if attempt < 2 and self._read_pointer() != pointer:
-                    continue  # a writer swapped generations and removed this one: follow it
-                raise IndexCorruptError(
-                    f"{folder / MANIFEST_FILE} is missing; run `qa index --rebuild`"
-                ) from None
-            if hashlib.sha256(manifest_bytes).hexdigest() != pointer["manifest_sha256"]:
-                raise IndexCorruptError(f"{folder / MANIFEST_FILE} does not match the checksum in "
-                                        f"{self.path / CURRENT_FILE}; one of them is damaged; run `qa index --rebuild`")
-            manifest = Manifest.from_json(manifest_bytes.decode("utf-8", "replace"), str(folder / MANIFEST_FILE))
-            for name, expected in manifest.files.items():
-                _verify_file(folder / name, expected, full)
-            return pointer["generation"], manifest
+                return OpenedGeneration(pointer["generation"], self._verified_manifest(folder, pointer, full), lease)
+            except BaseException:
+                lease.release()
+                raise
         raise IndexCorruptError(f"{self.path} keeps changing under the reader; try again")
+
+    def _verified_manifest(self, folder: Path, pointer: dict, full: bool) -> Manifest:
+        try:
+            manifest_bytes = (folder / MANIFEST_FILE).read_bytes()
+        except FileNotFoundError:
+            raise IndexCorruptError(f"{folder / MANIFEST_FILE} is missing; run `qa index --rebuild`") from None
+        if hashlib.sha256(manifest_bytes).hexdigest() != pointer["manifest_sha256"]:
+            raise IndexCorruptError(f"{folder / MANIFEST_FILE} does not match the checksum in "
+                                    f"{self.path / CURRENT_FILE}; one of them is damaged; run `qa index --rebuild`")
+        manifest = Manifest.from_json(manifest_bytes.decode("utf-8", "replace"), str(folder / MANIFEST_FILE))
+        for name, expected in manifest.files.items():
+            _verify_file(folder / name, expected, full)
+        return manifest
 
     def generation_path(self, generation: str) -> Path:
         return self.path / generation
@@ -185,10 +257,10 @@ class IndexDirectory:
         return name
 
     def remove_stale(self) -> None:
-        """Delete unfinished workspaces and generations CURRENT no longer names.
+        """Delete unfinished workspaces, and generations CURRENT no longer names that no
+        reader holds a lease on (those wait for a later build).
 
-        Call with the write lock held. Readers that still use a removed generation keep
-        their open files (POSIX keeps unlinked files alive) and move on at their next query.
+        Call with the write lock held.
         """
         try:
             live = self.current_generation()
@@ -198,7 +270,9 @@ class IndexDirectory:
             name = entry.name
             stale_temp = name.startswith(_TEMP_PREFIX) or (name.startswith(CURRENT_FILE + ".") and name.endswith(".tmp"))
             old_generation = name.startswith(_GENERATION_PREFIX) and name != live and live is not None
-            if stale_temp or old_generation:
+            if old_generation and entry.is_dir():
+                _remove_unleased(entry)
+            elif stale_temp or old_generation:
                 if entry.is_dir():
                     shutil.rmtree(entry, ignore_errors=True)
                 else:
@@ -215,6 +289,21 @@ class IndexDirectory:
     def size_bytes(self, generation: str) -> int:
         """Bytes on disk of one generation's files."""
         return sum(p.stat().st_size for p in self.generation_path(generation).iterdir() if p.is_file())
+
+
+def _remove_unleased(folder: Path) -> None:
+    """Remove a generation folder unless a reader holds a lease on it."""
+    import fcntl
+
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return  # a reader is using it
+        shutil.rmtree(folder, ignore_errors=True)
+    finally:
+        os.close(descriptor)
 
 
 def _verify_file(path: Path, expected: FileEntry, full: bool) -> None:

@@ -149,6 +149,7 @@ class BuildReport:
     documents: int = 0
     chunks: int = 0
     changes: list[FileChange] = field(default_factory=list)
+    words_searched: int = 0  # words whose translations this build searched (qa.neighbour_build)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (what ``qa index --json`` prints)."""

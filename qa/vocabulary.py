@@ -7,32 +7,33 @@ then score candidates with word BM25. No dictionary and no language is involved:
 encoder's cross-lingual space does the translating.
 
 Word ids are stable and only ever appended, so an incremental build encodes only words the
-index has never seen and adds them to a copy of the previous graph. Each build then stores
-the neighbours of every word it knows (:func:`store_neighbours`), so that most query words
-need no search at query time.
+index has never seen. The graph holds the words up to its last compaction; words added
+since then (at most RECENT_WORDS_MAX) are kept as a small float16 matrix searched exactly,
+so that an update leaves the graph, and every neighbour found in it, as it was. A query
+word's neighbours are the graph's and the recent words' candidates merged
+(:func:`word_candidates`), then those in use. Each build stores every known word's candidates
+(:mod:`qa.neighbour_build`), so that most query words need no search at query time.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Sequence
 
 import faiss
 import numpy as np
 
-from . import neighbour_table
 from .errors import IndexCorruptError
 from .neighbour_table import NEIGHBOURS_FILE, Neighbours, NeighbourTable
-from .readonly_db import ReadOnlyDatabase
-
-if TYPE_CHECKING:
-    from .whole_words import WholeWords
+from .readonly_db import ReadOnlyDatabase, rows_in
 
 VOCABULARY_FILE = "vocabulary.sqlite"
 WORD_VECTORS_FILE = "word_vectors.faiss"
+RECENT_VECTORS_FILE = "word_vectors_recent.npy"
 # A query word's nearest vocabulary words, and how close a word must be to count as a
 # translation (tuned on the tuning half of XQuAD-R: 3 and 0.6 beat 5/10 and 0.7/0.8).
 TRANSLATIONS_PER_WORD = 3
@@ -41,12 +42,19 @@ MIN_TRANSLATION_COSINE = 0.6
 # within 1e-3 of float32).
 _HNSW_FACTORY = "HNSW32,SQfp16"
 _EF_CONSTRUCTION = 80
-_EF_SEARCH = 32
+EF_SEARCH = 32
 _SPARE_NEIGHBOURS = 3
+# Candidates kept from each of the two parts (graph, recent words), and in all.
+SEGMENT_CANDIDATES = TRANSLATIONS_PER_WORD + _SPARE_NEIGHBOURS
+CANDIDATES = 2 * SEGMENT_CANDIDATES
+# Words added since the graph was last rebuilt, searched exactly. Past this many, a build
+# adds them to the graph and finds every word's neighbours again (about the cost every build
+# had before); below it, a query with unknown words reads at most 4 MB of them (~0.3 ms).
+RECENT_WORDS_MAX = 2048
+# Float32 products within this of MIN_TRANSLATION_COSINE are computed again exactly
+# (float64), so a cosine does not depend on how many vectors were multiplied at once.
+_SCREEN_MARGIN = 1e-3
 _ENCODE_BATCH = 512
-# Words whose neighbours a build searches at once: bounds its memory for any vocabulary.
-_NEIGHBOUR_BATCH = 4096
-_SQLITE_VARIABLES = 900
 
 
 @dataclass(frozen=True)
@@ -100,12 +108,14 @@ class Vocabulary:
             self._graph = faiss.read_index(str(folder / WORD_VECTORS_FILE), faiss.IO_FLAG_MMAP_IFC)
         except RuntimeError as exc:
             raise IndexCorruptError(f"cannot read {folder / WORD_VECTORS_FILE}: {exc}; run `qa index --rebuild`") from exc
-        faiss.downcast_index(self._graph).hnsw.efSearch = _EF_SEARCH
+        faiss.downcast_index(self._graph).hnsw.efSearch = EF_SEARCH
+        self._recent = read_recent(folder, self._graph.d).astype(np.float32)  # at most 4 MB
         stored = folder / NEIGHBOURS_FILE
         self._stored = NeighbourTable(stored) if stored.exists() else None
-        if self.size != self._graph.ntotal:
-            raise IndexCorruptError(f"{self.path} holds {self.size} words but {WORD_VECTORS_FILE} "
-                                    f"{self._graph.ntotal} vectors; run `qa index --rebuild`")
+        if self.size != self._graph.ntotal + len(self._recent):
+            raise IndexCorruptError(f"{self.path} holds {self.size} words but {WORD_VECTORS_FILE} and "
+                                    f"{RECENT_VECTORS_FILE} {self._graph.ntotal + len(self._recent)} vectors; "
+                                    "run `qa index --rebuild`")
 
     @property
     def size(self) -> int:
@@ -114,34 +124,28 @@ class Vocabulary:
 
     def ids(self, words: Sequence[str]) -> dict[str, int]:
         """The ids of those ``words`` that are in the vocabulary."""
-        return _lookup(self._query, words)
+        return lookup_ids(self._query, words)
 
     def words(self, ids: Sequence[int]) -> dict[int, str]:
         """The words of vocabulary ids."""
-        found: dict[int, str] = {}
-        ids = [int(i) for i in ids]
-        for i in range(0, len(ids), _SQLITE_VARIABLES):
-            batch = ids[i:i + _SQLITE_VARIABLES]
-            marks = ",".join("?" * len(batch))
-            found.update(self._query(f"SELECT id, word FROM words WHERE id IN ({marks})", batch))
-        return found
+        return dict(rows_in(self._query, "SELECT id, word FROM words WHERE id IN ({marks})", [int(i) for i in ids]))
 
     def vectors(self, ids: Sequence[int]) -> np.ndarray:
         """The stored vectors of vocabulary words, in the order asked."""
-        if not len(ids):
-            return np.empty((0, self._graph.d), dtype=np.float32)
-        return self._graph.reconstruct_batch(np.asarray(ids, dtype=np.int64))
+        return word_vectors(self._graph, self._recent, np.asarray(ids, dtype=np.int64))
 
     def neighbours(self, word_vectors: np.ndarray, in_use: np.ndarray) -> list[Neighbours]:
-        """The TRANSLATIONS_PER_WORD nearest vocabulary words of each vector (HNSW search)
-        among those that some chunk still contains (``in_use[id] > 0``: document frequencies).
+        """The TRANSLATIONS_PER_WORD nearest vocabulary words of each vector with a cosine of at
+        least MIN_TRANSLATION_COSINE, among those that some chunk still contains (``in_use[id] >
+        0``: document frequencies), searched in the graph and among the recent words.
 
         Ids are never reused, so the words of removed documents stay in the graph; a few
-        spare neighbours are asked for so that they do not take a translation's place.
+        spare candidates are kept so that they do not take a translation's place.
         """
         # One OpenMP thread for a query, as in VectorStore.search (per calling thread).
         faiss.omp_set_num_threads(1)
-        return nearest(self._graph, word_vectors, in_use)
+        ids, cosines = word_candidates(self._graph, self._recent, word_vectors)
+        return [in_use_neighbours(i, c, in_use) for i, c in zip(ids.tolist(), cosines.tolist())]
 
     @property
     def stores_neighbours(self) -> bool:
@@ -149,53 +153,121 @@ class Vocabulary:
         before builds did so have none)."""
         return self._stored is not None
 
-    def stored_neighbours(self, words: Sequence[str]) -> dict[str, Neighbours]:
-        """The neighbours the build found for those ``words`` it knew (:mod:`qa.neighbour_table`);
-        empty for an index built before builds stored them."""
-        return self._stored.get(words) if self._stored is not None else {}
+    def stored_neighbours(self, words: Sequence[str], in_use: np.ndarray) -> dict[str, Neighbours]:
+        """The neighbours of those ``words`` the build knew (:mod:`qa.neighbour_table`), among
+        the words in use: what :meth:`neighbours` finds for them. Empty for an index built
+        before builds stored them."""
+        if self._stored is None:
+            return {}
+        return {word: in_use_neighbours(near.ids, near.cosines, in_use) for word, near in self._stored.get(words).items()}
 
 
-def nearest(graph: faiss.Index, word_vectors: np.ndarray, in_use: np.ndarray) -> list[Neighbours]:
-    """The TRANSLATIONS_PER_WORD nearest words of ``graph`` to each vector, among those in use
-    (see :meth:`Vocabulary.neighbours`), searched with as many OpenMP threads as the caller set."""
-    ids, cosines = nearest_arrays(graph, word_vectors, in_use)
-    kept = (ids >= 0).sum(axis=1).tolist()  # found neighbours come first in each row
-    return [Neighbours(tuple(i[:n]), tuple(c[:n])) for i, c, n in zip(ids.tolist(), cosines.tolist(), kept)]
+def in_use_neighbours(ids: Sequence[int], cosines: Sequence[float], in_use: np.ndarray) -> Neighbours:
+    """The first TRANSLATIONS_PER_WORD candidates (best first, -1 for none) that some chunk
+    contains: removed documents leave their words in the vocabulary with frequency 0."""
+    kept_ids: list[int] = []
+    kept_cosines: list[float] = []
+    size = len(in_use)
+    for word_id, cosine in zip(ids, cosines):
+        if 0 <= word_id < size and in_use[word_id] > 0:
+            kept_ids.append(word_id)
+            kept_cosines.append(cosine)
+            if len(kept_ids) == TRANSLATIONS_PER_WORD:
+                break
+    return Neighbours(tuple(kept_ids), tuple(kept_cosines))
 
 
-def nearest_arrays(graph: faiss.Index, word_vectors: np.ndarray, in_use: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`nearest` as arrays [vectors, TRANSLATIONS_PER_WORD] of word ids (best first, -1
-    after the last found) and their cosines: a build finds tens of thousands at once."""
-    n = len(word_vectors)
-    ids = np.full((n, TRANSLATIONS_PER_WORD), -1, dtype=np.int64)
-    cosines = np.zeros((n, TRANSLATIONS_PER_WORD), dtype=np.float32)
-    if n == 0 or graph.ntotal == 0:
+def word_vectors(graph: faiss.Index, recent: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Vectors (float32) of word ids: the graph's below its size, the recent words' above."""
+    vectors = np.empty((len(ids), graph.d), dtype=np.float32)
+    in_graph = ids < graph.ntotal
+    if in_graph.any():
+        vectors[in_graph] = graph.reconstruct_batch(np.ascontiguousarray(ids[in_graph]))
+    vectors[~in_graph] = recent[ids[~in_graph] - graph.ntotal]
+    return vectors
+
+
+def word_candidates(graph: faiss.Index, recent: np.ndarray, word_vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each vector's candidate neighbours as arrays [vectors, CANDIDATES] of word ids (best
+    first, -1 after the last) and cosines: the graph's SEGMENT_CANDIDATES nearest (HNSW, as
+    many OpenMP threads as the caller set) and the recent words' SEGMENT_CANDIDATES nearest
+    (exact; ids follow the graph's), each kept from MIN_TRANSLATION_COSINE, merged by cosine.
+    """
+    vectors = np.ascontiguousarray(word_vectors, dtype=np.float32)
+    n = len(vectors)
+    ids = np.full((n, CANDIDATES), -1, dtype=np.int64)
+    cosines = np.full((n, CANDIDATES), -np.inf, dtype=np.float32)
+    if n and graph.ntotal:
+        k = min(SEGMENT_CANDIDATES, graph.ntotal)
+        cosines[:, :k], ids[:, :k] = graph.search(vectors, k)
+    ids[:, SEGMENT_CANDIDATES:], cosines[:, SEGMENT_CANDIDATES:] = exact_candidates(recent, vectors, graph.ntotal)
+    return merge_candidates(ids, cosines)
+
+
+def exact_candidates(matrix: np.ndarray, vectors: np.ndarray, first_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each vector's SEGMENT_CANDIDATES nearest rows of ``matrix`` (ids ``first_id`` + row) with
+    a cosine of at least MIN_TRANSLATION_COSINE, as arrays [vectors, SEGMENT_CANDIDATES].
+
+    A float32 product screens the pairs and the few near the threshold or above are computed
+    again in float64: the same pair gets the same cosine however the vectors are batched.
+    """
+    n = len(vectors)
+    ids = np.full((n, SEGMENT_CANDIDATES), -1, dtype=np.int64)
+    cosines = np.full((n, SEGMENT_CANDIDATES), -np.inf, dtype=np.float32)
+    if n == 0 or len(matrix) == 0:
         return ids, cosines
-    k = min(TRANSLATIONS_PER_WORD + _SPARE_NEIGHBOURS, graph.ntotal)
-    found_cosines, found = graph.search(np.ascontiguousarray(word_vectors, dtype=np.float32), k)
-    usable = (found >= 0) & (found < len(in_use))
-    usable[usable] = np.asarray(in_use)[found[usable]] > 0
-    place = usable.cumsum(axis=1) - 1  # among the usable ones of its row
-    rows, columns = (usable & (place < TRANSLATIONS_PER_WORD)).nonzero()
-    ids[rows, place[rows, columns]] = found[rows, columns]
-    cosines[rows, place[rows, columns]] = found_cosines[rows, columns]
+    rows, columns = np.nonzero(vectors @ matrix.T >= MIN_TRANSLATION_COSINE - _SCREEN_MARGIN)
+    exact = np.einsum("ij,ij->i", vectors[rows].astype(np.float64), matrix[columns].astype(np.float64)).astype(np.float32)
+    close = exact >= MIN_TRANSLATION_COSINE
+    rows, columns, exact = rows[close], columns[close], exact[close]
+    order = np.lexsort((columns, -exact, rows))  # by vector, then best first
+    rows, columns, exact = rows[order], columns[order], exact[order]
+    place = np.arange(len(rows)) - np.searchsorted(rows, rows)  # rank within its vector
+    keep = place < SEGMENT_CANDIDATES
+    ids[rows[keep], place[keep]] = columns[keep] + first_id
+    cosines[rows[keep], place[keep]] = exact[keep]
     return ids, cosines
 
 
-def _lookup(query: Callable[[str, Sequence], list[tuple]], words: Sequence[str]) -> dict[str, int]:
-    found: dict[str, int] = {}
-    words = list(words)
-    for i in range(0, len(words), _SQLITE_VARIABLES):
-        batch = words[i:i + _SQLITE_VARIABLES]
-        marks = ",".join("?" * len(batch))
-        found.update(query(f"SELECT word, id FROM words WHERE word IN ({marks})", batch))
-    return found
+def merge_candidates(ids: np.ndarray, cosines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of candidates with those below MIN_TRANSLATION_COSINE dropped, sorted best first
+    (ties by id), -1 and cosine 0 after the last."""
+    ids, cosines = ids.copy(), cosines.copy()
+    dropped = (ids < 0) | ~(cosines >= MIN_TRANSLATION_COSINE)
+    ids[dropped], cosines[dropped] = -1, -np.inf
+    order = np.lexsort((np.where(dropped, np.iinfo(np.int64).max, ids), -cosines), axis=-1)
+    ids, cosines = np.take_along_axis(ids, order, axis=1), np.take_along_axis(cosines, order, axis=1)
+    cosines[ids < 0] = 0.0
+    return ids, cosines
+
+
+def read_recent(folder: Path, dimension: int) -> np.ndarray:
+    """The float16 vectors of the words added since the graph was built (none in a generation
+    written before qa kept them apart)."""
+    path = folder / RECENT_VECTORS_FILE
+    if not path.exists():
+        return np.empty((0, dimension), dtype=np.float16)
+    try:
+        recent = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        raise IndexCorruptError(f"cannot read {path}: {exc}; run `qa index --rebuild`") from exc
+    if recent.dtype != np.float16 or recent.ndim != 2 or recent.shape[1] != dimension:
+        raise IndexCorruptError(f"{path} holds {recent.dtype} {recent.shape}, not float16 rows of {dimension}; "
+                                "run `qa index --rebuild`")
+    return recent
+
+
+def lookup_ids(query: Callable[[str, Sequence], list[tuple]], words: Sequence[str]) -> dict[str, int]:
+    """The ids of those ``words`` that the vocabulary table behind ``query`` holds."""
+    return dict(rows_in(query, "SELECT word, id FROM words WHERE word IN ({marks})", words))
 
 
 class VocabularyBuilder:
     """Writes a generation's vocabulary: the previous one plus the words new chunks bring.
 
-    Only the new words are encoded; their vectors are added to a copy of the previous graph.
+    Only the new words are encoded. They join the recent words, and the previous graph is
+    kept as it is (linked, not copied), until the recent words would pass RECENT_WORDS_MAX:
+    then they are all added to a copy of the graph (:attr:`graph_changed`).
     """
 
     def __init__(self, workspace: Path, previous: Path | None, dimension: int) -> None:
@@ -212,11 +284,14 @@ class VocabularyBuilder:
         self.size = int(self._connection.execute("SELECT COUNT(*) FROM words").fetchone()[0])
         self.new_words: list[str] = []
         self._new_ids: dict[str, int] = {}
+        #: Whether this generation's graph differs from the previous one (a new index, or the
+        #: recent words added to it): every stored neighbour must then be found again.
+        self.graph_changed = previous is None
 
     def ids(self, words: Iterable[str]) -> dict[str, int]:
         """Ids for ``words``, assigning new ids (appended) to words not seen before."""
         words = set(words)
-        known = _lookup(lambda sql, p: self._connection.execute(sql, p).fetchall(), sorted(words - self._new_ids.keys()))
+        known = lookup_ids(lambda sql, p: self._connection.execute(sql, p).fetchall(), sorted(words - self._new_ids.keys()))
         result = {w: known.get(w, self._new_ids.get(w)) for w in words}
         for word in sorted(w for w, i in result.items() if i is None):
             result[word] = self._new_ids[word] = self.size
@@ -232,57 +307,41 @@ class VocabularyBuilder:
             self._connection.commit()
         finally:
             self._connection.close()
-        if self.previous is not None and not self.new_words:
-            shutil.copyfile(self.previous / WORD_VECTORS_FILE, self.workspace / WORD_VECTORS_FILE)
-            return
-        if self.previous is not None:
-            graph = faiss.read_index(str(self.previous / WORD_VECTORS_FILE))
-        else:
-            graph = faiss.index_factory(self.dimension, _HNSW_FACTORY, faiss.METRIC_INNER_PRODUCT)
-        faiss.downcast_index(graph).hnsw.efConstruction = _EF_CONSTRUCTION
         from tqdm.auto import tqdm
 
+        new_vectors = np.empty((len(self.new_words), self.dimension), dtype=np.float16)
         with tqdm(total=len(self.new_words), unit="word", disable=not progress or not self.new_words,
                   desc="Encoding new vocabulary") as bar:
             for i in range(0, len(self.new_words), _ENCODE_BATCH):
                 batch = self.new_words[i:i + _ENCODE_BATCH]
-                graph.add(np.ascontiguousarray(encode(batch), dtype=np.float32))
+                new_vectors[i:i + len(batch)] = encode(batch)  # float16, as the graph stores them
                 bar.update(len(batch))
-        faiss.write_index(graph, str(self.workspace / WORD_VECTORS_FILE))
+        graph_file, recent_file = self.workspace / WORD_VECTORS_FILE, self.workspace / RECENT_VECTORS_FILE
+        recent = new_vectors
+        if self.previous is not None:
+            recent = np.vstack([read_recent(self.previous, self.dimension), new_vectors])
+            if len(recent) <= RECENT_WORDS_MAX:
+                _link_or_copy(self.previous / WORD_VECTORS_FILE, graph_file)
+                np.save(recent_file, recent, allow_pickle=False)
+                return
+            graph = faiss.read_index(str(self.previous / WORD_VECTORS_FILE))
+            self.graph_changed = True
+        else:
+            graph = faiss.index_factory(self.dimension, _HNSW_FACTORY, faiss.METRIC_INNER_PRODUCT)
+        faiss.downcast_index(graph).hnsw.efConstruction = _EF_CONSTRUCTION
+        with tqdm(total=len(recent), unit="word", disable=not progress or len(recent) < _ENCODE_BATCH,
+                  desc="Adding words to the graph") as bar:
+            for i in range(0, len(recent), _ENCODE_BATCH):
+                graph.add(recent[i:i + _ENCODE_BATCH].astype(np.float32))
+                bar.update(min(_ENCODE_BATCH, len(recent) - i))
+        faiss.write_index(graph, str(graph_file))
+        np.save(recent_file, np.empty((0, self.dimension), dtype=np.float16), allow_pickle=False)
 
 
-def store_neighbours(folder: Path, in_use: np.ndarray, whole_words: WholeWords | None, progress: bool = False) -> None:
-    """Find the neighbours of every vocabulary word, and of the encoder's whole words the
-    vocabulary lacks, and store them in ``folder`` (:mod:`qa.neighbour_table`).
-
-    They are searched exactly as a query searches them (same graph, same vectors, same
-    beam), with every core; a whole word's vector is the table's instead of a fresh encoding.
-    """
-    from tqdm.auto import tqdm
-
-    from .embedding import usable_cores
-
-    graph = faiss.read_index(str(folder / WORD_VECTORS_FILE))
-    faiss.downcast_index(graph).hnsw.efSearch = _EF_SEARCH
-    faiss.omp_set_num_threads(usable_cores())
-    extra_words = whole_words.words if whole_words is not None else []
-    vocabulary = sqlite3.connect(folder / VOCABULARY_FILE)
-
-    def batches() -> Iterator[tuple[list[str], np.ndarray, np.ndarray]]:
-        with tqdm(total=graph.ntotal + len(extra_words), unit="word", disable=not progress,
-                  desc="Finding translations of known words") as bar:
-            for start in range(0, graph.ntotal, _NEIGHBOUR_BATCH):
-                rows = vocabulary.execute("SELECT id, word FROM words WHERE id >= ? AND id < ? ORDER BY id",
-                                          (start, start + _NEIGHBOUR_BATCH)).fetchall()
-                vectors = graph.reconstruct_batch(np.array([i for i, _ in rows], dtype=np.int64))
-                yield [w for _, w in rows], *nearest_arrays(graph, vectors, in_use)
-                bar.update(len(rows))
-            for start in range(0, len(extra_words), _NEIGHBOUR_BATCH):
-                words = extra_words[start:start + _NEIGHBOUR_BATCH]
-                yield words, *nearest_arrays(graph, whole_words.vectors[start:start + len(words)], in_use)
-                bar.update(len(words))
-
+def _link_or_copy(source: Path, target: Path) -> None:
+    """``target`` as a hard link to ``source`` (generations never change their files, so they
+    can share one), or a copy where the file system has no links."""
     try:
-        neighbour_table.write(folder / NEIGHBOURS_FILE, batches())
-    finally:
-        vocabulary.close()
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)

@@ -18,10 +18,12 @@ gets a new table.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import zipfile
 from dataclasses import dataclass
+from functools import cached_property
 from importlib.resources import files
 from pathlib import Path
 from typing import Callable, Sequence
@@ -46,6 +48,20 @@ class WholeWords:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_rows", {word: row for row, word in enumerate(self.words)})
+
+    @cached_property
+    def vectors32(self) -> np.ndarray:
+        """The vectors as float32, converted once per process (113 MB): an update compares
+        every whole word with its new words, and converting them each time took most of it."""
+        return self.vectors.astype(np.float32)
+
+    @cached_property
+    def digest(self) -> str:
+        """SHA-256 of the words and their vectors: what a build's stored neighbours of them
+        were found from, so that an update can tell whether they still hold."""
+        digest = hashlib.sha256("\n".join(self.words).encode("utf-8"))
+        digest.update(np.ascontiguousarray(self.vectors).tobytes())
+        return digest.hexdigest()
 
     def encode(self, words: Sequence[str], encode: Callable[[list[str]], np.ndarray]) -> np.ndarray:
         """Vectors of ``words``: the table's where it has the word, ``encode``'s for the others

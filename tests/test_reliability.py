@@ -200,6 +200,47 @@ def test_queries_during_a_rebuild_each_come_from_one_whole_index(tmp_path):
     assert {d.source for d in index.documents()} == new_sources
 
 
+def test_readers_loading_in_a_loop_during_rebuilds_and_updates_never_fail(tmp_path):
+    # The long run (>= 5,000 loads during >= 20 updates) is bench/reader_loop.py; this one
+    # is shorter but swaps generations under the reader in both kinds of build.
+    sys.path.insert(0, str(REPO / "bench"))
+    from reader_loop import prepare, reader_loop
+
+    docs, index_dir = prepare(tmp_path)
+    result = reader_loop(docs, index_dir, updates=8, min_loads=300)
+    assert result.failures == 0, result.errors
+    assert result.loads >= 300 and result.generations_seen >= 3  # the reader did follow the writer
+
+
+def test_an_open_index_keeps_its_generation_until_it_reloads(tmp_path):
+    docs = corpus(tmp_path / "docs", "doc", 1)
+    index_dir = tmp_path / "index"
+    qa.build_index(docs, index_dir, progress=False)
+    index = qa.load(index_dir)
+    first = index.snapshot().generation
+    (docs / "new.txt").write_text("Los drones llegaron desde Irán en otoño.\n", encoding="utf-8")
+    qa.build_index(docs, index_dir, progress=False)
+    # the build could not remove the generation the open index holds
+    assert (index_dir / first / "manifest.json").exists()
+    assert {h.source for h in index.retrieve("drones de Irán", k=10)} >= {"new.txt"}  # it reloaded
+    assert index.snapshot().generation != first
+    (docs / "new.txt").unlink()
+    qa.build_index(docs, index_dir, progress=False)
+    assert not (index_dir / first).exists()  # nobody uses it any more: the next build removed it
+
+
+def test_a_file_missing_from_the_live_generation_is_still_reported_as_damage(seed_index, tmp_path):
+    copy = tmp_path / "index"
+    shutil.copytree(seed_index, copy)
+    generation = IndexDirectory(copy).current_generation()
+    for name in ("vectors.faiss", "chunks.sqlite"):
+        damaged = tmp_path / f"damaged-{name}"
+        shutil.copytree(copy, damaged)
+        (damaged / generation / name).unlink()
+        with pytest.raises(qa.IndexCorruptError, match=f"{name} is missing; run `qa index --rebuild`"):
+            qa.load(damaged)
+
+
 def test_the_package_never_unpickles_or_trusts_remote_code():
     sources = list((REPO / "qa").rglob("*.py")) + [p for p in [REPO / "app.py"] if p.exists()]
     assert sources

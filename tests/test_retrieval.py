@@ -9,7 +9,7 @@ import pytest
 import qa
 from qa.documents import read_text
 
-from conftest import SEED_ARTICLE
+from conftest import REPO, SEED_ARTICLE
 
 DRONES = "drones de Irán"
 
@@ -118,15 +118,30 @@ def test_a_question_of_known_words_encodes_only_the_question(seed_index):
     assert encoded == ["Which country sent weapons?", "Which country sent weapons in sacks?", "sacks"]
 
 
+@pytest.fixture(scope="module")
+def updated_index(tmp_path_factory, seed_index):
+    """The seed index after an incremental update that brought new words (the recent words)."""
+    folder = tmp_path_factory.mktemp("updated")
+    docs = folder / "docs"
+    shutil.copytree(REPO / "seeds", docs)
+    shutil.copytree(seed_index, folder / "index")
+    (docs / "suministros.txt").write_text("Irán suministró drones Shahed y munición de artillería a Rusia; "
+                                          "los envíos cruzaron el mar Caspio en barcazas.\n", encoding="utf-8")
+    assert qa.build_index(docs, folder / "index", progress=False).words_searched > 0
+    return folder / "index"
+
+
+@pytest.mark.parametrize("built", ["seed_index", "updated_index"])
 @pytest.mark.parametrize("question", ["Who supplied drones to Russia?", "¿Dónde se fabricarán los drones?",
                                       "Welches Land lieferte Waffen?"])
-def test_stored_neighbours_rank_as_the_query_time_search_would(seed_index, question, monkeypatch):
+def test_stored_neighbours_rank_as_the_query_time_search_would(request, built, question, monkeypatch):
     from qa.vocabulary import Vocabulary
 
+    seed_index = request.getfixturevalue(built)
     stored = qa.load(seed_index).retrieve(question, k=5)
     # as an index built before builds stored neighbours
     monkeypatch.setattr(Vocabulary, "stores_neighbours", property(lambda self: False))
-    monkeypatch.setattr(Vocabulary, "stored_neighbours", lambda self, words: {})
+    monkeypatch.setattr(Vocabulary, "stored_neighbours", lambda self, words, in_use: {})
     searched = qa.load(seed_index).retrieve(question, k=5)
     assert [h.chunk_id for h in stored] == [h.chunk_id for h in searched]
     assert [h.score for h in stored] == pytest.approx([h.score for h in searched], abs=2e-3)

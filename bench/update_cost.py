@@ -1,0 +1,147 @@
+"""What one document's update costs an index: add, change and remove one file, each timed
+in this process (as the app's upload does), with where the time went.
+
+    python bench/update_cost.py --corpus xquad-es       # the 48 Spanish XQuAD-R articles
+    python bench/update_cost.py --corpus 10000          # the real-text corpus of 10k chunks
+    python bench/update_cost.py --corpus 100000 --work /tmp/u100k   # keeps the built index for reruns
+
+The document is a new one-paragraph article (about 700 characters, one chunk, a few words
+the corpus lacks). "Embedding" is its own encoding: its chunk with its sentence pieces, and
+its new words; the issue's target is the update within that plus 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+sys.path.insert(0, str(BENCH))
+sys.path.insert(1, str(REPO))
+
+import corpus  # noqa: E402
+
+DOCUMENT = ("La cooperativa de pescadores de Chiloé inauguró en 2019 un muelle flotante de madera de alerce, "
+            "diseñado por carpinteros de ribera de Dalcahue. El muelle resiste marejadas de cuatro metros y "
+            "sirve a cuarenta lanchas artesanales que capturan merluza austral y congrio colorado. "
+            "Según la capitanía de puerto de Castro, las descargas crecieron un treinta por ciento desde su "
+            "apertura, y el municipio estudia replicar el diseño en Quemchi y Achao.\n")
+CHANGED = DOCUMENT.replace("2019", "2021").replace("treinta", "cuarenta")
+
+# Phases of a build, timed by wrapping the functions that do them: (module, class or None, name).
+_PHASES = {
+    "open previous (full check)": ("qa.indexing", None, "_open_previous"),
+    "scan + hash files": ("qa.indexing", None, "scan"),
+    "embed chunks": ("qa.indexing", "_Build", "_embed"),
+    "vocabulary (encode new words)": ("qa.vocabulary", "VocabularyBuilder", "finish"),
+    "chunk table": ("qa.indexing", None, "write_chunks"),
+    "vector index": ("qa.store", "VectorStore", "create"),
+    "per-chunk rows": ("qa.chunkfeatures", None, "write"),
+    "stored translations": ("qa.indexing", None, "store_neighbours"),
+    "commit (hash + fsync)": ("qa.storage", "IndexDirectory", "commit"),
+}
+
+
+@contextmanager
+def phase_timer():
+    """Cumulative seconds per phase while the block runs."""
+    import importlib
+
+    spent: dict[str, float] = {name: 0.0 for name in _PHASES}
+    restore = []
+    for name, (module, class_name, attribute) in _PHASES.items():
+        owner = importlib.import_module(module)
+        if class_name:
+            owner = getattr(owner, class_name)
+        original = owner.__dict__[attribute] if isinstance(owner, type) else getattr(owner, attribute)
+        function = original.__func__ if isinstance(original, (staticmethod, classmethod)) else original
+
+        def timed(*args, _function=function, _name=name, **kwargs):
+            started = time.perf_counter()
+            try:
+                return _function(*args, **kwargs)
+            finally:
+                spent[_name] += time.perf_counter() - started
+
+        wrapped = type(original)(timed) if isinstance(original, (staticmethod, classmethod)) else timed
+        setattr(owner, attribute, wrapped)
+        restore.append((owner, attribute, original))
+    try:
+        yield spent
+    finally:
+        for owner, attribute, original in restore:
+            setattr(owner, attribute, original)
+
+
+def measure(docs: Path, index_dir: Path, log) -> dict:
+    import qa
+
+    if not (index_dir / "CURRENT").exists():
+        started = time.perf_counter()
+        report = qa.build_index(docs, index_dir, progress=False)
+        log(f"  first build: {report.chunks:,} chunks in {time.perf_counter() - started:.0f} s")
+    qa.build_index(docs, index_dir, progress=False)  # warm: encoder and word table loaded, caches warm
+    extra = docs / "zz-update-cost.txt"
+    extra.unlink(missing_ok=True)
+    steps = {"unchanged folder": None, "add": DOCUMENT, "change": CHANGED, "remove": ""}
+    result: dict[str, dict] = {"chunks": qa.load(index_dir).stats().chunks}
+    for step, text in steps.items():
+        if text:
+            extra.write_text(text, encoding="utf-8")
+        elif text == "":
+            extra.unlink()
+        with phase_timer() as spent:
+            started = time.perf_counter()
+            report = qa.build_index(docs, index_dir, progress=False)
+            seconds = time.perf_counter() - started
+        embedding = spent["embed chunks"] + spent["vocabulary (encode new words)"]
+        result[step] = {"seconds": seconds, "embedding_s": embedding, "beyond_embedding_s": seconds - embedding,
+                        "words_searched": report.words_searched, "phases": dict(spent)}
+        log(f"  {step:<16} {seconds:6.2f} s (embedding {embedding:.2f} s, beyond it {seconds - embedding:.2f} s, "
+            f"{report.words_searched} words searched) " + ", ".join(f"{k} {v:.2f}" for k, v in spent.items() if v >= 0.05))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", default="xquad-es", help="xquad-es, or a real-text corpus size in chunks")
+    parser.add_argument("--work", type=Path, help="scratch folder, kept (default: a temporary one, removed)")
+    parser.add_argument("--runs", type=int, default=3, help="add/change/remove rounds (median)")
+    parser.add_argument("--docs", type=Path, help="an existing documents folder (with --index: its built index)")
+    parser.add_argument("--index", type=Path, help="the index of --docs (bench/speed.py passes its own)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    log = (lambda message: print(message, file=sys.stderr, flush=True))
+    with tempfile.TemporaryDirectory() as scratch:
+        work = args.work or Path(scratch)
+        docs = args.docs or work / f"docs-{args.corpus}"
+        if not docs.exists():
+            if args.corpus == "xquad-es":
+                corpus.write_quality_corpus(docs)
+            else:
+                corpus.write_sized_corpus(docs, int(args.corpus))
+        index_dir = args.index or work / f"index-{args.corpus}"
+        rounds = [measure(docs, index_dir, log) for _ in range(args.runs)]
+    summary = {"corpus": args.corpus, "chunks": rounds[0]["chunks"], "runs": len(rounds)}
+    for step in ("unchanged folder", "add", "change", "remove"):
+        summary[step] = {key: statistics.median(r[step][key] for r in rounds)
+                         for key in ("seconds", "embedding_s", "beyond_embedding_s", "words_searched")}
+    if args.json:
+        print(json.dumps({"summary": summary, "rounds": rounds}, indent=1))
+    else:
+        for step in ("unchanged folder", "add", "change", "remove"):
+            s = summary[step]
+            print(f"{args.corpus} ({summary['chunks']:,} chunks) {step:<16} {s['seconds']:.2f} s "
+                  f"(embedding {s['embedding_s']:.2f} s, beyond {s['beyond_embedding_s']:.2f} s), "
+                  f"{s['words_searched']:.0f} words searched; median of {len(rounds)}")
+
+
+if __name__ == "__main__":
+    main()
