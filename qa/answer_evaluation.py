@@ -20,6 +20,7 @@ and its verdict's signals), never its internals.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import tempfile
@@ -107,7 +108,8 @@ def evaluate_near_domain(questions: str = "en", pool: str = "es", *, data_dir: s
     """Index half the pool articles and ask every question (see the module docstring)."""
     benchmark = load_benchmark(questions, pool, data_dir)
     embedder = embedder_for(model)
-    with _scratch(work_dir) as root:
+    with _scratch(work_dir) as where:
+        root = Path(where)
         index = _build(benchmark, root / "near-domain", embedder, indexed_in_near_domain)
         declined = {q.id: index.ask(q.text).abstained for q in benchmark.questions}
     halves = {}
@@ -183,7 +185,8 @@ def evaluate_conversations(questions: str = "en", pool: str = "es", *, data_dir:
     for q in benchmark.questions:
         by_article.setdefault(q.article, []).append(q)
     articles = sorted(by_article)
-    with _scratch(work_dir) as root:
+    with _scratch(work_dir) as where:
+        root = Path(where)
         full = _build(benchmark, root / "all", embedder, lambda _: True)
         near = _build(benchmark, root / "near-domain", embedder, indexed_in_near_domain)
         alone = {q.id: _asked(full, q) for q in benchmark.questions}
@@ -304,7 +307,8 @@ def evaluate_follow_ups(*, data_dir: str | Path | None = None, seeds_dir: str | 
     embedder = embedder_for(model)
     follow_ups = load_follow_ups(data_dir)
     articles = sorted({int(f.document.split(":")[1]) for f in follow_ups if f.document.startswith("xquad-es:")})
-    with _scratch(work_dir) as root:
+    with _scratch(work_dir) as where:
+        root = Path(where)
         docs = root / "seeds"
         shutil.copytree(seeds_dir or DEFAULT_SEEDS_DIR, docs, dirs_exist_ok=True)
         build_index(docs, root / "index-seeds", model=embedder, rebuild=True, progress=False)
@@ -367,7 +371,8 @@ def collect_signals(pairs: Iterable[tuple[str, str]] = PAIRS, *, data_dir: str |
     index, and asked of an index of ``seeds/``. One dict per (question, setting)."""
     embedder = embedder_for(model)
     rows = []
-    with _scratch(work_dir) as root:
+    with _scratch(work_dir) as where:
+        root = Path(where)
         seeds = root / "seeds-docs"
         shutil.copytree(seeds_dir or DEFAULT_SEEDS_DIR, seeds)
         build_index(seeds, root / "seeds-index", model=embedder, rebuild=True, progress=False)
@@ -440,9 +445,8 @@ def calibration_figures(rows: Sequence[dict], calibration: Calibration) -> dict[
     """Per pair and half, the share of each setting's questions declined by ``calibration``."""
     declined: dict[str, dict[str, list[bool]]] = {}
     for r in rows:
-        logit = calibration.bias + sum(w * (v - m) / s for w, v, m, s in
-                                       zip(calibration.weights, r["signals"], calibration.mean, calibration.scale))
-        declined.setdefault(f"{r['pair']} {r['half']}", {}).setdefault(r["setting"], []).append(logit < 0)
+        declined.setdefault(f"{r['pair']} {r['half']}", {}).setdefault(r["setting"], []).append(
+            calibration.logit(r["signals"]) < 0)
     return {key: {setting: round(_mean(values), 4) for setting, values in settings.items()}
             for key, settings in sorted(declined.items())}
 
@@ -465,17 +469,6 @@ def _targets_line(targets: dict[str, bool]) -> str:
     return "targets: " + "; ".join(f"{name} {'met' if ok else 'NOT met'}" for name, ok in targets.items())
 
 
-class _scratch:  # noqa: N801 - used as a context manager, like tempfile's
-    """``work_dir`` as a Path, or a temporary folder removed afterwards."""
-
-    def __init__(self, work_dir: str | Path | None) -> None:
-        self._temporary = tempfile.TemporaryDirectory(prefix="qa-eval-") if work_dir is None else None
-        self._path = Path(work_dir) if work_dir is not None else Path(self._temporary.name)
-
-    def __enter__(self) -> Path:
-        self._path.mkdir(parents=True, exist_ok=True)
-        return self._path
-
-    def __exit__(self, *exc) -> None:
-        if self._temporary is not None:
-            self._temporary.cleanup()
+def _scratch(work_dir: str | Path | None) -> contextlib.AbstractContextManager[str | Path]:
+    """``work_dir``, or a temporary folder removed afterwards (as :func:`qa.evaluation.evaluate`)."""
+    return tempfile.TemporaryDirectory(prefix="qa-eval-") if work_dir is None else contextlib.nullcontext(work_dir)

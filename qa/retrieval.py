@@ -231,15 +231,17 @@ class Index:
             snapshot.vocabulary.words(translations.ids.tolist()),
             score_clauses=functools.partial(hybrid.best_clause_cosines, encode=snapshot.embedder.encode_passages,
                                             question=chooser.vector))
-        reading_cosine = _piece_cosines(snapshot, ranking)
+        # support is the reading's cosine: the choice's own unless the question chose in its place
+        reading_cosine = _piece_cosines(snapshot, ranking) if chooser is not found else None
         evidence = []
         for choice in choices:
             hit = hits[choice.position]
             text = hit.text[choice.start:choice.end]
             if quoted_before and " ".join(text.split()) in quoted_before:
                 continue  # a follow-up moves on: the earlier answer already gave this sentence
-            evidence.append(Evidence(hit, hit.start + choice.start, hit.start + choice.end, text,
-                                     reading_cosine[(choice.position, choice.start, choice.end)]))
+            support = (choice.cosine if reading_cosine is None
+                       else reading_cosine[(choice.position, choice.start, choice.end)])
+            evidence.append(Evidence(hit, hit.start + choice.start, hit.start + choice.end, text, support))
         return Findings(hits[:k], evidence, self._verdict(snapshot, found, hits, evidence, question, reading))
 
     def _verdict(self, snapshot: _Snapshot, found: _Reading, hits: list[Hit], evidence: list[Evidence],

@@ -78,10 +78,10 @@ class Calibration:
     weights: tuple[float, ...]
     bias: float
 
-    def logit(self, signals: EvidenceSignals) -> float:
-        """The model's log-odds that the sentence answers; the decision threshold is 0."""
-        return self.bias + sum(w * (x - m) / s for w, x, m, s in
-                               zip(self.weights, astuple(signals), self.mean, self.scale))
+    def logit(self, signals: Sequence[float]) -> float:
+        """The model's log-odds that the sentence answers, from the signals' values in the
+        order of SIGNAL_NAMES; the decision threshold is 0."""
+        return self.bias + sum(w * (x - m) / s for w, x, m, s in zip(self.weights, signals, self.mean, self.scale))
 
 
 SIGNAL_NAMES = tuple(f.name for f in fields(EvidenceSignals))
@@ -134,7 +134,7 @@ def kind_mismatch(kind: AnswerKind, sentence: str) -> float:
 
 def judge(signals: EvidenceSignals, reading: str, calibration: Calibration = CALIBRATION) -> Verdict:
     """The verdict of the calibrated model on ``signals``."""
-    confidence = calibration.logit(signals)
+    confidence = calibration.logit(astuple(signals))
     return Verdict(supported=confidence >= 0.0, confidence=round(confidence, 4), reading=reading, signals=signals)
 
 
