@@ -6,7 +6,7 @@
     python app.py --llm-url http://localhost:11434/v1 --llm-model llama3.2
 
 A thin face over the ``qa`` package: answering, indexing and uploads are the library's
-(``Index.ask_stream``, ``build_index``, ``qa.uploads.add_uploads``); this file only parses
+(``Index.ask_stream``, ``build_index``, ``qa.ingest.uploads.add_uploads``); this file only parses
 flags, renders records as HTML and wires Gradio events.
 
 Document text is data, never markup: every string that comes from a document, a file name,
@@ -45,9 +45,9 @@ from starlette.responses import PlainTextResponse  # noqa: E402
 
 import qa  # noqa: E402
 from qa import DEFAULT_MAX_FILE_BYTES, SUPPORTED_SUFFIXES  # noqa: E402
-from qa.llm import LLMSettings  # noqa: E402
+from qa.answer.llm import LLMSettings  # noqa: E402
 from qa.types import Answer, BuildReport, Citation  # noqa: E402
-from qa.uploads import add_uploads  # noqa: E402
+from qa.ingest.uploads import add_uploads  # noqa: E402
 
 log = logging.getLogger("qa.app")
 
@@ -285,9 +285,9 @@ class Library:
 
         def warm_up() -> None:
             try:
-                from qa.chunking import split
-                from qa.documents import parse
-                from qa.whole_words import whole_words
+                from qa.ingest.chunking import split
+                from qa.ingest.documents import parse
+                from qa.encode.whole_words import whole_words
 
                 split(parse(b"Warm-up.", "warm-up.txt"))
                 whole_words(self.index.embedder)

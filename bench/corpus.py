@@ -1,6 +1,6 @@
 """Benchmark data: the XQuAD-R en->es quality set and real-text corpora of a given size.
 
-XQuAD-R is read from ``bench/data`` (with its NOTICE.md), through :mod:`qa.evaluation`, the
+XQuAD-R is read from ``bench/data`` (with its NOTICE.md), through :mod:`qa.eval.benchmark`, the
 same protocol as ``qa eval``. Corpora of N chunks are made from real sentences (XQuAD-R
 English and Spanish paragraphs and the seed article), reshuffled per document so that no
 two documents are the same file and chunks vary; nothing is cached between runs.
@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from qa.evaluation import DEFAULT_DATA_DIR, load_benchmark, read_articles
+from qa.eval.benchmark import DEFAULT_DATA_DIR, load_benchmark, read_articles
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent

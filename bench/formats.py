@@ -61,21 +61,21 @@ def text_builds(baseline: Path, chunks: int, runs: int, work: Path) -> dict:
 
 
 def ocr_rate(pages: int) -> dict:
-    import qa.ocr
+    import qa.ingest.ocr
     from format_files import image_only_pdf
-    from qa.documents import parse
-    from qa.evaluation import DEFAULT_DATA_DIR, read_articles
+    from qa.ingest.documents import parse
+    from qa.eval.benchmark import DEFAULT_DATA_DIR, read_articles
 
     sentences = [s for article in read_articles(DEFAULT_DATA_DIR, "es") for p in article["paragraphs"]
                  for s in p["context"].split(". ")]
     lines = [s[:70] for s in sentences if len(s) > 40]
     pdf = image_only_pdf(["\n".join(lines[i * 25:(i + 1) * 25]) for i in range(pages)])
-    result = {"pages": pages, "workers": qa.ocr.usable_cores(), "tesseract": qa.ocr.tesseract_version()}
+    result = {"pages": pages, "workers": qa.ingest.ocr.usable_cores(), "tesseract": qa.ingest.ocr.tesseract_version()}
     for label, languages in (("spa", "spa"), ("detected", None)):
         with tempfile.TemporaryDirectory() as cache:
-            qa.ocr.cache_dir = lambda folder=Path(cache): folder  # an empty cache: every page is read
+            qa.ingest.ocr.cache_dir = lambda folder=Path(cache): folder  # an empty cache: every page is read
             started = time.perf_counter()
-            document = parse(pdf, "scan.pdf", qa.ocr.OcrSettings(languages=languages))
+            document = parse(pdf, "scan.pdf", qa.ingest.ocr.OcrSettings(languages=languages))
             seconds = time.perf_counter() - started
         result[label] = {"seconds": seconds, "pages_per_s": pages / seconds, "characters": len(document.text)}
     return result

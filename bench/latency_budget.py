@@ -4,7 +4,7 @@
     python bench/latency_budget.py --questions es
 
 The XQuAD-R pool is indexed once; then, for each variant, a fresh process times every
-question's hybrid and dense ``retrieve`` with ``qa.evaluation.measure_latency``, the
+question's hybrid and dense ``retrieve`` with ``qa.eval.benchmark.measure_latency``, the
 measurement ``qa eval`` reports (back to back, alternating order, empty word cache), and
 prints the median per-question ratio. Each variant removes one more part of the hybrid path
 (replacing it with a no-op, so its results are wrong): what the ratio falls to tells what
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.chunkfeatures import ChunkFeatures
-from qa.retrieval import Index
-from qa.vocabulary import Translations
+from qa.store.ranking_rows import ChunkFeatures
+from qa.search.searcher import Index
+from qa.store.vocabulary import Translations
 
 # Each variant removes the parts before it as well.
 VARIANTS = {
@@ -40,8 +40,8 @@ VARIANTS = {
 
 def _remove(index: Index, variant: str) -> None:
     """Replace the parts of ``index``'s hybrid path up to ``variant`` with no-ops."""
-    from qa import hybrid
-    from qa.vocabulary import Neighbours
+    from qa.search import ranking as hybrid
+    from qa.store.vocabulary import Neighbours
 
     removed = list(VARIANTS)[1:list(VARIANTS).index(variant) + 1]
     snapshot = index.snapshot()
@@ -72,7 +72,7 @@ def _remove(index: Index, variant: str) -> None:
 
 def measure(index_dir: Path, questions: str, variant: str) -> tuple[float, float, float]:
     """(median ratio, hybrid ms, dense ms) of one variant, in this process."""
-    from qa.evaluation import load_benchmark, measure_latency
+    from qa.eval.benchmark import load_benchmark, measure_latency
 
     index = Index(index_dir)
     _remove(index, variant)
@@ -90,7 +90,7 @@ def main() -> None:
         return
 
     from qa import build_index
-    from qa.evaluation import load_benchmark
+    from qa.eval.benchmark import load_benchmark
 
     with tempfile.TemporaryDirectory(prefix="qa-budget-") as work:
         docs, index_dir = Path(work) / "pool-es", Path(work) / "index-es"

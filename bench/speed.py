@@ -125,8 +125,8 @@ def measure_million(source_index: Path, work: Path, log, n: int = 1_000_000) -> 
 
     import qa
     import synthetic
-    from qa.storage import IndexDirectory
-    from qa.store import VectorStore
+    from qa.store.folder import IndexDirectory
+    from qa.store.vectors.faiss_index import VectorStore
 
     snapshot = qa.load(source_index).snapshot()
     # the real index's vectors seed the synthetic ones (the study used 9,976); row i of the

@@ -21,13 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.chunkdb import CHUNKS_FILE, ChunkTable, StoredChunk, write_chunks
-from qa.chunkfeatures import ChunkFeatures, RowWriter
-from qa.manifest import MANIFEST_FILE, DocumentEntry, Manifest
-from qa.neighbour_table import NEIGHBOURS_FILE
-from qa.vocabulary import RECENT_VECTORS_FILE, VOCABULARY_FILE, WORD_VECTORS_FILE
-from qa.storage import IndexDirectory
-from qa.store import VectorStore
+from qa.store.chunk_table import CHUNKS_FILE, ChunkTable, StoredChunk, write_chunks
+from qa.store.ranking_rows import ChunkFeatures, RowWriter
+from qa.store.manifest import MANIFEST_FILE, DocumentEntry, Manifest
+from qa.store.neighbour_table import NEIGHBOURS_FILE
+from qa.store.vocabulary import RECENT_VECTORS_FILE, VOCABULARY_FILE, WORD_VECTORS_FILE
+from qa.store.folder import IndexDirectory
+from qa.store.vectors.faiss_index import VectorStore
 
 CHUNKS_PER_DOCUMENT = 1000
 

@@ -37,15 +37,15 @@ CHANGED = DOCUMENT.replace("2019", "2021").replace("treinta", "cuarenta")
 
 # Phases of a build, timed by wrapping the functions that do them: (module, class or None, name).
 _PHASES = {
-    "open previous (full check)": ("qa.indexing", None, "_open_previous"),
-    "scan + hash files": ("qa.indexing", None, "scan"),
-    "embed chunks": ("qa.indexing", "_Build", "_embed"),
-    "vocabulary (encode new words)": ("qa.vocabulary", "VocabularyBuilder", "finish"),
-    "chunk table": ("qa.indexing", None, "write_chunks"),
-    "vector index": ("qa.store", "VectorStore", "create"),
-    "per-chunk rows": ("qa.chunkfeatures", None, "write"),
-    "stored translations": ("qa.indexing", None, "store_neighbours"),
-    "commit (hash + fsync)": ("qa.storage", "IndexDirectory", "commit"),
+    "open previous (full check)": ("qa.build.builder", None, "_open_previous"),
+    "scan + hash files": ("qa.build.builder", None, "scan"),
+    "embed chunks": ("qa.build.builder", "_Build", "_embed"),
+    "vocabulary (encode new words)": ("qa.store.vocabulary", "VocabularyBuilder", "finish"),
+    "chunk table": ("qa.build.builder", None, "write_chunks"),
+    "vector index": ("qa.store.vectors.faiss_index", "VectorStore", "create"),
+    "per-chunk rows": ("qa.store.ranking_rows", None, "write"),
+    "stored translations": ("qa.build.builder", None, "store_neighbours"),
+    "commit (hash + fsync)": ("qa.store.folder", "IndexDirectory", "commit"),
 }
 
 

@@ -94,8 +94,8 @@ def store_build(args: dict) -> dict:
     memory that grows with the corpus."""
     import numpy as np
 
-    from qa.rowfile import GrowingRowFile, RowFile
-    from qa.store import VectorStore
+    from qa.store.row_files import GrowingRowFile, RowFile
+    from qa.store.vectors.faiss_index import VectorStore
 
     n, dimension, out = args["n"], args.get("dimension", 512), Path(args["out"])
     out.mkdir(parents=True, exist_ok=True)

@@ -22,17 +22,17 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from .documents import DEFAULT_MAX_FILE_BYTES, SUPPORTED_SUFFIXES
-    from .indexing import build_index
-    from .retrieval import Index, load, retrieve
+    from .ingest.documents import DEFAULT_MAX_FILE_BYTES, SUPPORTED_SUFFIXES
+    from .build.builder import build_index
+    from .search.searcher import Index, load, retrieve
     from .types import BuildReport, Hit, IndexedDocument, IndexStats, SkippedFile
 
 # The rest of the API is imported on first use (PEP 562): a process that only answers
 # questions never imports the build side (document parsers, chunker, word table), which
 # took a third of a cold `qa ask`.
 _LAZY = {
-    "DEFAULT_MAX_FILE_BYTES": "documents", "SUPPORTED_SUFFIXES": "documents", "build_index": "indexing",
-    "Index": "retrieval", "load": "retrieval", "retrieve": "retrieval", "BuildReport": "types", "Hit": "types",
+    "DEFAULT_MAX_FILE_BYTES": "ingest.documents", "SUPPORTED_SUFFIXES": "ingest.documents", "build_index": "build.builder",
+    "Index": "search.searcher", "load": "search.searcher", "retrieve": "search.searcher", "BuildReport": "types", "Hit": "types",
     "IndexedDocument": "types", "IndexStats": "types", "SkippedFile": "types",
 }
 

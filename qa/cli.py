@@ -9,9 +9,9 @@ from dataclasses import asdict
 
 import click
 
-from .documents import DEFAULT_MAX_FILE_BYTES
+from .ingest.documents import DEFAULT_MAX_FILE_BYTES
 from .errors import QAError
-from .provenance import describe
+from .ingest.provenance import describe
 
 _INDEX_DIR = click.option(
     "--index-dir", default="index", show_default=True, envvar="QA_INDEX_DIR",
@@ -77,7 +77,7 @@ def index_command(docs_dir, index_dir, model, rebuild, chunk_size, chunk_overlap
       qa index ~/papers --index-dir ~/papers-index --json
       qa index seeds --rebuild --chunk-size 800 --chunk-overlap 100
     """
-    from .indexing import build_index
+    from .build.builder import build_index
 
     report = build_index(
         docs_dir, index_dir, model=model, rebuild=rebuild, chunk_size=chunk_size, chunk_overlap=chunk_overlap,
@@ -111,10 +111,10 @@ def search_command(question, k, index_dir, as_json):
       qa search "Who supplied drones to Russia?"
       qa search "¿Quién vendió armas a Rusia?" -k 3 --json
     """
-    from .embedding import start_loading_for
+    from .encode.embedder import start_loading_for
 
     start_loading_for(index_dir)  # the encoder loads while the query side is imported
-    from .retrieval import load
+    from .search.searcher import load
 
     hits = load(index_dir).retrieve(question, k=k)
     if as_json:
@@ -145,11 +145,11 @@ def ask_command(question, index_dir, k, llm_url, llm_model, llm_key_env, as_json
       qa ask "¿Quién vendió armas a Rusia?" --json
       qa ask "Who supplied drones to Russia?" --llm-url http://localhost:11434/v1 --llm-model llama3.2
     """
-    from .embedding import start_loading_for
+    from .encode.embedder import start_loading_for
 
     start_loading_for(index_dir)  # the encoder loads while the query side is imported
-    from .llm import LLMSettings
-    from .retrieval import load
+    from .answer.llm import LLMSettings
+    from .search.searcher import load
 
     llm = LLMSettings(url=llm_url, model=llm_model or "", api_key_env=llm_key_env) if llm_url else None
     index = load(index_dir)
@@ -210,8 +210,8 @@ def eval_command(questions, pool, model, data_dir, articles, near_domain, conver
       qa eval --follow-ups
       qa eval --calibrate
     """
-    from . import answer_evaluation as answers
-    from .evaluation import evaluate, format_report
+    from .eval import answers
+    from .eval.benchmark import evaluate, format_report
 
     if calibrate:
         rows = answers.collect_signals(data_dir=data_dir, model=model)
@@ -249,8 +249,8 @@ def eval_command(questions, pool, model, data_dir, articles, near_domain, conver
 @_JSON
 def info_command(index_dir, verify, as_json):
     """Show the index's documents, chunk counts, encoder and size on disk."""
-    from .retrieval import load
-    from .storage import IndexDirectory
+    from .search.searcher import load
+    from .store.folder import IndexDirectory
 
     if verify:
         generation, manifest = IndexDirectory(index_dir).open_manifest(full=True)

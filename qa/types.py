@@ -16,7 +16,7 @@ class PageSpan:
     (pptx/odp), ``sheet`` (xlsx/csv: ``row`` is the spreadsheet's own row number),
     ``chapter`` (epub) or ``attachment`` (a mail's attached file). ``page`` is its 1-based
     number (for a sheet, the sheet's number) and ``name`` its title, if it has one (sheet
-    name, chapter title, attachment file name). :func:`qa.provenance.describe` turns spans
+    name, chapter title, attachment file name). :func:`qa.ingest.provenance.describe` turns spans
     into the words a citation shows: "page 2", "slide 3", "sheet Sales, rows 4–6".
     """
 
@@ -149,7 +149,7 @@ class BuildReport:
     documents: int = 0
     chunks: int = 0
     changes: list[FileChange] = field(default_factory=list)
-    words_searched: int = 0  # words whose translations this build searched (qa.neighbour_build)
+    words_searched: int = 0  # words whose translations this build searched (qa.build.neighbours)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (what ``qa index --json`` prints)."""
@@ -200,7 +200,7 @@ class Evidence:
 
 @dataclass(frozen=True)
 class EvidenceSignals:
-    """What :mod:`qa.verification` weighs to decide whether the first evidence sentence answers.
+    """What :mod:`qa.search.verification` weighs to decide whether the first evidence sentence answers.
 
     Word shares are weighted by each question word's rarity (its SentencePiece unigram cost,
     so "the", "qué" and "wann" weigh little in any language), and a question word matches
@@ -208,7 +208,7 @@ class EvidenceSignals:
     """
 
     support: float  # the question's cosine with the sentence (Evidence.score)
-    fused: float  # the top passage's hybrid score (qa.hybrid)
+    fused: float  # the top passage's hybrid score (qa.search.ranking)
     margin: float  # its lead over the second passage's
     language_gate: float  # how surely question and documents share a language, 0..1
     kind_mismatch: float  # 1 if the sentence cannot hold the kind of answer asked for (a number, a name)

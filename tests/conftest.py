@@ -81,7 +81,7 @@ def minilm_path() -> Path:
 def age_index(index_dir: Path, format_version: int) -> None:
     """Make the live generation of ``index_dir`` claim another format version, as an index
     written by another qa would (its manifest and the checksum ``CURRENT`` keeps of it)."""
-    from qa.storage import CURRENT_FILE, IndexDirectory
+    from qa.store.folder import CURRENT_FILE, IndexDirectory
 
     directory = IndexDirectory(index_dir)
     generation = directory.current_generation()

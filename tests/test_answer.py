@@ -10,8 +10,8 @@ import sys
 import pytest
 
 import qa
-from qa.documents import read_text
-from qa.llm import LLMSettings
+from qa.ingest.documents import read_text
+from qa.answer.llm import LLMSettings
 
 from conftest import REPO, SEED_ARTICLE
 from llm_server import ChatServer

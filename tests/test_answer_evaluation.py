@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from qa.answer_evaluation import evaluate_near_domain, format_near_domain, indexed_in_near_domain, load_follow_ups
-from qa.evaluation import DEFAULT_DATA_DIR, DEFAULT_SEEDS_DIR, load_benchmark, read_articles
-from qa.question_forms import read_question
+from qa.eval.answers import evaluate_near_domain, format_near_domain, indexed_in_near_domain, load_follow_ups
+from qa.eval.benchmark import DEFAULT_DATA_DIR, DEFAULT_SEEDS_DIR, load_benchmark, read_articles
+from qa.search.question_forms import read_question
 
 
 def test_every_follow_up_names_evidence_found_once_in_its_document():

@@ -694,7 +694,7 @@ def test_settings_from_flags_and_environment(monkeypatch):
     monkeypatch.setenv("QA_LLM_KEY_ENV", "MY_KEY")
     args = app.parse_args([])
     assert app.parse_auth(args.auth) == [("alice", "pa:ss")]
-    assert app.llm_settings(args) == qa.llm.LLMSettings("http://127.0.0.1:11434/v1", "llama3.2", "MY_KEY")
+    assert app.llm_settings(args) == qa.answer.llm.LLMSettings("http://127.0.0.1:11434/v1", "llama3.2", "MY_KEY")
     args = app.parse_args(["--auth", "a:1", "--auth", "b:2", "--llm-model", "other"])
     assert app.parse_auth(args.auth) == [("a", "1"), ("b", "2")] and app.llm_settings(args).model == "other"
     assert app.parse_size("50mb") == 50 * 1024**2 and app.parse_size("1000") == 1000

@@ -7,21 +7,21 @@ import numpy as np
 import pytest
 
 import qa
-from qa import chunkfeatures
-from qa.chunkdb import CHUNKS_FILE, ChunkTable
-from qa.chunkfeatures import ChunkFeatures, NewRows
-from qa.embedding import load_embedder
+from qa.store import ranking_rows
+from qa.store.chunk_table import CHUNKS_FILE, ChunkTable
+from qa.store.ranking_rows import ChunkFeatures, NewRows
+from qa.encode.embedder import load_embedder
 from qa.errors import DocumentError
-from qa.indexing import EMBED_BATCH
-from qa.lexical import term_row
-from qa.storage import IndexDirectory
+from qa.build.builder import EMBED_BATCH
+from qa.text.lexical import term_row
+from qa.store.folder import IndexDirectory
 
 from conftest import SEED_ARTICLE
 
 
 class RowCountingEmbedder:
-    """The bundled encoder behind the plain :class:`~qa.embedding.Embedder` protocol, noting
-    at every call how many encoded rows (:func:`qa.chunkfeatures.rows_in_memory`) are alive."""
+    """The bundled encoder behind the plain :class:`~qa.encode.embedder.Embedder` protocol, noting
+    at every call how many encoded rows (:func:`qa.store.ranking_rows.rows_in_memory`) are alive."""
 
     def __init__(self) -> None:
         self.inner = load_embedder(None)
@@ -33,22 +33,22 @@ class RowCountingEmbedder:
         return self.inner.dimension
 
     def encode_passages(self, texts):
-        self.rows_held.append(chunkfeatures.rows_in_memory())
+        self.rows_held.append(ranking_rows.rows_in_memory())
         return self.inner.encode_passages(texts)
 
     def encode_queries(self, texts):
-        self.rows_held.append(chunkfeatures.rows_in_memory())
+        self.rows_held.append(ranking_rows.rows_in_memory())
         return self.inner.encode_queries(texts)
 
 
 def test_rows_in_memory_counts_the_rows_alive():
-    before = chunkfeatures.rows_in_memory()
+    before = ranking_rows.rows_in_memory()
     rows = NewRows.encoded([[(0, 4)], [(0, 3)], []], np.eye(2, 512, dtype=np.float32),
                            [term_row(np.array([1, 2]))] * 3, [term_row(np.array([3]))] * 3,
-                           np.zeros((3, chunkfeatures.PROFILE_TOKENS), np.uint32))
-    assert chunkfeatures.rows_in_memory() == before + 3
+                           np.zeros((3, ranking_rows.PROFILE_TOKENS), np.uint32))
+    assert ranking_rows.rows_in_memory() == before + 3
     del rows
-    assert chunkfeatures.rows_in_memory() == before
+    assert ranking_rows.rows_in_memory() == before
 
 
 def test_a_build_over_twice_the_batch_holds_at_most_one_batch_of_rows(tmp_path):
@@ -64,7 +64,7 @@ def test_a_build_over_twice_the_batch_holds_at_most_one_batch_of_rows(tmp_path):
     # encoded at every batch (chunks, then pieces) and for the vocabulary after the last
     assert len(embedder.rows_held) > 2 * (report.chunks // EMBED_BATCH)
     assert max(embedder.rows_held) <= EMBED_BATCH
-    assert chunkfeatures.rows_in_memory() == 0
+    assert ranking_rows.rows_in_memory() == 0
 
     # and the generation holds every row, in the order of the chunk table
     directory = IndexDirectory(tmp_path / "index")

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 import qa
-from qa import lexical
-from qa.chunkfeatures import ChunkFeatures, to_int8
-from qa.embedding import UniversalSentenceEncoder, load_embedder
+from qa.text import lexical
+from qa.store.ranking_rows import ChunkFeatures, to_int8
+from qa.encode.embedder import UniversalSentenceEncoder, load_embedder
 from qa.errors import IndexCorruptError
-from qa.storage import IndexDirectory
-from qa.vocabulary import Vocabulary
-from qa.whole_words import whole_words
+from qa.store.folder import IndexDirectory
+from qa.store.vocabulary import Vocabulary
+from qa.encode.whole_words import whole_words
 
 from test_indexing import NEW_DOC
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from qa.chunking import ChunkSettings, split
-from qa.documents import parse, read_text
+from qa.ingest.chunking import ChunkSettings, split
+from qa.ingest.documents import parse, read_text
 from qa.types import Document
 
 from conftest import FIXTURES, SEED_ARTICLE

@@ -9,7 +9,7 @@ import sys
 from click.testing import CliRunner
 
 from qa.cli import cli
-from qa.documents import read_text
+from qa.ingest.documents import read_text
 
 from conftest import REPO, SEED_ARTICLE
 

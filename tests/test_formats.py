@@ -29,8 +29,8 @@ from format_files import (
     truncated,
     with_encryption_listing,
 )
-from qa.documents import parse
-from qa.provenance import describe
+from qa.ingest.documents import parse
+from qa.ingest.provenance import describe
 from qa.types import PageSpan
 
 # page 1 is short, so the first chunk runs on into page 2, where the answer is

@@ -6,14 +6,15 @@ import numpy as np
 import pytest
 
 import qa
-from qa import hybrid, lexical
+from qa.search import ranking as hybrid
+from qa.text import lexical
 
 DRONES = "drones de Irán"
 
 
 def gate(index, question):
     snapshot = index.snapshot()
-    terms = hybrid.query_terms(question, qa.vocabulary.Translations.none())
+    terms = hybrid.query_terms(question, qa.store.vocabulary.Translations.none())
     rows = np.arange(snapshot.features.rows)
     return hybrid._language_gate(snapshot.features, rows, terms.token_hashes, hybrid.WEIGHTS)
 
@@ -56,7 +57,7 @@ def test_evidence_is_a_sentence_of_the_top_passage_scored_by_its_cosine(seed_ind
 
 
 def test_query_terms_hash_the_questions_ngrams_and_tokens():
-    terms = hybrid.query_terms("Irán, irán", qa.vocabulary.Translations.none())
+    terms = hybrid.query_terms("Irán, irán", qa.store.vocabulary.Translations.none())
     assert terms.ngram_counts.tolist() == [2.0, 2.0, 2.0]
     assert terms.token_hashes.tolist() == sorted(lexical.token_hashes(["irán"]).tolist())
 
@@ -67,8 +68,8 @@ def test_a_question_without_words_to_translate_still_ranks(seed_index):
 
 
 def test_question_words_without_any_translation_score_zero():
-    from qa.lexical import Collection, matches
-    from qa.vocabulary import Neighbours, Translations
+    from qa.text.lexical import Collection, matches
+    from qa.store.vocabulary import Neighbours, Translations
 
     nothing_close = Translations.of([Neighbours((3,), (0.4,))])
     assert nothing_close.words == 1 and len(nothing_close.ids) == 0
@@ -91,7 +92,7 @@ def test_each_pieces_clause_cosine_is_its_own_best_clause_encoded_alone(seed_ind
     best = hybrid.best_clause_cosines(texts, embedder.encode_passages, question)
     assert best[0] == -np.inf  # one clause: nothing to add to the sentence's own cosine
     for text, value in zip(texts[1:], best[1:]):
-        clauses = embedder.encode_passages(qa.sentences.split_clauses(text)) @ question
+        clauses = embedder.encode_passages(qa.text.sentences.split_clauses(text)) @ question
         assert value == pytest.approx(float(clauses.max()), abs=1e-5)
     assert best[1] > best[2] + 0.1
     # the model, not the code: the clause that names the helper says more than the whole sentence

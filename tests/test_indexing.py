@@ -8,9 +8,9 @@ import shutil
 import pytest
 
 import qa
-from qa.chunking import ChunkSettings, split
-from qa.documents import parse
-from qa.storage import IndexDirectory
+from qa.ingest.chunking import ChunkSettings, split
+from qa.ingest.documents import parse
+from qa.store.folder import IndexDirectory
 
 from conftest import FIXTURES, SEED_ARTICLE, age_index
 from test_documents import make_docx, make_pdf
@@ -168,9 +168,9 @@ def test_an_older_format_index_is_rebuilt_with_its_own_model(minilm_path, seeds_
 
 
 def test_embedding_shows_a_progress_bar_with_counts_and_eta(seeds_copy, tmp_path, capsys, monkeypatch):
-    import qa.indexing
+    import qa.build.builder
 
-    monkeypatch.setattr(qa.indexing, "STEP_DISPLAY_DELAY", 0)  # show even the quick steps
+    monkeypatch.setattr(qa.build.builder, "STEP_DISPLAY_DELAY", 0)  # show even the quick steps
     qa.build_index(seeds_copy, tmp_path / "index", progress=True)
     bar = capsys.readouterr().err
     # tqdm: "Embedding 1 document: 100%|...| 3/3 [00:00<00:00, 5.6chunk/s]" (elapsed<remaining)
@@ -194,10 +194,10 @@ def test_a_build_that_fails_at_once_prints_only_its_error(tmp_path, capsys):
 def test_a_one_file_update_searches_the_translations_of_its_new_words_only(seeds_copy, tmp_path):
     import sqlite3
 
-    from qa import lexical
-    from qa.neighbour_build import store_neighbours
-    from qa.vocabulary import Vocabulary
-    from qa.whole_words import whole_words
+    from qa.text import lexical
+    from qa.build.neighbours import store_neighbours
+    from qa.store.vocabulary import Vocabulary
+    from qa.encode.whole_words import whole_words
 
     index_dir = tmp_path / "index"
     first = qa.build_index(seeds_copy, index_dir, progress=False)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qa import lexical
-from qa.rowfile import RowFile
+from qa.text import lexical
+from qa.store.row_files import RowFile
 
 
 def test_fold_lowercases_and_strips_accents():
@@ -84,7 +84,7 @@ def test_matches_find_exactly_the_entries_of_query_terms_in_row_order(storage, t
     counts = rng.integers(1, 9, len(ids)).astype(np.uint16)
     asked = np.array([30, 4, 17, 0, 4, 29])
     stored_ids, stored_counts = ids, counts
-    if storage == "read by row":  # as a large index keeps them (qa.rowfile)
+    if storage == "read by row":  # as a large index keeps them (qa.store.row_files)
         np.save(tmp_path / "ids.npy", ids)
         np.save(tmp_path / "counts.npy", counts)
         stored_ids, stored_counts = RowFile(tmp_path / "ids.npy"), RowFile(tmp_path / "counts.npy")

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from qa.llm import LLMSettings, LLMUnavailable, Source, build_messages, clean_markers, stream_completion, strip_foreign_links
+from qa.answer.llm import LLMSettings, LLMUnavailable, Source, build_messages, clean_markers, stream_completion, strip_foreign_links
 
 from llm_server import ChatServer
 

@@ -16,14 +16,14 @@ import sys
 import pytest
 
 import qa
-import qa.ocr
+import qa.ingest.ocr
 from conftest import REPO
 from format_files import image_only_pdf, make_pdf, png_of, render_text_pages
-from qa.documents import parse
+from qa.ingest.documents import parse
 
 MISSING = None if shutil.which("tesseract") else (
     "tesseract not installed: apt-get install -y tesseract-ocr tesseract-ocr-spa tesseract-ocr-eng")
-if MISSING is None and not {"spa", "eng"} <= set(qa.ocr.installed_languages()):
+if MISSING is None and not {"spa", "eng"} <= set(qa.ingest.ocr.installed_languages()):
     MISSING = "Tesseract's Spanish and English packs are needed: apt-get install -y tesseract-ocr-spa tesseract-ocr-eng"
 pytestmark = pytest.mark.skipif(MISSING is not None, reason=str(MISSING))
 
@@ -42,7 +42,7 @@ def ocr_cache(tmp_path_factory):
     """A private OCR cache, so every run really recognises the pages once."""
     folder = tmp_path_factory.mktemp("ocr-cache")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(qa.ocr, "cache_dir", lambda: folder)
+        patch.setattr(qa.ingest.ocr, "cache_dir", lambda: folder)
         yield folder
 
 
@@ -109,8 +109,8 @@ def test_only_the_pages_without_text_are_recognised(scans):
 def test_a_rebuild_reads_recognised_pages_from_the_cache(scans, monkeypatch, tmp_path):
     folder, index_dir = scans
     runs = []
-    real = qa.ocr._run_tesseract
-    monkeypatch.setattr(qa.ocr, "_run_tesseract", lambda arguments, data: runs.append(arguments) or real(arguments, data))
+    real = qa.ingest.ocr._run_tesseract
+    monkeypatch.setattr(qa.ingest.ocr, "_run_tesseract", lambda arguments, data: runs.append(arguments) or real(arguments, data))
     shutil.copytree(index_dir, tmp_path / "index")
     report = qa.build_index(folder, tmp_path / "index", rebuild=True, progress=False)
     assert report.chunks_embedded > 0 and report.skipped == []
@@ -150,8 +150,8 @@ def test_pages_come_back_in_order_with_progress(ocr_cache, capsys):
         buffer = io.BytesIO()
         page.save(buffer, format="PPM")
         images.append(buffer.getvalue())
-    texts = qa.ocr.recognise_pages("three-pages", [0, 1, 2], images.__getitem__,
-                                   qa.ocr.OcrSettings(languages="spa", progress=True), "three.pdf")
+    texts = qa.ingest.ocr.recognise_pages("three-pages", [0, 1, 2], images.__getitem__,
+                                   qa.ingest.ocr.OcrSettings(languages="spa", progress=True), "three.pdf")
     assert [t.rstrip(".") for t in texts] == ["Primera página", "Segunda página", "Tercera página"]
     assert "OCR three.pdf" in capsys.readouterr().err
 
@@ -160,6 +160,6 @@ def test_each_frame_of_a_tiff_is_a_page(ocr_cache):
     frames = render_text_pages(["Primera hoja del expediente.", "El barco zarpó de Arica al amanecer."])
     buffer = io.BytesIO()
     frames[0].save(buffer, format="TIFF", save_all=True, append_images=frames[1:])
-    document = parse(buffer.getvalue(), "expediente.tiff", qa.ocr.OcrSettings(languages="spa"))
+    document = parse(buffer.getvalue(), "expediente.tiff", qa.ingest.ocr.OcrSettings(languages="spa"))
     assert [s.page for s in document.pages] == [1, 2]
     assert "zarpó de Arica" in document.text[document.pages[1].start:document.pages[1].end]

@@ -8,11 +8,11 @@ import shutil
 
 import numpy as np
 
-from qa.chunking import ChunkSettings, split
-from qa.documents import parse
-from qa.embedding import SentenceTransformerEmbedder, load_embedder
-from qa.pieces import PooledPieceEncoder, SeparatePieceEncoder, piece_encoder, piece_spans
-from qa.tokenpieces import TokenPooledPieceEncoder, window_cuts
+from qa.ingest.chunking import ChunkSettings, split
+from qa.ingest.documents import parse
+from qa.encode.embedder import SentenceTransformerEmbedder, load_embedder
+from qa.encode.sentence_vectors import PooledPieceEncoder, SeparatePieceEncoder, piece_encoder, piece_spans
+from qa.encode.token_pooling import TokenPooledPieceEncoder, window_cuts
 from qa.types import Chunk
 
 from conftest import FIXTURES, SEED_ARTICLE

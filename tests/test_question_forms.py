@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qa.question_forms import AnswerKind, answer_kind, can_hold, read_question
+from qa.search.question_forms import AnswerKind, answer_kind, can_hold, read_question
 
 
 @pytest.mark.parametrize("question, kind", [

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 import qa
 from qa.cli import cli
-from qa.storage import CURRENT_FILE, IndexDirectory
+from qa.store.folder import CURRENT_FILE, IndexDirectory
 
 from conftest import REPO, SEED_ARTICLE
 from test_documents import make_pdf

@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 import qa
-from qa.documents import read_text
+from qa.ingest.documents import read_text
 
 from conftest import REPO, SEED_ARTICLE
 
@@ -135,7 +135,7 @@ def updated_index(tmp_path_factory, seed_index):
 @pytest.mark.parametrize("question", ["Who supplied drones to Russia?", "¿Dónde se fabricarán los drones?",
                                       "Welches Land lieferte Waffen?"])
 def test_stored_neighbours_rank_as_the_query_time_search_would(request, built, question, monkeypatch):
-    from qa.vocabulary import Vocabulary
+    from qa.store.vocabulary import Vocabulary
 
     seed_index = request.getfixturevalue(built)
     stored = qa.load(seed_index).retrieve(question, k=5)

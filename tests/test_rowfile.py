@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import qa
-from qa import chunkfeatures
+from qa.store import ranking_rows
 from qa.errors import IndexCorruptError
-from qa.rowfile import RowFile
+from qa.store.row_files import RowFile
 
 
 @pytest.mark.parametrize("array", [

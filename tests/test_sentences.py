@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, strategies as st
 
-from qa.sentences import split_clauses, split_sentences
+from qa.text.sentences import split_clauses, split_sentences
 
 from conftest import SEED_ARTICLE
 

@@ -11,8 +11,8 @@ import pytest
 
 from conftest import age_index
 from qa.errors import IndexCorruptError, IndexFormatError, IndexLockedError, IndexMismatchError, IndexNotFoundError
-from qa.manifest import Manifest
-from qa.storage import CURRENT_FILE, IndexDirectory
+from qa.store.manifest import Manifest
+from qa.store.folder import CURRENT_FILE, IndexDirectory
 
 
 def manifest() -> Manifest:
@@ -91,7 +91,7 @@ def test_a_second_writer_is_refused_with_the_holders_pid(tmp_path):
     index = tmp_path / "index"
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
-        from qa.storage import IndexDirectory
+        from qa.store.folder import IndexDirectory
         with IndexDirectory({str(index)!r}).write_lock():
             print("locked", flush=True)
             time.sleep(30)
@@ -110,9 +110,9 @@ def test_a_second_writer_is_refused_with_the_holders_pid(tmp_path):
 
 
 def test_large_files_are_sampled_on_open_and_fully_checked_on_demand(tmp_path, monkeypatch):
-    import qa.storage
+    import qa.store.folder
 
-    monkeypatch.setattr(qa.storage, "FULL_CHECK_MAX_BYTES", 1 << 10)
+    monkeypatch.setattr(qa.store.folder, "FULL_CHECK_MAX_BYTES", 1 << 10)
     directory = IndexDirectory(tmp_path / "index")
     payload = bytearray(os.urandom(8 << 20))
     generation = commit(directory, bytes(payload))

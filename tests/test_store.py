@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from qa.errors import IndexCorruptError
-from qa.store import VECTORS_FILE, VectorStore
+from qa.store.vectors.faiss_index import VECTORS_FILE, VectorStore
 
 
 def unit(*rows):

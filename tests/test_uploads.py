@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qa.uploads import add_uploads, clean_filename
+from qa.ingest.uploads import add_uploads, clean_filename
 
 
 @pytest.mark.parametrize("sent,clean", [

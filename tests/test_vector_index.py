@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 import qa
-import qa.index_choice
-from qa.embedding import load_embedder
+import qa.store.vectors.choice
+from qa.encode.embedder import load_embedder
 from qa.errors import IndexCorruptError
-from qa.halfrows import HalfRowFile, write_rows
-from qa.index_choice import FLAT, IVF_SQ8, IndexPolicy, choose_spec
-from qa.storage import IndexDirectory
-from qa.store import HALF_ROWS_FILE, VectorStore
+from qa.store.vectors.float16_rows import HalfRowFile, write_rows
+from qa.store.vectors.choice import FLAT, IVF_SQ8, IndexPolicy, choose_spec
+from qa.store.folder import IndexDirectory
+from qa.store.vectors.faiss_index import HALF_ROWS_FILE, VectorStore
 
 from conftest import FIXTURES, SEED_ARTICLE
 
@@ -53,8 +53,8 @@ def test_the_choice_switches_to_approximate_past_the_threshold_and_back_with_hys
 
 def test_default_bands_follow_the_measured_settings():
     assert choose_spec(49_999).kind == FLAT
-    assert choose_spec(100_000) == qa.index_choice.IndexSpec(IVF_SQ8, nlist=1024, nprobe=16, rerank=50)
-    assert choose_spec(1_000_000) == qa.index_choice.IndexSpec(IVF_SQ8, nlist=2048, nprobe=32, rerank=50)
+    assert choose_spec(100_000) == qa.store.vectors.choice.IndexSpec(IVF_SQ8, nlist=1024, nprobe=16, rerank=50)
+    assert choose_spec(1_000_000) == qa.store.vectors.choice.IndexSpec(IVF_SQ8, nlist=2048, nprobe=32, rerank=50)
 
 
 def test_an_explicit_choice_wins_over_size():
@@ -134,7 +134,7 @@ def test_build_index_records_and_honours_the_choice(seeds_copy, tmp_path, monkey
     qa.build_index(seeds_copy, index_dir, progress=False)  # no choice given: keeps ivf-sq8
     assert IndexDirectory(index_dir).open_manifest()[1].vector_index["type"] == IVF_SQ8
 
-    monkeypatch.setattr(qa.index_choice, "DEFAULT_POLICY", IndexPolicy(exact_below=1000, exact_again_below=900))
+    monkeypatch.setattr(qa.store.vectors.choice, "DEFAULT_POLICY", IndexPolicy(exact_below=1000, exact_again_below=900))
     qa.build_index(seeds_copy, index_dir, progress=False, vector_index="auto", rebuild=True)
     entry = IndexDirectory(index_dir).open_manifest()[1].vector_index
     assert entry == {"type": FLAT, "requested": "auto"}

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qa import verification
-from qa.answer_evaluation import calibration_figures, fit_calibration
-from qa.embedding import load_embedder
+from qa.search import verification
+from qa.eval.answers import calibration_figures, fit_calibration
+from qa.encode.embedder import load_embedder
 from qa.types import EvidenceSignals
-from qa.verification import Calibration, QuestionWord, word_signals
+from qa.search.verification import Calibration, QuestionWord, word_signals
 
 THE, DRONES, IRAN = QuestionWord(5.0, True), QuestionWord(14.0, True), QuestionWord(18.0, True)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qa.embedding import load_embedder
-from qa.lru import LruCache
-from qa.neighbour_build import store_neighbours
-from qa.vocabulary import Translations, Vocabulary, VocabularyBuilder
+from qa.encode.embedder import load_embedder
+from qa.search.cache import LruCache
+from qa.build.neighbours import store_neighbours
+from qa.store.vocabulary import Translations, Vocabulary, VocabularyBuilder
 
 
 def build(folder, words, previous=None, builder_out=None):
@@ -62,7 +62,7 @@ def test_ids_are_stable_and_only_new_words_are_encoded(tmp_path):
 
 
 def test_a_vocabulary_word_claimed_twice_goes_to_the_closer_query_word():
-    from qa.vocabulary import Neighbours
+    from qa.store.vocabulary import Neighbours
 
     translations = Translations.of([Neighbours((4, 7), (0.9, 0.65)), Neighbours((7, 2), (0.8, 0.5))])
     assert translations.ids.tolist() == [4, 7] and translations.group.tolist() == [0, 1]
@@ -96,7 +96,7 @@ def test_stored_neighbours_of_vocabulary_words_are_what_a_query_would_find(tmp_p
 
 
 def test_whole_words_get_their_translations_stored_and_words_out_of_use_are_left_out(tmp_path):
-    from qa.whole_words import WholeWords
+    from qa.encode.whole_words import WholeWords
 
     encoder = load_embedder(None)
     table = WholeWords(["player", "church"], encoder.encode_queries(["player", "church"]).astype(np.float16))
@@ -141,7 +141,7 @@ def full_search_of(folder, whole_words, tmp_path):
 
 
 def test_updates_search_only_the_new_words_and_store_what_a_full_search_finds(tmp_path):
-    from qa.whole_words import WholeWords
+    from qa.encode.whole_words import WholeWords
 
     encoder = load_embedder(None)
     extra = ["player", "players", "church", "season", "harbour"]
@@ -176,9 +176,9 @@ def test_updates_search_only_the_new_words_and_store_what_a_full_search_finds(tm
 
 
 def test_past_the_recent_words_limit_the_graph_takes_them_and_every_word_is_searched(tmp_path, monkeypatch):
-    import qa.vocabulary
+    import qa.store.vocabulary
 
-    monkeypatch.setattr(qa.vocabulary, "RECENT_WORDS_MAX", 3)
+    monkeypatch.setattr(qa.store.vocabulary, "RECENT_WORDS_MAX", 3)
     build(tmp_path / "g1", ["jugador", "temporada", "ciudad"])
     store_neighbours(tmp_path / "g1", None)
     builders = []

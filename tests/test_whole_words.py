@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qa import lexical, whole_words
-from qa.embedding import SentenceTransformerEmbedder, load_embedder
+from qa.text import lexical
+
+from qa.encode import whole_words
+from qa.encode.embedder import SentenceTransformerEmbedder, load_embedder
 
 
 @pytest.fixture

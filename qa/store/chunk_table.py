@@ -1,0 +1,149 @@
+"""Chunk metadata and text in SQLite, addressed by the vector row.
+
+Only the rows a query needs are read, so an index of a million chunks does not hold its
+text in memory. Files are written once and then opened read-only as immutable.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from ..errors import IndexCorruptError
+from ..ingest.provenance import summarize
+from .sqlite import ReadOnlyDatabase
+from ..types import PageSpan
+
+CHUNKS_FILE = "chunks.sqlite"
+
+_SCHEMA = """
+CREATE TABLE chunks (
+    row INTEGER PRIMARY KEY,
+    id TEXT NOT NULL,
+    doc_id TEXT NOT NULL,
+    char_start INTEGER NOT NULL,
+    char_end INTEGER NOT NULL,
+    page INTEGER,
+    text TEXT NOT NULL
+);
+-- each chunk's places (pages, slides, sheet rows, ...; see PageSpan), so that a citation
+-- can name the place of its quote, not only the place where the chunk starts
+CREATE TABLE spans (
+    row INTEGER NOT NULL,
+    char_start INTEGER NOT NULL,
+    char_end INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    sheet_row INTEGER
+);
+"""
+_INDEXES = """
+CREATE INDEX chunks_by_doc ON chunks (doc_id, row);
+CREATE INDEX spans_by_row ON spans (row, char_start);
+"""
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    """A chunk as stored: its document is named by content id, not by file name."""
+
+    row: int
+    id: str
+    doc_id: str
+    start: int
+    end: int
+    page: int | None
+    text: str
+    spans: tuple[PageSpan, ...] = ()
+
+
+def write_chunks(path: Path, chunks: Iterable[StoredChunk]) -> None:
+    """Write a new chunk table at ``path``; rows must be 0..n-1 in order."""
+    connection = sqlite3.connect(path)
+    try:
+        connection.execute("PRAGMA journal_mode=OFF")  # a fresh file in a private folder
+        connection.execute("PRAGMA synchronous=OFF")  # the caller fsyncs before the swap
+        connection.executescript(_SCHEMA)
+        spans: list[tuple] = []  # gathered on the way: ``chunks`` may be a one-pass generator
+
+        def chunk_rows():
+            for c in chunks:
+                spans.extend((c.row, s.start, s.end, s.kind, s.page, s.name, s.row) for s in c.spans)
+                yield c.row, c.id, c.doc_id, c.start, c.end, c.page, c.text
+
+        connection.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?)", chunk_rows())
+        connection.executemany("INSERT INTO spans VALUES (?, ?, ?, ?, ?, ?, ?)", spans)
+        connection.executescript(_INDEXES)
+        connection.commit()
+    finally:
+        connection.close()
+
+
+class ChunkTable:
+    """Read-only access to a chunk table; safe to share between threads.
+
+    The file stays open for the table's life (see :class:`ReadOnlyDatabase`).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._query = ReadOnlyDatabase(path).query
+        self.count()  # fail now, with the file's name, if it is not a chunk table
+        # an index of text files has no places: its queries skip the second lookup
+        self._has_spans = bool(self._query("SELECT 1 FROM spans LIMIT 1"))
+
+    def count(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM chunks")[0][0])
+
+    def get(self, rows: Sequence[int]) -> list[StoredChunk]:
+        """The chunks at ``rows``, in the order asked."""
+        if not rows:
+            return []
+        marks = ",".join("?" * len(rows))
+        found = {
+            r[0]: StoredChunk(*r)
+            for r in self._query(
+                f"SELECT row, id, doc_id, char_start, char_end, page, text FROM chunks WHERE row IN ({marks})",
+                [int(r) for r in rows],
+            )
+        }
+        found = self._with_spans(found)
+        missing = [r for r in rows if int(r) not in found]
+        if missing:
+            raise IndexCorruptError(f"{self.path} lacks rows {missing[:5]}; run `qa index --rebuild`")
+        return [found[int(r)] for r in rows]
+
+    def of_documents(self, doc_ids: Iterable[str]) -> list[StoredChunk]:
+        """Every chunk of the given documents, in row order."""
+        result: list[StoredChunk] = []
+        for doc_id in doc_ids:
+            found = {r[0]: StoredChunk(*r) for r in self._query(
+                "SELECT row, id, doc_id, char_start, char_end, page, text FROM chunks WHERE doc_id = ? ORDER BY row",
+                (doc_id,),
+            )}
+            result.extend(self._with_spans(found).values())
+        return sorted(result, key=lambda c: c.row)
+
+    def places_by_document(self) -> dict[str, str]:
+        """Content id -> how many pages, slides, sheets or chapters it has ("12 pages"), for
+        the documents that have any."""
+        places: dict[str, set[tuple[str, int, str]]] = {}
+        for doc_id, kind, number, name in self._query(
+                "SELECT DISTINCT c.doc_id, s.kind, s.number, s.name FROM spans s JOIN chunks c ON c.row = s.row"):
+            places.setdefault(doc_id, set()).add((kind, number, name))
+        return {doc_id: summarize(found) for doc_id, found in places.items()}
+
+    def _with_spans(self, chunks: dict[int, StoredChunk]) -> dict[int, StoredChunk]:
+        """The chunks with their spans read in; a chunk of a format without pages has none."""
+        if not chunks or not self._has_spans:
+            return chunks
+        spans: dict[int, list[PageSpan]] = {}
+        marks = ",".join("?" * len(chunks))
+        for row, start, end, kind, number, name, sheet_row in self._query(
+                f"SELECT row, char_start, char_end, kind, number, name, sheet_row FROM spans WHERE row IN ({marks}) "
+                "ORDER BY row, char_start", list(chunks)):
+            spans.setdefault(row, []).append(PageSpan(number, start, end, kind, name, sheet_row))
+        return {row: replace(c, spans=tuple(spans[row])) if row in spans else c for row, c in chunks.items()}

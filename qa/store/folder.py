@@ -1,0 +1,365 @@
+"""Crash-safe layout of an index directory.
+
+::
+
+    index/
+      CURRENT            {"generation": "gen-000007", "manifest_sha256": "..."}
+      gen-000007/        manifest.json, vectors.faiss, chunks.sqlite (never modified)
+      .lock              held by the one process writing
+
+A build writes a complete new generation into a temporary folder beside the live one,
+fsyncs every file and the folder, renames it into place and only then replaces CURRENT
+with an atomic rename. A crash at any point leaves the previous CURRENT and generation
+intact; leftovers are removed by the next writer. Readers follow CURRENT, so they see the
+old index or the new one, never half of each.
+
+A reader holds a shared ``flock`` on the generation folder it opened (a
+:class:`GenerationLease`) for as long as it uses it; a writer removes an old generation only
+if it can take that lock exclusively, so a generation is never removed under a reader that
+is opening or using it. A generation still in use is removed by the first build after its
+last reader has moved on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+from ..errors import IndexCorruptError, IndexLockedError, IndexNotFoundError
+from .manifest import MANIFEST_FILE, FileEntry, Manifest
+
+CURRENT_FILE = "CURRENT"
+LOCK_FILE = ".lock"
+# Files up to this size get their full SHA-256 checked on every open (about 35 ms); larger
+# ones get their size and a digest of sampled blocks (see _sample_sha256), because hashing
+# the ~2 GB of a 1M-chunk index would take longer than the 2 s its opening may cost. The
+# full check of every file runs at each build (which reads the previous generation) and
+# on demand (`qa info --verify`).
+FULL_CHECK_MAX_BYTES = 64 << 20
+_SAMPLE_BLOCK = 64 << 10
+_SAMPLE_BLOCKS = 64
+_GENERATION_PREFIX = "gen-"
+_TEMP_PREFIX = ".tmp-"
+_OPEN_ATTEMPTS = 20  # generation swaps a reader follows before giving up
+
+
+class GenerationLease:
+    """A shared lock on one generation folder: while it is held, no writer removes the folder.
+
+    Released by :meth:`release` or when the lease is garbage-collected, so a snapshot of an
+    index that holds it keeps its generation for exactly as long as someone uses the snapshot.
+    """
+
+    def __init__(self, descriptor: int) -> None:
+        self._release = weakref.finalize(self, os.close, descriptor)
+
+    def release(self) -> None:
+        """Drop the lock now (closing the descriptor releases the flock)."""
+        self._release()
+
+
+def _lease(folder: Path) -> GenerationLease | None:
+    """A shared lock on ``folder``, or None if the folder is gone. Waits while a writer holds
+    it exclusively, which only a writer removing the folder does."""
+    import fcntl
+
+    try:
+        descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_SH)
+    except BaseException:
+        os.close(descriptor)
+        raise
+    return GenerationLease(descriptor)
+
+
+@dataclass(frozen=True)
+class OpenedGeneration:
+    """The live generation as a reader opened it: its name, verified manifest and the lease
+    that keeps writers from removing it."""
+
+    name: str
+    manifest: Manifest
+    lease: GenerationLease
+
+
+class IndexDirectory:
+    """An index folder: its current generation, atomic commits and the writer lock."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    # ---- reading ----
+
+    def current_generation(self) -> str | None:
+        """The name of the live generation, or None if the folder holds no index."""
+        pointer = self._read_pointer()
+        return None if pointer is None else pointer["generation"]
+
+    def _read_pointer(self) -> dict | None:
+        path = self.path / CURRENT_FILE
+        try:
+            raw = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise IndexCorruptError(f"cannot read {path} ({exc}); run `qa index --rebuild`") from exc
+        try:
+            pointer = json.loads(raw)
+            name = pointer["generation"]
+            if not (isinstance(name, str) and name.startswith(_GENERATION_PREFIX) and "/" not in name):
+                raise ValueError(f"bad generation name {name!r}")
+            str(pointer["manifest_sha256"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IndexCorruptError(f"{path} is damaged ({exc}); run `qa index --rebuild`") from exc
+        return pointer
+
+    def open_manifest(self, full: bool = True) -> tuple[str, Manifest]:
+        """The live generation's name and verified manifest.
+
+        Every data file is checked against the size and SHA-256 the manifest records, so a
+        truncated or altered file is reported by name instead of crashing the reader. With
+        ``full=False`` (opening for queries), files larger than ``FULL_CHECK_MAX_BYTES`` are
+        checked by size and sampled blocks instead: that catches truncation, a replaced
+        file and damaged headers at a fixed cost, but not every flipped bit in the middle.
+        """
+        opened = self.open_generation(full)
+        opened.lease.release()
+        return opened.name, opened.manifest
+
+    def open_generation(self, full: bool = True) -> OpenedGeneration:
+        """The live generation, verified as :meth:`open_manifest` does, with a lease on it.
+
+        The lease is taken before the files are checked and CURRENT is read again under it:
+        if a writer swapped generations meanwhile, the new one is opened instead. So a file
+        found missing or altered here is damage, not a writer's clean-up.
+        """
+        for _ in range(_OPEN_ATTEMPTS):
+            pointer = self._read_pointer()
+            if pointer is None:
+                raise IndexNotFoundError(f"no index at {self.path}; build one with `qa index DOCS_DIR --index-dir {self.path}`")
+            folder = self.path / pointer["generation"]
+            lease = _lease(folder)
+            if lease is None or self._read_pointer() != pointer:
+                if lease is not None:
+                    lease.release()
+                if self._read_pointer() != pointer:
+                    continue  # a writer swapped generations (and may have removed this one): follow it
+                raise IndexCorruptError(f"{folder / MANIFEST_FILE} is missing; run `qa index --rebuild`")
+            try:
+                return OpenedGeneration(pointer["generation"], self._verified_manifest(folder, pointer, full), lease)
+            except BaseException:
+                lease.release()
+                raise
+        raise IndexCorruptError(f"{self.path} keeps changing under the reader; try again")
+
+    def _verified_manifest(self, folder: Path, pointer: dict, full: bool) -> Manifest:
+        try:
+            manifest_bytes = (folder / MANIFEST_FILE).read_bytes()
+        except FileNotFoundError:
+            raise IndexCorruptError(f"{folder / MANIFEST_FILE} is missing; run `qa index --rebuild`") from None
+        if hashlib.sha256(manifest_bytes).hexdigest() != pointer["manifest_sha256"]:
+            raise IndexCorruptError(f"{folder / MANIFEST_FILE} does not match the checksum in "
+                                    f"{self.path / CURRENT_FILE}; one of them is damaged; run `qa index --rebuild`")
+        manifest = Manifest.from_json(manifest_bytes.decode("utf-8", "replace"), str(folder / MANIFEST_FILE))
+        for name, expected in manifest.files.items():
+            _verify_file(folder / name, expected, full)
+        return manifest
+
+    def generation_path(self, generation: str) -> Path:
+        return self.path / generation
+
+    # ---- writing ----
+
+    @contextlib.contextmanager
+    def write_lock(self, timeout: float = 0.0, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+        """Hold the single-writer lock, waiting up to ``timeout`` seconds for it.
+
+        The lock is an advisory ``flock`` on ``.lock``: the kernel releases it when its
+        holder dies, so a lock left by a killed process never blocks the next writer.
+        """
+        import fcntl
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path / LOCK_FILE, "a+", encoding="utf-8")
+        try:
+            deadline = time.monotonic() + timeout
+            announced = False
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    holder = _lock_holder(self.path / LOCK_FILE)
+                    if time.monotonic() >= deadline:
+                        raise IndexLockedError(
+                            f"another process ({holder}) is writing the index at {self.path}; "
+                            "wait for it to finish or pass a longer --wait"
+                        ) from None
+                    if on_wait and not announced:
+                        on_wait(f"waiting for {holder} to finish writing {self.path}")
+                        announced = True
+                    time.sleep(0.2)
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            yield
+        finally:
+            handle.close()  # closing releases the flock
+
+    def new_workspace(self) -> Path:
+        """A fresh private folder beside the live generation to write a build into."""
+        path = self.path / f"{_TEMP_PREFIX}{uuid.uuid4().hex}"
+        path.mkdir(parents=True)
+        return path
+
+    def commit(self, workspace: Path, manifest: Manifest) -> str:
+        """Seal ``workspace`` with ``manifest`` and make it the live generation; returns its name.
+
+        Call with the write lock held.
+        """
+        manifest.files = {
+            p.name: FileEntry(bytes=p.stat().st_size, sha256=sha256_file(p), sample_sha256=_sample_sha256(p))
+            for p in sorted(workspace.iterdir())
+            if p.name != MANIFEST_FILE
+        }
+        manifest_bytes = manifest.to_json().encode("utf-8")
+        (workspace / MANIFEST_FILE).write_bytes(manifest_bytes)
+        for p in workspace.iterdir():
+            _fsync_file(p)
+        _fsync_dir(workspace)
+
+        name = self._next_generation_name()
+        os.rename(workspace, self.path / name)
+        _fsync_dir(self.path)
+
+        pointer = json.dumps({"generation": name, "manifest_sha256": hashlib.sha256(manifest_bytes).hexdigest()})
+        pending = self.path / f"{CURRENT_FILE}.{uuid.uuid4().hex}.tmp"
+        pending.write_text(pointer + "\n", encoding="utf-8")
+        _fsync_file(pending)
+        os.replace(pending, self.path / CURRENT_FILE)
+        _fsync_dir(self.path)
+        return name
+
+    def remove_stale(self) -> None:
+        """Delete unfinished workspaces, and generations CURRENT no longer names that no
+        reader holds a lease on (those wait for a later build).
+
+        Call with the write lock held.
+        """
+        try:
+            live = self.current_generation()
+        except IndexCorruptError:
+            live = None
+        for entry in self.path.iterdir():
+            name = entry.name
+            stale_temp = name.startswith(_TEMP_PREFIX) or (name.startswith(CURRENT_FILE + ".") and name.endswith(".tmp"))
+            old_generation = name.startswith(_GENERATION_PREFIX) and name != live and live is not None
+            if old_generation and entry.is_dir():
+                _remove_unleased(entry)
+            elif stale_temp or old_generation:
+                if entry.is_dir():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+
+    def _next_generation_name(self) -> str:
+        numbers = [
+            int(p.name[len(_GENERATION_PREFIX):])
+            for p in self.path.glob(f"{_GENERATION_PREFIX}*")
+            if p.name[len(_GENERATION_PREFIX):].isdigit()
+        ]
+        return f"{_GENERATION_PREFIX}{max(numbers, default=0) + 1:06d}"
+
+    def size_bytes(self, generation: str) -> int:
+        """Bytes on disk of one generation's files."""
+        return sum(p.stat().st_size for p in self.generation_path(generation).iterdir() if p.is_file())
+
+
+def _remove_unleased(folder: Path) -> None:
+    """Remove a generation folder unless a reader holds a lease on it."""
+    import fcntl
+
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return  # a reader is using it
+        shutil.rmtree(folder, ignore_errors=True)
+    finally:
+        os.close(descriptor)
+
+
+def _verify_file(path: Path, expected: FileEntry, full: bool) -> None:
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise IndexCorruptError(f"{path} is missing; run `qa index --rebuild`") from None
+    if size != expected.bytes:
+        raise IndexCorruptError(
+            f"{path} has {size} bytes, the manifest says {expected.bytes}; run `qa index --rebuild`"
+        )
+    if not full and size > FULL_CHECK_MAX_BYTES and expected.sample_sha256 is not None:
+        matches = _sample_sha256(path) == expected.sample_sha256
+    else:
+        matches = sha256_file(path) == expected.sha256
+    if not matches:
+        raise IndexCorruptError(f"{path} does not match its checksum; run `qa index --rebuild`")
+
+
+def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _sample_sha256(path: Path) -> str:
+    """SHA-256 of the size and _SAMPLE_BLOCKS blocks at evenly spaced offsets (first and last included)."""
+    size = path.stat().st_size
+    digest = hashlib.sha256(size.to_bytes(8, "little"))
+    last = max(0, size - _SAMPLE_BLOCK)
+    with open(path, "rb") as handle:
+        for offset in sorted({last * i // (_SAMPLE_BLOCKS - 1) for i in range(_SAMPLE_BLOCKS)}):
+            handle.seek(offset)
+            digest.update(handle.read(_SAMPLE_BLOCK))
+    return digest.hexdigest()
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _lock_holder(path: Path) -> str:
+    try:
+        pid = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        pid = ""
+    return f"pid {pid}" if pid.isdigit() else "another process"

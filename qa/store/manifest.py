@@ -1,0 +1,109 @@
+"""The manifest: what an index holds and how it was built, as JSON.
+
+It names the embedder and chunker settings (so a query is never embedded in another space
+than the passages), each file's content hash (for incremental builds) and each data file's
+size and SHA-256 (so damage is caught on open instead of crashing faiss).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from typing import Any
+
+from ..errors import IndexCorruptError, IndexFormatError
+
+# 3: the chunk table keeps each chunk's pages/slides/sheet rows (table ``spans``);
+# 4: int8 piece vectors with piece_scales.npy, uint8 term counts
+FORMAT_VERSION = 4
+MANIFEST_FILE = "manifest.json"
+
+
+@dataclass(frozen=True)
+class DocumentEntry:
+    """One indexed file: its content id, chunk count, size and when it was indexed."""
+
+    doc_id: str
+    chunks: int
+    bytes: int
+    indexed_at: str
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """A data file of the index with its size and checksums.
+
+    ``sample_sha256`` covers the size and blocks spread over the file: the check a reader
+    makes on open when the full checksum of a large file would cost more than opening it.
+    Manifests written before it existed have None, and get the full check.
+    """
+
+    bytes: int
+    sha256: str
+    sample_sha256: str | None = None
+
+
+@dataclass
+class Manifest:
+    """Everything needed to open, verify and incrementally update an index."""
+
+    embedder: dict[str, Any]
+    chunking: dict[str, int]
+    vector_index: dict[str, Any]
+    documents: dict[str, DocumentEntry]
+    chunks: int
+    docs_dir: str
+    built_at: str
+    format_version: int = FORMAT_VERSION
+    libraries: dict[str, str] = field(default_factory=dict)
+    files: dict[str, FileEntry] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False, indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, where: str) -> Manifest:
+        """Parse a manifest; ``where`` names the file in the error if it is malformed."""
+        try:
+            raw = json.loads(text)
+            version = raw.get("format_version")
+            if version != FORMAT_VERSION:
+                embedder = raw.get("embedder")
+                raise IndexFormatError(
+                    f"{where} has index format {version!r}, this qa reads format {FORMAT_VERSION}; "
+                    "rebuild it with `qa index --rebuild`",
+                    model=str(embedder["model"]) if isinstance(embedder, dict) and "model" in embedder else None,
+                )
+            return cls(
+                embedder=dict(raw["embedder"]),
+                chunking={k: int(v) for k, v in raw["chunking"].items()},
+                vector_index=dict(raw["vector_index"]),
+                documents={str(k): DocumentEntry(**v) for k, v in raw["documents"].items()},
+                chunks=int(raw["chunks"]),
+                docs_dir=str(raw["docs_dir"]),
+                built_at=str(raw["built_at"]),
+                format_version=version,
+                libraries=dict(raw.get("libraries", {})),
+                files={str(k): FileEntry(**v) for k, v in raw["files"].items()},
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise IndexCorruptError(f"{where} is not a valid manifest ({exc}); run `qa index --rebuild`") from exc
+
+    def sources_by_doc(self) -> dict[str, list[str]]:
+        """Content id -> the file names holding that content, sorted."""
+        result: dict[str, list[str]] = {}
+        for source in sorted(self.documents):
+            result.setdefault(self.documents[source].doc_id, []).append(source)
+        return result
+
+
+def library_versions(*names: str) -> dict[str, str]:
+    """Installed versions of the named distributions (recorded for reproducibility)."""
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions

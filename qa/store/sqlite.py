@@ -1,0 +1,50 @@
+"""A read-only SQLite file of an index generation, opened once and shared between threads."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+from ..errors import IndexCorruptError
+
+
+# Values bound in one statement: SQLite builds before 3.32 accept at most 999.
+_SQLITE_VARIABLES = 900
+
+
+def rows_in(query: Callable[[str, Sequence], list[tuple]], sql: str, values: Sequence) -> Iterator[tuple]:
+    """The rows of ``sql``, whose ``{marks}`` stands for an ``IN`` list, for every one of
+    ``values``, asked in batches SQLite accepts."""
+    values = list(values)
+    for i in range(0, len(values), _SQLITE_VARIABLES):
+        batch = values[i:i + _SQLITE_VARIABLES]
+        yield from query(sql.format(marks=",".join("?" * len(batch))), batch)
+
+
+class ReadOnlyDatabase:
+    """One read-only connection to ``path``, serialised by a lock.
+
+    The file is opened at once and stays open: a rebuild may delete this generation's
+    folder while queries still use it, and POSIX keeps an open file alive until closed.
+    One connection serves all threads (queries here take microseconds, a lock is cheaper
+    than a connection per thread opened lazily -- possibly after the file is gone).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        uri = path.resolve().as_uri() + "?mode=ro&immutable=1"
+        try:
+            self._connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise IndexCorruptError(f"cannot open {path}: {exc}; run `qa index --rebuild`") from exc
+        self._lock = threading.Lock()
+
+    def query(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        """All rows of ``sql``; a damaged file raises :class:`IndexCorruptError` naming it."""
+        try:
+            with self._lock:
+                return self._connection.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise IndexCorruptError(f"cannot read {self.path}: {exc}; run `qa index --rebuild`") from exc
