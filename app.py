@@ -287,10 +287,10 @@ class Library:
             try:
                 from qa.ingest.chunking import split
                 from qa.ingest.documents import parse
-                from qa.encode.whole_words import whole_words
+                from qa.encode.base import word_table
 
                 split(parse(b"Warm-up.", "warm-up.txt"))
-                whole_words(self.index.embedder)
+                word_table(self.index.embedder)
             except Exception:  # only a head start: the upload itself reports any problem
                 log.exception("preparing for uploads failed")
 

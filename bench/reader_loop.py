@@ -75,7 +75,7 @@ def reader_loop(docs: Path, index_dir: Path, updates: int, min_loads: int) -> Lo
                 hits = index.retrieve(QUESTION, k=3)
                 if not hits:
                     raise AssertionError("no hits")
-                generations.add(index.snapshot().generation)
+                generations.add(index.snapshot().name)
             except Exception as exc:  # every failure counts, whatever its kind
                 result.failures += 1
                 if len(result.errors) < 5:

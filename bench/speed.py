@@ -126,12 +126,12 @@ def measure_million(source_index: Path, work: Path, log, n: int = 1_000_000) -> 
     import qa
     import synthetic
     from qa.store.folder import IndexDirectory
-    from qa.store.vectors.faiss_index import VectorStore
+    from qa.store.vectors.factory import create_vector_index
 
     snapshot = qa.load(source_index).snapshot()
     # the real index's vectors seed the synthetic ones (the study used 9,976); row i of the
     # synthetic index carries row i mod R's text, pieces and lexical rows
-    real = snapshot.vectors.vectors(np.arange(snapshot.vectors.size, dtype=np.int64))
+    real = snapshot.generation.vectors.vectors(np.arange(snapshot.generation.vectors.size, dtype=np.int64))
     start = time.perf_counter()
     vectors = synthetic.derived_vectors(real, n)
     out = work / "index-1M"
@@ -142,7 +142,7 @@ def measure_million(source_index: Path, work: Path, log, n: int = 1_000_000) -> 
     log(f"  1M: {store.describe()['factory']} written in {built:.0f} s")
     questions = corpus.english_questions()[:320]
     query_vectors = snapshot.embedder.encode_queries(questions)
-    exact = VectorStore.create(vectors, vectors.shape[1], requested="flat").search(query_vectors, 10)[1]
+    exact = create_vector_index(vectors, vectors.shape[1], requested="flat").search(query_vectors, 10)[1]
     del vectors
     args = {"out": str(out), "questions": questions, "exact_rows": exact.tolist()}
     generation = out / IndexDirectory(out).current_generation()

@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from qa.store.chunk_table import CHUNKS_FILE, ChunkTable, StoredChunk, write_chunks
-from qa.store.ranking_rows import ChunkFeatures, RowWriter
+from qa.store.ranking_rows import RankingRows, RankingRowWriter
 from qa.store.manifest import MANIFEST_FILE, DocumentEntry, Manifest
 from qa.store.neighbour_table import NEIGHBOURS_FILE
 from qa.store.vocabulary import RECENT_VECTORS_FILE, VOCABULARY_FILE, WORD_VECTORS_FILE
 from qa.store.folder import IndexDirectory
-from qa.store.vectors.faiss_index import VectorStore
+from qa.store.vectors.factory import create_vector_index
 
 CHUNKS_PER_DOCUMENT = 1000
 
@@ -82,7 +82,7 @@ def write_index(index_dir: Path, vectors: np.ndarray, source: Path) -> VectorSto
             rows = (StoredChunk(i, f"c{i}", doc_ids[i // CHUNKS_PER_DOCUMENT], real[r].start, real[r].end, None,
                                 real[r].text) for i, r in enumerate(cycle.tolist()))
             write_chunks(workspace / CHUNKS_FILE, rows)
-            store = VectorStore.create(vectors, vectors.shape[1])
+            store = create_vector_index(vectors, vectors.shape[1])
             store.save(workspace)
             _write_features(workspace, source, cycle)
         except BaseException:
@@ -98,12 +98,12 @@ def write_index(index_dir: Path, vectors: np.ndarray, source: Path) -> VectorSto
 def _write_features(workspace: Path, source: Path, cycle: np.ndarray) -> None:
     """The per-row artifacts of ``source`` repeated along ``cycle``, with its vocabulary;
     document frequencies count every repetition, as a real index of these rows would."""
-    real = ChunkFeatures(source)
+    real = RankingRows(source)
     # every real row recurs, so the words in use, and so the stored neighbours, are the same
     for name in (VOCABULARY_FILE, WORD_VECTORS_FILE, RECENT_VECTORS_FILE, NEIGHBOURS_FILE):
         if (source / name).exists():  # an index built before words were kept apart has no recent ones
             shutil.copyfile(source / name, workspace / name)
-    rows = RowWriter(workspace, real.piece_vectors.shape[1])
+    rows = RankingRowWriter(workspace, real.piece_vectors.shape[1])
     rows.keep(real, cycle)
     rows.finish(len(real.words.df))
     # the writer carried the real rows' frequencies over as for one copy of each row; count them all

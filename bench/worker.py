@@ -95,7 +95,7 @@ def store_build(args: dict) -> dict:
     import numpy as np
 
     from qa.store.row_files import GrowingRowFile, RowFile
-    from qa.store.vectors.faiss_index import VectorStore
+    from qa.store.vectors.factory import create_vector_index
 
     n, dimension, out = args["n"], args.get("dimension", 512), Path(args["out"])
     out.mkdir(parents=True, exist_ok=True)
@@ -106,7 +106,7 @@ def store_build(args: dict) -> dict:
         spool.append(batch / np.linalg.norm(batch, axis=1, keepdims=True))
     spool.close()
     start = time.perf_counter()
-    store = VectorStore.create(RowFile(out / "vectors.spool.npy"), dimension)
+    store = create_vector_index(RowFile(out / "vectors.spool.npy"), dimension)
     (out / "vectors.spool.npy").unlink()  # as a build does: only the index files remain
     store.save(out)
     return {"chunks": n, "store_s": time.perf_counter() - start, "factory": store.describe().get("factory", "flat"),
@@ -161,14 +161,14 @@ def store_query(args: dict) -> dict:
     questions = args["questions"]
     vectors = snapshot.embedder.encode_queries(questions)
     exact = np.asarray(args["exact_rows"])
-    rows = snapshot.vectors.search(vectors, 10)[1]
+    rows = snapshot.generation.vectors.search(vectors, 10)[1]
     recall = float(np.mean([len(set(r) & set(e)) / 10 for r, e in zip(rows.tolist(), exact.tolist())]))
     warm = 20
     for q in questions[:warm]:
         index.retrieve(q, k=5)
     latency = timed(lambda q: index.retrieve(q, k=5), questions[warm:])
     dense = timed(lambda q: index.retrieve(q, k=5, mode="dense"), questions[warm:])
-    search = timed(lambda v: snapshot.vectors.search(v[None, :], 10), vectors[warm:])
+    search = timed(lambda v: snapshot.generation.vectors.search(v[None, :], 10), vectors[warm:])
     return {"open_s": opened, "recall@10": recall, "retrieve": percentiles(latency),
             "retrieve_dense": percentiles(dense), "search": percentiles(search), "peak_rss_mb": peak_rss_mb()}
 

@@ -4,6 +4,28 @@
     report = qa.build_index("seeds", "index")
     index = qa.load("index")
     hits = index.retrieve("Who supplied drones to Russia?", k=5)
+
+The package is layered; docs/architecture.md shows how data flows through it. Layers, lowest
+first: a module imports only from its own part and from lower layers, and the parts named on
+one line do not import one another (tests/test_architecture.py reads every import and checks
+this list):
+
+    1. errors | types | machine | checksums
+    2. text
+    3. ingest | encode | store
+    4. build | search
+    5. answer
+    6. langchain_retriever
+    7. api
+    8. eval
+    9. cli | app
+
+``text`` is pure text handling (words, sentences, language, places); ``ingest`` reads files
+into documents and chunks; ``encode`` turns text into vectors; ``store`` keeps an index's
+generations behind protocols (:mod:`qa.store.protocols`); ``build`` writes a new generation;
+``search`` ranks passages and judges evidence; ``answer`` writes answers from evidence;
+``langchain_retriever`` adapts an index to LangChain; ``api`` is the :class:`Index` facade; ``eval`` is ``qa eval``; ``cli`` and ``app`` are the
+faces.
 """
 
 from importlib import import_module
@@ -24,7 +46,7 @@ from .errors import (
 if TYPE_CHECKING:
     from .ingest.documents import DEFAULT_MAX_FILE_BYTES, SUPPORTED_SUFFIXES
     from .build.builder import build_index
-    from .search.searcher import Index, load, retrieve
+    from .api import Index, load, retrieve
     from .types import BuildReport, Hit, IndexedDocument, IndexStats, SkippedFile
 
 # The rest of the API is imported on first use (PEP 562): a process that only answers
@@ -32,7 +54,7 @@ if TYPE_CHECKING:
 # took a third of a cold `qa ask`.
 _LAZY = {
     "DEFAULT_MAX_FILE_BYTES": "ingest.documents", "SUPPORTED_SUFFIXES": "ingest.documents", "build_index": "build.builder",
-    "Index": "search.searcher", "load": "search.searcher", "retrieve": "search.searcher", "BuildReport": "types", "Hit": "types",
+    "Index": "api", "load": "api", "retrieve": "api", "BuildReport": "types", "Hit": "types",
     "IndexedDocument": "types", "IndexStats": "types", "SkippedFile": "types",
 }
 

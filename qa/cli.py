@@ -11,7 +11,7 @@ import click
 
 from .ingest.documents import DEFAULT_MAX_FILE_BYTES
 from .errors import QAError
-from .ingest.provenance import describe
+from .text.places import describe
 
 _INDEX_DIR = click.option(
     "--index-dir", default="index", show_default=True, envvar="QA_INDEX_DIR",
@@ -28,6 +28,22 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (QAError, ValueError) as exc:
             raise click.ClickException(str(exc)) from None
+
+
+def start_loading_for(index_dir: str) -> None:
+    """Start loading the bundled encoder in the background if the index at ``index_dir`` was
+    built with it, before the caller imports and opens the rest.
+
+    Only a head start for a cold process (`qa ask`): the load overlaps the imports of the
+    query side, and opening the index later gets the same shared encoder. Nothing is checked
+    here; any problem with the index is reported when it is opened.
+    """
+    from .encode.models import load_embedder
+    from .encode.usem3 import BUNDLED_MODEL
+    from .store.folder import IndexDirectory
+
+    if IndexDirectory(index_dir).built_with_model() == BUNDLED_MODEL:
+        load_embedder(BUNDLED_MODEL)
 
 
 @click.group(cls=_Group)
@@ -111,10 +127,9 @@ def search_command(question, k, index_dir, as_json):
       qa search "Who supplied drones to Russia?"
       qa search "¿Quién vendió armas a Rusia?" -k 3 --json
     """
-    from .encode.embedder import start_loading_for
 
     start_loading_for(index_dir)  # the encoder loads while the query side is imported
-    from .search.searcher import load
+    from .api import load
 
     hits = load(index_dir).retrieve(question, k=k)
     if as_json:
@@ -145,11 +160,10 @@ def ask_command(question, index_dir, k, llm_url, llm_model, llm_key_env, as_json
       qa ask "¿Quién vendió armas a Rusia?" --json
       qa ask "Who supplied drones to Russia?" --llm-url http://localhost:11434/v1 --llm-model llama3.2
     """
-    from .encode.embedder import start_loading_for
 
     start_loading_for(index_dir)  # the encoder loads while the query side is imported
     from .answer.llm import LLMSettings
-    from .search.searcher import load
+    from .api import load
 
     llm = LLMSettings(url=llm_url, model=llm_model or "", api_key_env=llm_key_env) if llm_url else None
     index = load(index_dir)
@@ -249,7 +263,7 @@ def eval_command(questions, pool, model, data_dir, articles, near_domain, conver
 @_JSON
 def info_command(index_dir, verify, as_json):
     """Show the index's documents, chunk counts, encoder and size on disk."""
-    from .search.searcher import load
+    from .api import load
     from .store.folder import IndexDirectory
 
     if verify:

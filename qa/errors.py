@@ -49,3 +49,10 @@ class QuestionError(QAError):
 
 class EmbedderError(QAError):
     """An embedder cannot be loaded or does not fit the index."""
+
+
+def first_line(error: object, empty: str = "") -> str:
+    """The first line of an error's message (qa's own messages are one line already), or
+    ``empty`` if it has none: what a one-line report of a library's error shows."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else empty

@@ -7,6 +7,9 @@ from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
+#: ``(start, end)`` character offsets of a sentence piece within its chunk.
+Span = tuple[int, int]
+
 
 @dataclass(frozen=True)
 class PageSpan:
@@ -289,3 +292,21 @@ class Answer:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (what ``qa ask --json`` prints)."""
         return asdict(self)
+
+
+@dataclass
+class SearchTrace:
+    """A retrieval with what happened on the way (:meth:`qa.api.Index.trace`).
+
+    ``candidates`` are the vector index's (row, cosine) pairs before re-ranking (the hits of
+    ``mode="dense"``); ``sentences`` holds, per hit, its sentence pieces as (start, end) in
+    the document and their cosine with the question; ``timings`` the seconds of each stage
+    (``encode``, ``translations``, ``vector search``, ``re-ranking``, ``passages``, ``total``).
+    """
+
+    question: str
+    mode: str
+    hits: list[Hit]
+    candidates: list[tuple[int, float]]
+    sentences: list[list[tuple[int, int, float]]]
+    timings: dict[str, float]

@@ -665,11 +665,11 @@ def test_an_upload_is_answerable_as_soon_as_the_handler_returns(library, tmp_pat
     assert "langchain_text_splitters" in sys.modules  # the first upload does not wait for it
     good = tmp_path / "lisbon.md"
     shutil.copy(FIXTURES / "lisbon-trams.md", good)
-    started_with = library.index.snapshot().generation
+    started_with = library.index.snapshot().name
     app.index_uploads(library, [str(good)])
     # the handler's table already reads the new version: the next question does not reopen it
     live = library.index.directory.current_generation()
-    assert live != started_with and library.index._snapshot.generation == live
+    assert live != started_with and library.index._live._snapshot.name == live
     answer = library.index.ask("Which tram line goes to Belém?")
     assert answer.citations and answer.citations[0].source == "lisbon.md"
 

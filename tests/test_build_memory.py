@@ -9,8 +9,8 @@ import pytest
 import qa
 from qa.store import ranking_rows
 from qa.store.chunk_table import CHUNKS_FILE, ChunkTable
-from qa.store.ranking_rows import ChunkFeatures, NewRows
-from qa.encode.embedder import load_embedder
+from qa.store.ranking_rows import RankingRows, NewRows
+from qa.encode.models import load_embedder
 from qa.errors import DocumentError
 from qa.build.builder import EMBED_BATCH
 from qa.text.lexical import term_row
@@ -20,7 +20,7 @@ from conftest import SEED_ARTICLE
 
 
 class RowCountingEmbedder:
-    """The bundled encoder behind the plain :class:`~qa.encode.embedder.Embedder` protocol, noting
+    """The bundled encoder behind the plain :class:`~qa.encode.base.Embedder` protocol, noting
     at every call how many encoded rows (:func:`qa.store.ranking_rows.rows_in_memory`) are alive."""
 
     def __init__(self) -> None:
@@ -69,7 +69,7 @@ def test_a_build_over_twice_the_batch_holds_at_most_one_batch_of_rows(tmp_path):
     # and the generation holds every row, in the order of the chunk table
     directory = IndexDirectory(tmp_path / "index")
     folder = directory.generation_path(directory.current_generation())
-    features = ChunkFeatures(folder)
+    features = RankingRows(folder)
     assert features.rows == report.chunks
     assert not [p.name for p in folder.iterdir() if "spool" in p.name]
     table = ChunkTable(folder / CHUNKS_FILE)

@@ -9,12 +9,13 @@ import pytest
 
 import qa
 from qa.text import lexical
-from qa.store.ranking_rows import ChunkFeatures, to_int8
-from qa.encode.embedder import UniversalSentenceEncoder, load_embedder
+from qa.store.ranking_rows import RankingRows, to_int8
+from qa.encode.usem3 import UniversalSentenceEncoder
+from qa.encode.models import load_embedder
 from qa.errors import IndexCorruptError
 from qa.store.folder import IndexDirectory
 from qa.store.vocabulary import Vocabulary
-from qa.encode.whole_words import whole_words
+from qa.encode.base import word_table
 
 from test_indexing import NEW_DOC
 
@@ -22,7 +23,7 @@ from test_indexing import NEW_DOC
 def live(index_dir):
     directory = IndexDirectory(index_dir)
     folder = directory.generation_path(directory.current_generation())
-    return ChunkFeatures(folder), Vocabulary(folder)
+    return RankingRows(folder), Vocabulary(folder)
 
 
 def vocabulary_words(vocabulary):
@@ -62,7 +63,7 @@ def test_an_added_document_appends_rows_and_encodes_only_new_words(seeds_copy, t
     after, after_vocabulary = live(index_dir)
 
     new_words = set(lexical.words(NEW_DOC)) - known_words
-    table = set(whole_words(load_embedder(None)).words)
+    table = set(word_table(load_embedder(None)).words)
     assert new_words & table and new_words - table
     assert sorted(encoded) == sorted(new_words - table)  # known words reused, the table's looked up
     assert new_words <= set(vocabulary_words(after_vocabulary).values())
@@ -98,8 +99,8 @@ def test_ragged_files_that_disagree_with_their_pointers_are_named(seed_index, tm
     folder = tmp_path / "generation"
     directory = IndexDirectory(seed_index)
     shutil.copytree(directory.generation_path(directory.current_generation()), folder)
-    ChunkFeatures(folder)  # consistent as built
+    RankingRows(folder)  # consistent as built
     ids = np.load(folder / "ngram_ids.npy")
     np.save(folder / "ngram_ids.npy", ids[:-1], allow_pickle=False)  # a valid file, one entry short
     with pytest.raises(IndexCorruptError, match="ngram_ids.*qa index --rebuild"):
-        ChunkFeatures(folder)
+        RankingRows(folder)

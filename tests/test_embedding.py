@@ -14,7 +14,10 @@ import numpy as np
 import pytest
 
 import qa
-from qa.encode.embedder import BUNDLED_MODEL, SentenceTransformerEmbedder, UniversalSentenceEncoder, load_embedder, usable_cores
+from qa.encode.usem3 import BUNDLED_MODEL, UniversalSentenceEncoder
+from qa.encode.sentence_transformers import SentenceTransformerEmbedder
+from qa.encode.models import load_embedder
+from qa.machine import usable_cores
 
 from conftest import FIXTURES, REPO, SEED_ARTICLE
 
@@ -157,7 +160,7 @@ def test_cold_ask_imports_neither_the_build_side_nor_a_downloader(seed_index):
 
 
 def test_bundled_weights_are_cached_uncompressed_and_checked(tmp_path, monkeypatch):
-    from qa.encode.embedder import cached_weights
+    from qa.encode.usem3 import cached_weights
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     source = tmp_path / "weights.npz"

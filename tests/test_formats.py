@@ -30,7 +30,7 @@ from format_files import (
     with_encryption_listing,
 )
 from qa.ingest.documents import parse
-from qa.ingest.provenance import describe
+from qa.text.places import describe
 from qa.types import PageSpan
 
 # page 1 is short, so the first chunk runs on into page 2, where the answer is

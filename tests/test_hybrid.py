@@ -7,6 +7,8 @@ import pytest
 
 import qa
 from qa.search import ranking as hybrid
+from qa.search import searcher
+from qa.search.translations import WordVectors
 from qa.text import lexical
 
 DRONES = "drones de Irán"
@@ -14,9 +16,9 @@ DRONES = "drones de Irán"
 
 def gate(index, question):
     snapshot = index.snapshot()
-    terms = hybrid.query_terms(question, qa.store.vocabulary.Translations.none())
-    rows = np.arange(snapshot.features.rows)
-    return hybrid._language_gate(snapshot.features, rows, terms.token_hashes, hybrid.WEIGHTS)
+    terms = hybrid.query_terms(question, qa.search.translations.Translations.none())
+    rows = np.arange(snapshot.generation.rows.rows)
+    return hybrid._language_gate(snapshot.generation.rows, rows, terms.token_hashes, hybrid.WEIGHTS)
 
 
 def test_the_language_gate_opens_only_for_the_documents_language(seed_index):
@@ -57,7 +59,7 @@ def test_evidence_is_a_sentence_of_the_top_passage_scored_by_its_cosine(seed_ind
 
 
 def test_query_terms_hash_the_questions_ngrams_and_tokens():
-    terms = hybrid.query_terms("Irán, irán", qa.store.vocabulary.Translations.none())
+    terms = hybrid.query_terms("Irán, irán", qa.search.translations.Translations.none())
     assert terms.ngram_counts.tolist() == [2.0, 2.0, 2.0]
     assert terms.token_hashes.tolist() == sorted(lexical.token_hashes(["irán"]).tolist())
 
@@ -69,7 +71,8 @@ def test_a_question_without_words_to_translate_still_ranks(seed_index):
 
 def test_question_words_without_any_translation_score_zero():
     from qa.text.lexical import Collection, matches
-    from qa.store.vocabulary import Neighbours, Translations
+    from qa.store.protocols import Neighbours
+    from qa.search.translations import Translations
 
     nothing_close = Translations.of([Neighbours((3,), (0.4,))])
     assert nothing_close.words == 1 and len(nothing_close.ids) == 0
@@ -103,20 +106,20 @@ def test_clause_evidence_can_change_the_sentence_quoted_first_but_not_its_suppor
     index = qa.load(seed_index)
     snapshot = index.snapshot()
     question = "Who supplied drones to Russia?"
-    (reading,) = index._read(snapshot, [question], 5)
+    (reading,) = searcher.read(snapshot, WordVectors(), [question], 5)
     texts = [h.text for h in index.retrieve(question, k=hybrid.EVIDENCE_CHUNKS)]
     translations = reading.terms.translations
-    words = snapshot.vocabulary.words(translations.ids.tolist())
-    plain = hybrid.choose_pieces(snapshot.features, reading.ranking, texts, translations, words)
+    words = snapshot.generation.vocabulary.words(translations.ids.tolist())
+    plain = hybrid.choose_pieces(snapshot.generation.rows, reading.ranking, texts, translations, words)
     runner_up = max((c for c in plain if c.position == 0 and c is not plain[0]), key=lambda c: c.value)
-    spans = [(int(a), int(b)) for a, b in snapshot.features.piece_spans[reading.ranking.pieces_of(0)[0]]]
+    spans = [(int(a), int(b)) for a, b in snapshot.generation.rows.piece_spans_of(reading.ranking.pieces_of(0)[0])]
     asked = []
 
     def lift_runner_up(piece_texts):  # a clause of the runner-up matches the question perfectly
         asked.append(piece_texts)
         return np.array([1.0 if span == (runner_up.start, runner_up.end) else -np.inf for span in spans])
 
-    lifted = hybrid.choose_pieces(snapshot.features, reading.ranking, texts, translations, words,
+    lifted = hybrid.choose_pieces(snapshot.generation.rows, reading.ranking, texts, translations, words,
                                   score_clauses=lift_runner_up)
     assert (lifted[0].start, lifted[0].end) == (runner_up.start, runner_up.end) != (plain[0].start, plain[0].end)
     assert lifted[0].cosine == runner_up.cosine < 1.0

@@ -168,10 +168,11 @@ def test_an_older_format_index_is_rebuilt_with_its_own_model(minilm_path, seeds_
 
 
 def test_embedding_shows_a_progress_bar_with_counts_and_eta(seeds_copy, tmp_path, capsys, monkeypatch):
-    import qa.build.builder
+    import qa.build.steps
 
-    monkeypatch.setattr(qa.build.builder, "STEP_DISPLAY_DELAY", 0)  # show even the quick steps
-    qa.build_index(seeds_copy, tmp_path / "index", progress=True)
+    monkeypatch.setattr(qa.build.steps, "STEP_DISPLAY_DELAY", 0)  # show even the quick steps
+    timings: dict[str, float] = {}
+    qa.build_index(seeds_copy, tmp_path / "index", progress=True, timings=timings)
     bar = capsys.readouterr().err
     # tqdm: "Embedding 1 document: 100%|...| 3/3 [00:00<00:00, 5.6chunk/s]" (elapsed<remaining)
     # (a rate below one chunk a second, on a busy machine, reads "s/chunk")
@@ -183,6 +184,9 @@ def test_embedding_shows_a_progress_bar_with_counts_and_eta(seeds_copy, tmp_path
     assert all(shown), [step for step, found in zip(steps, shown) if not found]
     assert [bar.index(step) for step in steps] == sorted(bar.index(step) for step in steps)
     assert bar.index("Writing the ranking rows") < bar.index("Finding translations of known words")
+    # the same steps, and those with bars of their own, are timed (the hook bench/update_cost.py reads)
+    assert set(steps) | {"Embedding", "Encoding new words", "Finding translations"} <= set(timings)
+    assert all(seconds >= 0 for seconds in timings.values())
 
 
 def test_a_build_that_fails_at_once_prints_only_its_error(tmp_path, capsys):
@@ -197,7 +201,7 @@ def test_a_one_file_update_searches_the_translations_of_its_new_words_only(seeds
     from qa.text import lexical
     from qa.build.neighbours import store_neighbours
     from qa.store.vocabulary import Vocabulary
-    from qa.encode.whole_words import whole_words
+    from qa.encode.base import word_table
 
     index_dir = tmp_path / "index"
     first = qa.build_index(seeds_copy, index_dir, progress=False)
@@ -214,7 +218,7 @@ def test_a_one_file_update_searches_the_translations_of_its_new_words_only(seeds
     again = tmp_path / "again"
     shutil.copytree(folder, again)
     (again / "word_neighbours.sqlite").unlink()
-    store_neighbours(again, whole_words(qa.load(index_dir).embedder))
+    store_neighbours(again, word_table(qa.load(index_dir).embedder))
 
     def rows(path):
         with sqlite3.connect(path / "word_neighbours.sqlite") as connection:

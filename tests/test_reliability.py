@@ -217,13 +217,13 @@ def test_an_open_index_keeps_its_generation_until_it_reloads(tmp_path):
     index_dir = tmp_path / "index"
     qa.build_index(docs, index_dir, progress=False)
     index = qa.load(index_dir)
-    first = index.snapshot().generation
+    first = index.snapshot().name
     (docs / "new.txt").write_text("Los drones llegaron desde Irán en otoño.\n", encoding="utf-8")
     qa.build_index(docs, index_dir, progress=False)
     # the build could not remove the generation the open index holds
     assert (index_dir / first / "manifest.json").exists()
     assert {h.source for h in index.retrieve("drones de Irán", k=10)} >= {"new.txt"}  # it reloaded
-    assert index.snapshot().generation != first
+    assert index.snapshot().name != first
     (docs / "new.txt").unlink()
     qa.build_index(docs, index_dir, progress=False)
     assert not (index_dir / first).exists()  # nobody uses it any more: the next build removed it

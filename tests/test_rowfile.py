@@ -45,7 +45,7 @@ def test_read_rows_rank_and_quote_exactly_as_mapped_ones(seed_index, monkeypatch
     questions = ["Who supplied drones to Russia?", "¿Qué armas vendió Corea del Norte?", "Wer traf Putin?"]
     mapped = qa.load(seed_index)
     before = [(mapped.retrieve(q, k=3), mapped.ask(q).citations) for q in questions]
-    monkeypatch.setattr(chunkfeatures, "_MAPPED_FILE_BYTES", 0)  # every large file through pread
+    monkeypatch.setattr(ranking_rows, "_MAPPED_FILE_BYTES", 0)  # every large file through pread
     read = qa.load(seed_index)
     assert isinstance(read.snapshot().features.piece_vectors, RowFile)
     assert [(read.retrieve(q, k=3), read.ask(q).citations) for q in questions] == before

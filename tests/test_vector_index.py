@@ -12,12 +12,13 @@ import pytest
 
 import qa
 import qa.store.vectors.choice
-from qa.encode.embedder import load_embedder
+from qa.encode.models import load_embedder
 from qa.errors import IndexCorruptError
-from qa.store.vectors.float16_rows import HalfRowFile, write_rows
+from qa.store.vectors.float16_rows import Float16Rows, write_rows
 from qa.store.vectors.choice import FLAT, IVF_SQ8, IndexPolicy, choose_spec
 from qa.store.folder import IndexDirectory
-from qa.store.vectors.faiss_index import HALF_ROWS_FILE, VectorStore
+from qa.store.vectors.factory import create_vector_index, load_vector_index
+from qa.store.vectors.faiss_files import HALF_ROWS_FILE
 
 from conftest import FIXTURES, SEED_ARTICLE
 
@@ -66,18 +67,18 @@ def test_an_explicit_choice_wins_over_size():
 
 
 def test_the_store_builds_the_type_the_policy_picks():
-    assert VectorStore.create(clustered(199), 16, policy=SMALL).kind == FLAT
-    store = VectorStore.create(clustered(400), 16, policy=SMALL)
+    assert create_vector_index(clustered(199), 16, policy=SMALL).kind == FLAT
+    store = create_vector_index(clustered(400), 16, policy=SMALL)
     assert store.kind == IVF_SQ8 and store.describe()["nlist"] == 400 // 39
 
 
 def test_approximate_search_finds_the_exact_top_hit_on_real_text(real_vectors, tmp_path):
     passages, queries = real_vectors
-    exact = VectorStore.create(passages, 512)
-    approximate = VectorStore.create(passages, 512, policy=IndexPolicy(exact_below=100, exact_again_below=80))
+    exact = create_vector_index(passages, 512)
+    approximate = create_vector_index(passages, 512, policy=IndexPolicy(exact_below=100, exact_again_below=80))
     assert (exact.kind, approximate.kind) == (FLAT, IVF_SQ8)
     approximate.save(tmp_path)
-    reloaded = VectorStore.load(tmp_path, approximate.describe())
+    reloaded = load_vector_index(tmp_path, approximate.describe())
     exact_scores, exact_rows = exact.search(queries, 5)
     for store in (approximate, reloaded):
         scores, rows = store.search(queries, 5)
@@ -88,37 +89,37 @@ def test_approximate_search_finds_the_exact_top_hit_on_real_text(real_vectors, t
 
 def test_approximate_store_keeps_float16_vectors_and_reuses_its_centroids(tmp_path):
     vectors = clustered(400)
-    first = VectorStore.create(vectors, 16, policy=SMALL)
+    first = create_vector_index(vectors, 16, policy=SMALL)
     first.save(tmp_path)
-    loaded = VectorStore.load(tmp_path, first.describe())
+    loaded = load_vector_index(tmp_path, first.describe())
     np.testing.assert_allclose(loaded.vectors(np.array([399, 0, 7, 7])), vectors[[399, 0, 7, 7]], atol=1e-3)
 
     more = vectors[:20] + 0.01  # same topics, same number of lists
-    grown = VectorStore.create(np.vstack([vectors, more / np.linalg.norm(more, axis=1, keepdims=True)]), 16,
+    grown = create_vector_index(np.vstack([vectors, more / np.linalg.norm(more, axis=1, keepdims=True)]), 16,
                                previous=loaded, policy=SMALL)
     assert grown.describe()["trained_n"] == 400  # not 4x bigger, lists as balanced: centroids reused
-    much_bigger = VectorStore.create(clustered(1700, seed=2), 16, previous=loaded, policy=SMALL)
+    much_bigger = create_vector_index(clustered(1700, seed=2), 16, previous=loaded, policy=SMALL)
     assert much_bigger.describe()["trained_n"] == 1700  # outgrew its centroids: retrained
 
 
 def test_requested_type_is_kept_until_changed():
-    forced = VectorStore.create(clustered(50), 16, requested="ivf-sq8", policy=SMALL)
+    forced = create_vector_index(clustered(50), 16, requested="ivf-sq8", policy=SMALL)
     assert forced.kind == IVF_SQ8
-    assert VectorStore.create(clustered(60), 16, previous=forced, policy=SMALL).kind == IVF_SQ8
-    assert VectorStore.create(clustered(60), 16, requested="auto", previous=forced, policy=SMALL).kind == FLAT
+    assert create_vector_index(clustered(60), 16, previous=forced, policy=SMALL).kind == IVF_SQ8
+    assert create_vector_index(clustered(60), 16, requested="auto", previous=forced, policy=SMALL).kind == FLAT
 
 
 def test_half_row_file_reads_scattered_and_contiguous_rows(tmp_path):
     vectors = clustered(1000)
     write_rows(tmp_path / "rows.npy", vectors)
-    rows = HalfRowFile(tmp_path / "rows.npy")
+    rows = Float16Rows(tmp_path / "rows.npy")
     wanted = np.array([999, 3, 4, 5, 3, 0])
     np.testing.assert_allclose(rows.read(wanted), vectors[wanted].astype(np.float16).astype(np.float32))
     with pytest.raises(IndexCorruptError, match="no row 1000"):
         rows.read(np.array([1000]))
     (tmp_path / "cut.npy").write_bytes((tmp_path / "rows.npy").read_bytes()[:-10])
     with pytest.raises(IndexCorruptError, match="truncated"):
-        HalfRowFile(tmp_path / "cut.npy")
+        Float16Rows(tmp_path / "cut.npy")
 
 
 def test_build_index_records_and_honours_the_choice(seeds_copy, tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ import pytest
 
 from qa.search import verification
 from qa.eval.answers import calibration_figures, fit_calibration
-from qa.encode.embedder import load_embedder
+from qa.encode.models import load_embedder
 from qa.types import EvidenceSignals
 from qa.search.verification import Calibration, QuestionWord, word_signals
 

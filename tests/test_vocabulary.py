@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qa.encode.embedder import load_embedder
-from qa.search.cache import LruCache
+from qa.encode.models import load_embedder
+from qa.search.recently_used import RecentlyUsed
 from qa.build.neighbours import store_neighbours
-from qa.store.vocabulary import Translations, Vocabulary, VocabularyBuilder
+from qa.search.translations import Translations
+from qa.store.vocabulary import Vocabulary, VocabularyBuilder
 
 
 def build(folder, words, previous=None, builder_out=None):
@@ -62,7 +63,7 @@ def test_ids_are_stable_and_only_new_words_are_encoded(tmp_path):
 
 
 def test_a_vocabulary_word_claimed_twice_goes_to_the_closer_query_word():
-    from qa.store.vocabulary import Neighbours
+    from qa.store.protocols import Neighbours
 
     translations = Translations.of([Neighbours((4, 7), (0.9, 0.65)), Neighbours((7, 2), (0.8, 0.5))])
     assert translations.ids.tolist() == [4, 7] and translations.group.tolist() == [0, 1]
@@ -70,7 +71,7 @@ def test_a_vocabulary_word_claimed_twice_goes_to_the_closer_query_word():
 
 
 def test_lru_cache_evicts_the_least_recently_used():
-    cache = LruCache(capacity=2)
+    cache = RecentlyUsed(capacity=2)
     cache.put(["a", "b"], np.eye(2, dtype=np.float32))
     cache.get(["a"])
     cache.put(["c"], np.ones((1, 2), dtype=np.float32))

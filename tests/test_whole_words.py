@@ -8,7 +8,9 @@ import pytest
 from qa.text import lexical
 
 from qa.encode import whole_words
-from qa.encode.embedder import SentenceTransformerEmbedder, load_embedder
+from qa.encode.base import word_table
+from qa.encode.sentence_transformers import SentenceTransformerEmbedder
+from qa.encode.models import load_embedder
 
 
 @pytest.fixture
@@ -21,7 +23,7 @@ def private_cache(tmp_path, monkeypatch):
 
 def test_the_table_holds_the_tokenizers_words_in_lowercase_with_their_own_vectors():
     encoder = load_embedder(None)
-    table = whole_words.whole_words(encoder)
+    table = word_table(encoder)
     assert len(table.words) == len(set(table.words)) > 50_000 and table.vectors.dtype == np.float16
     known = set(table.words)
     assert {"weapons", "country", "jugador", "temporada", "krieg"} <= known  # en, es, de
@@ -38,27 +40,27 @@ def test_the_table_is_computed_once_and_a_damaged_copy_again(private_cache, monk
     words = ["weapons", "country", "jugador"]
     monkeypatch.setattr(whole_words, "tokenizer_words", lambda encoder: words)  # a small table is as good here
     encoder = load_embedder(None)
-    first = whole_words.whole_words(encoder)
+    first = word_table(encoder)
     (stored,) = private_cache.glob("usem3-whole-words-*.npz")
     assert first.words == words
     monkeypatch.setattr(whole_words, "_loaded", {})  # as another process
     monkeypatch.setattr(whole_words, "tokenizer_words", lambda encoder: pytest.fail("recomputed"))
-    again = whole_words.whole_words(encoder)
+    again = word_table(encoder)
     assert again.words == words and np.array_equal(again.vectors, first.vectors)
     stored.write_bytes(stored.read_bytes()[:100])  # a damaged copy
     monkeypatch.setattr(whole_words, "_loaded", {})
     monkeypatch.setattr(whole_words, "tokenizer_words", lambda encoder: words)
-    repaired = whole_words.whole_words(encoder)
+    repaired = word_table(encoder)
     assert np.array_equal(repaired.vectors, first.vectors) and stored.stat().st_size > 100
 
 
 def test_other_encoders_have_no_table(minilm_path):
-    assert whole_words.whole_words(SentenceTransformerEmbedder(str(minilm_path))) is None
+    assert word_table(SentenceTransformerEmbedder(str(minilm_path))) is None
 
 
 def test_words_in_the_table_are_not_encoded_again():
     encoder = load_embedder(None)
-    table = whole_words.whole_words(encoder)
+    table = word_table(encoder)
     asked = []
 
     def encode(words):

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import Iterator, Sequence
 
 from . import messages
+from ..text.language import detect_language
 from .llm import LLMSettings, LLMUnavailable, Source, build_messages, clean_markers, stream_completion, strip_foreign_links
-from ..ingest.provenance import describe
-from ..types import Answer, Citation, Evidence, Hit, clip_spans
+from ..text.places import describe
+from ..types import Answer, Citation, Evidence, Findings, Hit, clip_spans
 from ..search.verification import SUPPORT_THRESHOLD
 
-if TYPE_CHECKING:
-    from ..search.searcher import Index
 
 MAX_QUOTES = 3
 # A further quote must be nearly as strong as the best one, or it dilutes the answer.
@@ -28,13 +27,13 @@ QUOTE_MARGIN = 0.08
 CLOSEST_MATCHES = 3
 
 
-def answer_stream(index: Index, question: str, history: Sequence[dict] = (), *, llm: LLMSettings | None = None,
-                  k: int = 5) -> Iterator[Answer]:
-    """Yield the answer as it forms; the last one yielded has ``complete=True``."""
-    findings = index.find_evidence(question, k=k, history=history)
+def answer_stream(findings: Findings, question: str, history: Sequence[dict] = (), *,
+                  llm: LLMSettings | None = None) -> Iterator[Answer]:
+    """Yield the answer to ``question`` from the evidence the search found for it; the last
+    one yielded has ``complete=True``."""
     hits = findings.hits
     question = question.strip()
-    language = messages.detect_language(question)
+    language = detect_language(question)
     unique = _distinct(findings.evidence)
     if not unique or not findings.verdict.supported:
         yield _abstention(question, language, unique, "extractive")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Iterator, Sequence
 from urllib.parse import urlparse
 
-from ..errors import QAError
+from ..errors import QAError, first_line
 
 HISTORY_TURNS = 6  # messages of earlier conversation passed to the model
 
@@ -121,8 +121,7 @@ def stream_completion(settings: LLMSettings, messages: list[dict]) -> Iterator[s
             if chunk.choices and chunk.choices[0].delta and chunk.choices[0].delta.content:
                 yield chunk.choices[0].delta.content
     except OpenAIError as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise LLMUnavailable(f"the LLM at {settings.base_url} failed: {reason}") from exc
+        raise LLMUnavailable(f"the LLM at {settings.base_url} failed: {first_line(exc, type(exc).__name__)}") from exc
     finally:
         client.close()
 

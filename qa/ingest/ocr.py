@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable, Iterable, Iterator, Sequence
 
-from ..encode.embedder import cache_dir, usable_cores
+from ..machine import cache_dir, usable_cores
 from ..errors import DocumentError
 
 # Tesseract's names for the bundled encoder's 16 languages, by ISO 639-1 code.
@@ -111,7 +111,7 @@ def recognise_pages(content_id: str, pages: Sequence[int], render: Callable[[int
 
 
 def _detected_languages(content_id: str, page: int, render: Callable[[int], bytes]) -> str:
-    from ..answer.messages import detect_language
+    from ..text.language import detect_language
 
     first_page = _recognise_cached(content_id, page, render, detection_languages())()
     pack = ENCODER_LANGUAGES.get(detect_language(first_page)) if first_page.strip() else None

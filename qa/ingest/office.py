@@ -17,6 +17,7 @@ import zipfile
 from typing import Any, Callable, Iterable, Sequence
 
 from ..errors import DocumentError
+from .plain_text import decode_text
 from .provenance import TextAssembler
 from ..types import PageSpan
 
@@ -67,7 +68,6 @@ def xlsx_text(data: bytes) -> tuple[str, tuple[PageSpan, ...]]:
 def csv_text(data: bytes) -> tuple[str, tuple[PageSpan, ...]]:
     """The rows of a CSV file (delimiter detected: comma, semicolon, tab or bar), each with
     its column headers."""
-    from .documents import decode_text
 
     content = decode_text(data)
     try:

@@ -37,10 +37,10 @@ from typing import Callable
 import numpy as np
 
 from ..text import lexical
-from ..store.ranking_rows import WINDOW_NEIGHBOUR, ChunkFeatures
+from ..store.protocols import RankingRowStore, window_sums
 from ..text.lexical import Collection
 from ..text.sentences import split_clauses
-from ..store.vocabulary import Translations
+from .translations import Translations
 
 # Dense candidates re-ranked per question.
 CANDIDATES = 50
@@ -106,28 +106,24 @@ class Ranking:
         return self.piece_rows[mine], self.piece_cosines[mine]
 
 
-def rank(features: ChunkFeatures, vector: np.ndarray, terms: QueryTerms, rows: np.ndarray, dense: np.ndarray,
+def rank(features: RankingRowStore, vector: np.ndarray, terms: QueryTerms, rows: np.ndarray, dense: np.ndarray,
          weights: Weights = WEIGHTS) -> Ranking:
     """Re-rank dense candidates ``rows`` (best first, cosines ``dense``) by the fused score."""
     n = len(rows)
     pieces, owner = features.pieces(rows)
     cosines = features.piece_cosines(pieces, vector)
-    window = cosines.copy()
-    if len(pieces) > 1:
-        same = owner[1:] == owner[:-1]
-        window[1:][same] += WINDOW_NEIGHBOUR * cosines[:-1][same]
-        window[:-1][same] += WINDOW_NEIGHBOUR * cosines[1:][same]
-    window /= np.asarray(features.piece_window_norms[pieces], dtype=np.float32)
+    window = window_sums(cosines, owner)
+    window /= features.window_norms_of(pieces)
     best_piece = _max_per_owner(cosines, owner, n, fallback=dense)
     best_window = _max_per_owner(window, owner, n, fallback=dense)
 
     ngram = lexical.match_scores(
-        lexical.matches(features.ngram_ptr, features.ngram_ids, features.ngram_counts, rows, terms.ngram_ids), n,
-        terms.ngram_ids, terms.ngram_counts, np.asarray(features.ngram_lengths[rows]), features.ngrams)
+        features.ngram_matches(rows, terms.ngram_ids), n,
+        terms.ngram_ids, terms.ngram_counts, features.ngram_lengths_of(rows), features.ngrams)
     translations = terms.translations
     translated = _translated_scores(
-        lexical.matches(features.word_ptr, features.word_ids, features.word_counts, rows, translations.ids), n,
-        translations, np.asarray(features.word_lengths[rows]), features.words)
+        features.word_matches(rows, translations.ids), n,
+        translations, features.word_lengths_of(rows), features.words)
 
     gate = _language_gate(features, rows[:GATE_CANDIDATES], terms.token_hashes, weights)
     lam = weights.ngram_across_languages + (weights.ngram_within_language - weights.ngram_across_languages) * gate
@@ -151,7 +147,7 @@ class PieceChoice:
     value: float  # the stage-2 score that orders the choices
 
 
-def choose_pieces(features: ChunkFeatures, ranking: Ranking, chunk_texts: list[str], translations: Translations,
+def choose_pieces(features: RankingRowStore, ranking: Ranking, chunk_texts: list[str], translations: Translations,
                   translation_words: dict[int, str], *, score_clauses: Callable[[list[str]], np.ndarray] | None = None,
                   weights: Weights = WEIGHTS) -> list[PieceChoice]:
     """The pieces of the top chunks, the one to quote first, then by stage-2 value.
@@ -162,14 +158,14 @@ def choose_pieces(features: ChunkFeatures, ranking: Ranking, chunk_texts: list[s
     """
     by_word = {translation_words[int(i)]: (int(i), int(g), float(w)) for i, g, w in
                zip(translations.ids, translations.group, translations.weight) if int(i) in translation_words}
-    pieces_total = max(int(features.piece_ptr[-1]), 1)
+    pieces_total = max(features.piece_total, 1)
     average_piece_words = features.words.total_length / pieces_total
     choices: list[PieceChoice] = []
     for position, text in enumerate(chunk_texts[:EVIDENCE_CHUNKS]):
         piece_rows, cosines = ranking.pieces_of(position)
         if len(piece_rows) == 0:
             continue
-        spans = np.asarray(features.piece_spans[piece_rows])
+        spans = features.piece_spans_of(piece_rows)
         texts = [text[a:b] for a, b in spans.tolist()]
         translated = _relative(np.array([
             _translated_piece_score(t, by_word, features.words, average_piece_words) for t in texts
@@ -233,11 +229,11 @@ def _translated_piece_score(text: str, by_word: dict[str, tuple[int, int, float]
     return sum(best.values())
 
 
-def _language_gate(features: ChunkFeatures, rows: np.ndarray, token_hashes: np.ndarray, weights: Weights) -> float:
+def _language_gate(features: RankingRowStore, rows: np.ndarray, token_hashes: np.ndarray, weights: Weights) -> float:
     """How surely the question shares its documents' language, in [0, 1]."""
     if len(token_hashes) == 0 or len(rows) == 0:
         return 0.0
-    profiles = np.asarray(features.profiles[rows])
+    profiles = features.profiles_of(rows)
     # token_hashes are sorted: one binary search per profile token (a third of the time
     # of comparing every pair)
     found = token_hashes[np.minimum(np.searchsorted(token_hashes, profiles), len(token_hashes) - 1)] == profiles

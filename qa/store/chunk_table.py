@@ -6,14 +6,13 @@ text in memory. Files are written once and then opened read-only as immutable.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from ..errors import IndexCorruptError
-from ..ingest.provenance import summarize
-from .sqlite import ReadOnlyDatabase
+from ..text.places import summarize
+from .sqlite import ReadOnlyDatabase, open_for_writing, rows_in
 from ..types import PageSpan
 
 CHUNKS_FILE = "chunks.sqlite"
@@ -62,10 +61,8 @@ class StoredChunk:
 
 def write_chunks(path: Path, chunks: Iterable[StoredChunk]) -> None:
     """Write a new chunk table at ``path``; rows must be 0..n-1 in order."""
-    connection = sqlite3.connect(path)
+    connection = open_for_writing(path)
     try:
-        connection.execute("PRAGMA journal_mode=OFF")  # a fresh file in a private folder
-        connection.execute("PRAGMA synchronous=OFF")  # the caller fsyncs before the swap
         connection.executescript(_SCHEMA)
         spans: list[tuple] = []  # gathered on the way: ``chunks`` may be a one-pass generator
 
@@ -102,13 +99,10 @@ class ChunkTable:
         """The chunks at ``rows``, in the order asked."""
         if not rows:
             return []
-        marks = ",".join("?" * len(rows))
         found = {
             r[0]: StoredChunk(*r)
-            for r in self._query(
-                f"SELECT row, id, doc_id, char_start, char_end, page, text FROM chunks WHERE row IN ({marks})",
-                [int(r) for r in rows],
-            )
+            for r in rows_in(self._query, "SELECT row, id, doc_id, char_start, char_end, page, text FROM chunks "
+                                          "WHERE row IN ({marks})", [int(r) for r in rows])
         }
         found = self._with_spans(found)
         missing = [r for r in rows if int(r) not in found]
@@ -141,9 +135,8 @@ class ChunkTable:
         if not chunks or not self._has_spans:
             return chunks
         spans: dict[int, list[PageSpan]] = {}
-        marks = ",".join("?" * len(chunks))
-        for row, start, end, kind, number, name, sheet_row in self._query(
-                f"SELECT row, char_start, char_end, kind, number, name, sheet_row FROM spans WHERE row IN ({marks}) "
-                "ORDER BY row, char_start", list(chunks)):
+        for row, start, end, kind, number, name, sheet_row in rows_in(
+                self._query, "SELECT row, char_start, char_end, kind, number, name, sheet_row FROM spans "
+                "WHERE row IN ({marks}) ORDER BY row, char_start", list(chunks)):
             spans.setdefault(row, []).append(PageSpan(number, start, end, kind, name, sheet_row))
         return {row: replace(c, spans=tuple(spans[row])) if row in spans else c for row, c in chunks.items()}

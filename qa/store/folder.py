@@ -35,7 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from ..errors import IndexCorruptError, IndexLockedError, IndexNotFoundError
+from ..errors import IndexCorruptError, IndexLockedError, IndexNotFoundError, QAError
+from ..checksums import sha256_file
 from .manifest import MANIFEST_FILE, FileEntry, Manifest
 
 CURRENT_FILE = "CURRENT"
@@ -177,6 +178,19 @@ class IndexDirectory:
         for name, expected in manifest.files.items():
             _verify_file(folder / name, expected, full)
         return manifest
+
+    def built_with_model(self) -> str | None:
+        """The ``--model`` name the live generation was built with, read without any check
+        (None if there is no index or it cannot be read): only a hint, e.g. to start loading
+        the encoder while the rest opens; opening the index reports any problem."""
+        try:
+            generation = self.current_generation()
+            if generation is None:
+                return None
+            manifest = json.loads((self.generation_path(generation) / MANIFEST_FILE).read_text(encoding="utf-8"))
+            return str(manifest["embedder"]["model"])
+        except (OSError, ValueError, KeyError, TypeError, QAError):
+            return None
 
     def generation_path(self, generation: str) -> Path:
         return self.path / generation
@@ -321,15 +335,6 @@ def _verify_file(path: Path, expected: FileEntry, full: bool) -> None:
         matches = sha256_file(path) == expected.sha256
     if not matches:
         raise IndexCorruptError(f"{path} does not match its checksum; run `qa index --rebuild`")
-
-
-def sha256_file(path: Path) -> str:
-    """The SHA-256 of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _sample_sha256(path: Path) -> str:

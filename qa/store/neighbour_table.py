@@ -18,34 +18,24 @@ from __future__ import annotations
 
 import sqlite3
 import struct
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from .sqlite import ReadOnlyDatabase, rows_in
+from .protocols import Neighbours
+from .sqlite import ReadOnlyDatabase, open_for_writing, rows_in
 
 NEIGHBOURS_FILE = "word_neighbours.sqlite"
 FORMAT = 2
-
-
-@dataclass(frozen=True)
-class Neighbours:
-    """A query word's nearest vocabulary words (ids) and their cosines, best first."""
-
-    ids: tuple[int, ...]
-    cosines: tuple[float, ...]
 
 
 def write(path: Path, batches: Iterable[tuple[Sequence[str], np.ndarray, np.ndarray]], whole_words: str) -> None:
     """Store each batch's words with their candidates, given as arrays [words, n] of ids (-1
     past the last) and cosines; a word already stored keeps its first entry. ``whole_words``
     names the whole-word table the rows were found for (:func:`whole_words_of`)."""
-    connection = sqlite3.connect(path)
+    connection = open_for_writing(path)
     try:
-        connection.execute("PRAGMA journal_mode=OFF")  # a private file; fsynced at commit
-        connection.execute("PRAGMA synchronous=OFF")
         connection.execute(f"PRAGMA user_version = {FORMAT}")
         connection.execute("CREATE TABLE neighbours (word TEXT PRIMARY KEY, ids BLOB NOT NULL, cosines BLOB NOT NULL)"
                            " WITHOUT ROWID")
@@ -75,9 +65,7 @@ class TableUpdate:
     """A copy of a FORMAT table being changed in place by a build (a private workspace file)."""
 
     def __init__(self, path: Path) -> None:
-        self._connection = sqlite3.connect(path)
-        self._connection.execute("PRAGMA journal_mode=OFF")  # a private file; fsynced at commit
-        self._connection.execute("PRAGMA synchronous=OFF")
+        self._connection = open_for_writing(path)
 
     def get(self, words: Sequence[str]) -> dict[str, tuple[tuple[int, ...], tuple[float, ...]]]:
         """The stored candidates (ids, cosines) of those ``words`` the table holds."""

@@ -26,13 +26,13 @@ profiles.npy                  uint32 [30], the row's document's most          12
 
 Piece vectors are int8 with a float32 scale per piece (half the bytes of the bfloat16
 they were; cosines within 2e-3 of float32, and every ``qa eval`` figure within 0.3
-points): :meth:`ChunkFeatures.piece_vectors_of` returns them as float32, and
-:meth:`ChunkFeatures.piece_cosines` their cosines with a question.
+points): :meth:`RankingRows.piece_vectors_of` returns them as float32, and
+:meth:`RankingRows.piece_cosines` their cosines with a question.
 
 Plus, per index: ``ngram_df.npy`` (int32 per 4-gram bucket, 4 MB), ``word_df.npy`` (int32
 per vocabulary word) and ``lexical.json`` (row count and total lengths).
 
-A build writes the files as it goes (:class:`RowWriter`): an incremental build copies the
+A build writes the files as it goes (:class:`RankingRowWriter`): an incremental build copies the
 retained rows from the previous generation block by block (never loading a whole file),
 then each batch of new rows is appended as soon as it is encoded; document frequencies
 are updated by subtracting the removed rows and adding the new ones.
@@ -52,12 +52,11 @@ import numpy as np
 from ..text import lexical
 from ..errors import IndexCorruptError
 from ..text.lexical import Collection, TermRow
+from .protocols import window_sums
 from .row_files import GrowingRowFile, RowFile
 
 LEXICAL_STATS_FILE = "lexical.json"
 PROFILE_TOKENS = 30
-# How much of a piece's neighbours its window vector adds (v_i + 0.5 (v_i-1 + v_i+1)).
-WINDOW_NEIGHBOUR = 0.5
 _COPY_BLOCK_BYTES = 64 << 20
 _REMOVED_ROWS_BLOCK = 4096
 _MAPPED_FILE_BYTES = 64 << 20
@@ -86,21 +85,16 @@ def language_profile(text: str) -> np.ndarray:
 
 
 def window_norms(piece_vectors: np.ndarray, pieces_per_chunk: Sequence[int]) -> np.ndarray:
-    """Per piece, the norm of its window vector v_i + 0.5 (v_i-1 + v_i+1) within its chunk."""
+    """Per piece, the norm of its window vector (:func:`window_sums`) within its chunk."""
     vectors = np.asarray(piece_vectors, dtype=np.float32)
     owner = np.repeat(np.arange(len(pieces_per_chunk)), pieces_per_chunk)
-    window = vectors.copy()
-    if len(vectors) > 1:
-        same = owner[1:] == owner[:-1]
-        window[1:][same] += WINDOW_NEIGHBOUR * vectors[:-1][same]
-        window[:-1][same] += WINDOW_NEIGHBOUR * vectors[1:][same]
-    return np.linalg.norm(window, axis=1).astype(np.float32)
+    return np.linalg.norm(window_sums(vectors, owner), axis=1).astype(np.float32)
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: hashed by identity, for _LIVE_ROWS
 class NewRows:
     """The artifacts of one batch of freshly encoded chunks, in row order, in their stored
-    form. A build writes each batch with a :class:`RowWriter` and drops it before encoding
+    form. A build writes each batch with a :class:`RankingRowWriter` and drops it before encoding
     the next; :func:`rows_in_memory` counts the rows of the instances alive."""
 
     piece_spans: list[list[tuple[int, int]]]
@@ -135,8 +129,12 @@ def rows_in_memory() -> int:
     return sum(len(rows) for rows in list(_LIVE_ROWS))
 
 
-class ChunkFeatures:
-    """The per-row artifacts of one generation, memory-mapped; safe to share between threads."""
+class RankingRows:
+    """The per-row artifacts of one generation, memory-mapped; safe to share between threads.
+
+    The local :class:`~qa.store.protocols.RankingRowStore`: search reads it through the
+    protocol's methods only, never its arrays.
+    """
 
     def __init__(self, folder: Path) -> None:
         def load(name: str) -> np.ndarray:
@@ -177,6 +175,31 @@ class ChunkFeatures:
         if len(set(rows.values())) != 1 or any(len(set(group.values())) != 1 for group in entries):
             raise IndexCorruptError(f"{folder} has per-row files that disagree ({rows}, {entries}); "
                                     "run `qa index --rebuild`")
+
+    @property
+    def piece_total(self) -> int:
+        return int(self.piece_ptr[-1])
+
+    def piece_spans_of(self, pieces: np.ndarray) -> np.ndarray:
+        return np.asarray(self.piece_spans[pieces])
+
+    def window_norms_of(self, pieces: np.ndarray) -> np.ndarray:
+        return np.asarray(self.piece_window_norms[pieces], dtype=np.float32)
+
+    def ngram_matches(self, rows: np.ndarray, ids: np.ndarray) -> lexical.Matches:
+        return lexical.matches(self.ngram_ptr, self.ngram_ids, self.ngram_counts, rows, ids)
+
+    def word_matches(self, rows: np.ndarray, ids: np.ndarray) -> lexical.Matches:
+        return lexical.matches(self.word_ptr, self.word_ids, self.word_counts, rows, ids)
+
+    def ngram_lengths_of(self, rows: np.ndarray) -> np.ndarray:
+        return np.asarray(self.ngram_lengths[rows])
+
+    def word_lengths_of(self, rows: np.ndarray) -> np.ndarray:
+        return np.asarray(self.word_lengths[rows])
+
+    def profiles_of(self, rows: np.ndarray) -> np.ndarray:
+        return np.asarray(self.profiles[rows])
 
     def word_ids_of(self, row: int) -> np.ndarray:
         """The vocabulary ids of the words of chunk ``row`` (int64)."""
@@ -221,7 +244,7 @@ _COLUMNS = {
 _GROUPS = ("piece", "ngram", "word")
 
 
-class RowWriter:
+class RankingRowWriter:
     """Writes the per-row files of a generation as its rows arrive, so that a build holds
     one batch of rows at a time, never all of them.
 
@@ -239,15 +262,15 @@ class RowWriter:
         self._sizes: dict[str, list[np.ndarray]] = {group: [] for group in _GROUPS}
         self._lengths = {"ngram": 0, "word": 0}
         self._new_df = {"ngram": np.zeros(lexical.NGRAM_BUCKETS, dtype=np.int64), "word": np.zeros(0, dtype=np.int64)}
-        self._previous: ChunkFeatures | None = None
+        self._previous: RankingRows | None = None
         self._kept = np.empty(0, dtype=np.int64)
         self.rows = 0
 
-    def keep(self, previous: ChunkFeatures, kept_rows: np.ndarray) -> None:
+    def keep(self, previous: RankingRows, kept_rows: np.ndarray) -> None:
         """Append rows ``kept_rows`` of ``previous`` (copied, never re-encoded). Called at most
         once, before any :meth:`add`: frequencies are carried over from ``previous``."""
         if self._previous is not None or self.rows:
-            raise ValueError("RowWriter.keep comes first, once")
+            raise ValueError("RankingRowWriter.keep comes first, once")
         kept_rows = np.asarray(kept_rows, dtype=np.int64)
         self._previous, self._kept = previous, kept_rows
         runs = {"row": _runs(kept_rows)}
@@ -313,7 +336,7 @@ def _blocks(source: np.ndarray | RowFile, runs: list[tuple[int, int]]):
             yield np.asarray(source[start:min(b, start + block)])
 
 
-def _document_frequencies(old: ChunkFeatures | None, name: str, size: int, removed: np.ndarray,
+def _document_frequencies(old: RankingRows | None, name: str, size: int, removed: np.ndarray,
                           new_df: np.ndarray) -> np.ndarray:
     """The previous frequencies, minus the removed rows' terms, plus the new rows' terms."""
     df = np.zeros(size, dtype=np.int32)

@@ -1,4 +1,5 @@
-"""A read-only SQLite file of an index generation, opened once and shared between threads."""
+"""SQLite in an index generation: files written once by a build, then read-only and shared
+between threads; and ``IN (...)`` lists in batches SQLite accepts."""
 
 from __future__ import annotations
 
@@ -21,6 +22,16 @@ def rows_in(query: Callable[[str, Sequence], list[tuple]], sql: str, values: Seq
     for i in range(0, len(values), _SQLITE_VARIABLES):
         batch = values[i:i + _SQLITE_VARIABLES]
         yield from query(sql.format(marks=",".join("?" * len(batch))), batch)
+
+
+def open_for_writing(path: Path) -> sqlite3.Connection:
+    """A connection for a build to write a file of a new generation: no journal and no
+    syncing, because the file is private to the build's workspace until the commit, which
+    fsyncs every file before the generation becomes visible."""
+    connection = sqlite3.connect(path)
+    connection.execute("PRAGMA journal_mode=OFF")
+    connection.execute("PRAGMA synchronous=OFF")
+    return connection
 
 
 class ReadOnlyDatabase:

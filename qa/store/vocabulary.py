@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -28,16 +27,13 @@ import faiss
 import numpy as np
 
 from ..errors import IndexCorruptError
-from .neighbour_table import NEIGHBOURS_FILE, Neighbours, NeighbourTable
-from .sqlite import ReadOnlyDatabase, rows_in
+from .neighbour_table import NEIGHBOURS_FILE, NeighbourTable
+from .protocols import MIN_TRANSLATION_COSINE, TRANSLATIONS_PER_WORD, Neighbours
+from .sqlite import ReadOnlyDatabase, open_for_writing, rows_in
 
 VOCABULARY_FILE = "vocabulary.sqlite"
 WORD_VECTORS_FILE = "word_vectors.faiss"
 RECENT_VECTORS_FILE = "word_vectors_recent.npy"
-# A query word's nearest vocabulary words, and how close a word must be to count as a
-# translation (tuned on the tuning half of XQuAD-R: 3 and 0.6 beat 5/10 and 0.7/0.8).
-TRANSLATIONS_PER_WORD = 3
-MIN_TRANSLATION_COSINE = 0.6
 # HNSW graph: 32 links per node; vectors stored as float16 (half the memory, cosines
 # within 1e-3 of float32).
 _HNSW_FACTORY = "HNSW32,SQfp16"
@@ -55,46 +51,6 @@ RECENT_WORDS_MAX = 2048
 # (float64), so a cosine does not depend on how many vectors were multiplied at once.
 _SCREEN_MARGIN = 1e-3
 _ENCODE_BATCH = 512
-
-
-@dataclass(frozen=True)
-class Translations:
-    """Vocabulary words standing in for query words.
-
-    ``ids`` (sorted, distinct) are vocabulary word ids; ``group[i]`` is the query word that
-    ``ids[i]`` translates and ``weight[i]`` their cosine. ``words`` counts the query words.
-    """
-
-    ids: np.ndarray
-    group: np.ndarray
-    weight: np.ndarray
-    words: int
-
-    @classmethod
-    def none(cls, words: int = 0) -> Translations:
-        """No translations for ``words`` query words."""
-        return cls(np.empty(0, np.uint32), np.empty(0, np.int64), np.empty(0, np.float32), words)
-
-    @classmethod
-    def of(cls, neighbours: Sequence[Neighbours]) -> Translations:
-        """Each query word's neighbours with cosine >= MIN_TRANSLATION_COSINE.
-
-        A vocabulary word claimed by two query words goes to the closer one.
-        """
-        best: dict[int, tuple[float, int]] = {}
-        for group, near in enumerate(neighbours):
-            for word_id, cosine in zip(near.ids, near.cosines):
-                if cosine >= MIN_TRANSLATION_COSINE and cosine > best.get(word_id, (-1.0, 0))[0]:
-                    best[word_id] = (cosine, group)
-        if not best:
-            return cls.none(len(neighbours))
-        order = sorted(best)
-        return cls(
-            ids=np.array(order, dtype=np.uint32),
-            group=np.array([best[i][1] for i in order], dtype=np.int64),
-            weight=np.array([best[i][0] for i in order], dtype=np.float32),
-            words=len(neighbours),
-        )
 
 
 class Vocabulary:
@@ -142,7 +98,7 @@ class Vocabulary:
         Ids are never reused, so the words of removed documents stay in the graph; a few
         spare candidates are kept so that they do not take a translation's place.
         """
-        # One OpenMP thread for a query, as in VectorStore.search (per calling thread).
+        # One OpenMP thread for a query, as in the vector indexes' search (per calling thread).
         faiss.omp_set_num_threads(1)
         ids, cosines = word_candidates(self._graph, self._recent, word_vectors)
         return [in_use_neighbours(i, c, in_use) for i, c in zip(ids.tolist(), cosines.tolist())]
@@ -277,9 +233,7 @@ class VocabularyBuilder:
         path = workspace / VOCABULARY_FILE
         if previous is not None:
             shutil.copyfile(previous / VOCABULARY_FILE, path)
-        self._connection = sqlite3.connect(path)
-        self._connection.execute("PRAGMA journal_mode=OFF")  # a private file; fsynced at commit
-        self._connection.execute("PRAGMA synchronous=OFF")
+        self._connection = open_for_writing(path)
         self._connection.execute("CREATE TABLE IF NOT EXISTS words (id INTEGER PRIMARY KEY, word TEXT NOT NULL UNIQUE)")
         self.size = int(self._connection.execute("SELECT COUNT(*) FROM words").fetchone()[0])
         self.new_words: list[str] = []

@@ -22,7 +22,7 @@ def write_rows(path: Path, vectors: np.ndarray) -> None:
     np.save(path, np.ascontiguousarray(vectors, dtype=np.float16), allow_pickle=False)
 
 
-class HalfRowFile(RowFile):
+class Float16Rows(RowFile):
     """Read-only rows of a file written by :func:`write_rows`; safe to share between threads."""
 
     def __init__(self, path: Path) -> None:

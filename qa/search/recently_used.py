@@ -1,4 +1,5 @@
-"""A small thread-safe LRU map: the query path's caches of word vectors and neighbours."""
+"""A small thread-safe map that forgets the least recently used: the query path's caches of
+word vectors and neighbours."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections import OrderedDict
 from typing import Iterable, Sequence
 
 
-class LruCache:
+class RecentlyUsed:
     """A bounded word -> value map that evicts the least recently used; thread-safe.
 
     Holds query-word vectors (standalone encodings of single words, or the vocabulary's

