@@ -28,6 +28,8 @@ from qa.store.neighbour_table import NEIGHBOURS_FILE
 from qa.store.vocabulary import RECENT_VECTORS_FILE, VOCABULARY_FILE, WORD_VECTORS_FILE
 from qa.store.folder import IndexDirectory
 from qa.store.vectors.factory import create_vector_index
+from qa.store.vectors.flat import FlatIndex
+from qa.store.vectors.ivf_sq8 import IvfSq8Index
 
 CHUNKS_PER_DOCUMENT = 1000
 
@@ -62,7 +64,7 @@ def derived_vectors(real: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     return out
 
 
-def write_index(index_dir: Path, vectors: np.ndarray, source: Path) -> VectorStore:
+def write_index(index_dir: Path, vectors: np.ndarray, source: Path) -> FlatIndex | IvfSq8Index:
     """Commit a qa index generation holding ``vectors``, row ``i`` taking everything but its
     vector from row ``i mod R`` of the real generation folder ``source`` (R rows)."""
     directory = IndexDirectory(index_dir)

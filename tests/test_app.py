@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 import app
+from qa.app import handlers, layout, render, security, settings
 import qa
 from app_harness import (
     CHROMIUM,
@@ -221,7 +222,7 @@ def test_answer_cites_the_seed_article_with_its_passage(page, tmp_path):
 @browser_test
 def test_example_questions_are_clickable(page):
     examples = page.locator("#examples")
-    for question in app.EXAMPLE_QUESTIONS:
+    for question in layout.EXAMPLE_QUESTIONS:
         expect(examples.get_by_role("button", name=question)).to_be_visible()
     examples.get_by_role("button", name="Wer hat Russland Drohnen geliefert?").click()
     expect(finished(page)).to_have_count(1, timeout=ANSWER_TIMEOUT)
@@ -462,7 +463,7 @@ def test_an_index_from_an_older_qa_is_rebuilt_at_start(seed_index, seeds_copy, t
     index_dir = tmp_path / "index"
     shutil.copytree(seed_index, index_dir)
     age_index(index_dir, 1)
-    library = app.Library.open(seeds_copy, index_dir)
+    library = handlers.Library.open(seeds_copy, index_dir)
     assert "has index format 1, this qa reads format" in capsys.readouterr().out
     assert library.index.retrieve("¿Quién suministró drones a Rusia?", k=1)[0].source == SEED_NAME
 
@@ -582,11 +583,11 @@ def test_uploads_over_the_size_limit_are_refused(server):
 
 # ---------------------------------------------------------------------------------------- in-process
 @pytest.fixture
-def library(seed_index, seeds_copy, tmp_path) -> app.Library:
+def library(seed_index, seeds_copy, tmp_path) -> handlers.Library:
     """The app's view of a private copy of the seeds and their index (tests may change both)."""
     index_dir = tmp_path / "index"
     shutil.copytree(seed_index, index_dir)
-    return app.Library(docs_dir=seeds_copy, index_dir=index_dir, index=qa.load(index_dir))
+    return handlers.Library(docs_dir=seeds_copy, index_dir=index_dir, index=qa.load(index_dir))
 
 
 def test_browser_tests_say_how_to_install_chromium(monkeypatch):
@@ -607,12 +608,12 @@ def test_rendering_escapes_every_string_from_a_document():
     answer = qa.types.Answer(question="q", text="See ![x](http://remote.example/a.png) <script>x</script> [1]",
                              citations=(citation,), abstained=False, language="en", answerer="llm",
                              notice="<i>notice</i>")
-    out = app.render_answer({"question": "q", "answer": answer, "error": None, "done": True})
+    out = render.render_answer({"question": "q", "answer": answer, "error": None, "done": True})
     for raw in ("<script", "<img", "<svg", "<b>", "<i>"):
         assert raw not in out
     assert "&lt;b&gt;bold?&lt;/b&gt;</mark>" in out and "&lt;svg onload=alert(1)&gt;.md" in out
     assert '<sup class="rag-cite">[1]</sup>' in out
-    user = app.render_chat([{"question": "<img src=x>", "answer": None, "error": None, "done": False}])[0]
+    user = render.render_chat([{"question": "<img src=x>", "answer": None, "error": None, "done": False}])[0]
     assert "<img" not in user["content"]
 
 
@@ -621,28 +622,28 @@ def test_highlight_follows_the_quotes_offsets():
     second = passage.rindex("Drones came.")
     citation = Citation(n=1, source="a.txt", page=3, start=50 + second, end=50 + len(passage), quote="Drones came.",
                         score=0.5, passage=passage, passage_start=50, chunk_id="c", location="page 3")
-    assert app.highlight(citation) == "Drones came. Then more. <mark>Drones came.</mark>"
-    assert '<span class="rag-page">page 3</span>' in app.render_sources([citation], abstained=False)
+    assert render.highlight(citation) == "Drones came. Then more. <mark>Drones came.</mark>"
+    assert '<span class="rag-page">page 3</span>' in render.render_sources([citation], abstained=False)
     moved = dataclasses.replace(citation, start=0, end=5, quote="then  MORE.")
-    assert app.highlight(moved) == "Drones came. <mark>Then more.</mark> Drones came."
+    assert render.highlight(moved) == "Drones came. <mark>Then more.</mark> Drones came."
     absent = dataclasses.replace(citation, quote="<q>")
-    assert app.highlight(absent).startswith("<mark>&lt;q&gt;</mark><br>")
+    assert render.highlight(absent).startswith("<mark>&lt;q&gt;</mark><br>")
 
 
 def test_question_errors_are_one_readable_line(library):
-    *_, (chat, turns, _box) = app.respond(library, "drones\x07?", [])
+    *_, (chat, turns, _box) = handlers.respond(library, "drones\x07?", [])
     message = chat[-1]["content"]
     assert "Could not answer: the question contains a control character (U+0007)" in message
     assert "Traceback" not in message and "rag-complete" in message
-    assert app.plain_history(turns) == []  # a failed turn is not history
+    assert handlers.plain_history(turns) == []  # a failed turn is not history
 
 
 def test_follow_up_gets_the_plain_text_history(library):
-    *_, (_, turns, _) = app.respond(library, "Who supplied drones to Russia?", [])
-    history = app.plain_history(turns)
+    *_, (_, turns, _) = handlers.respond(library, "Who supplied drones to Russia?", [])
+    history = handlers.plain_history(turns)
     assert history[0] == {"role": "user", "content": "Who supplied drones to Russia?"}
     assert history[1]["role"] == "assistant" and "Irán" in history[1]["content"]
-    *_, (chat, turns, _) = app.respond(library, "Where will they be built?", turns)
+    *_, (chat, turns, _) = handlers.respond(library, "Where will they be built?", turns)
     assert len(turns) == 2 and chat[-1]["content"].count("rag-complete") == 1
 
 
@@ -651,7 +652,7 @@ def test_upload_handler_reports_each_file(library, tmp_path):
     shutil.copy(FIXTURES / "lisbon-trams.md", good)
     bad = tmp_path / "payload.exe"
     bad.write_bytes(b"MZ\0\0")
-    table, stats, log, box = app.index_uploads(library, [str(good), str(bad)])
+    table, stats, log, box = handlers.index_uploads(library, [str(good), str(bad)])
     assert "saved lisbon.md" in log and "refused 'payload.exe': unsupported file type '.exe'" in log
     assert "added lisbon.md" in log and box is None
     assert "lisbon.md" in list(table["Document"]) and "**Documents:** 2" in stats
@@ -666,7 +667,7 @@ def test_an_upload_is_answerable_as_soon_as_the_handler_returns(library, tmp_pat
     good = tmp_path / "lisbon.md"
     shutil.copy(FIXTURES / "lisbon-trams.md", good)
     started_with = library.index.snapshot().name
-    app.index_uploads(library, [str(good)])
+    handlers.index_uploads(library, [str(good)])
     # the handler's table already reads the new version: the next question does not reopen it
     live = library.index.directory.current_generation()
     assert live != started_with and library.index._live._snapshot.name == live
@@ -675,29 +676,29 @@ def test_an_upload_is_answerable_as_soon_as_the_handler_returns(library, tmp_pat
 
 
 def test_statistics_warn_when_the_folder_lacks_indexed_documents(library, tmp_path):
-    assert "**Note:**" not in app.stats_markdown(library)
+    assert "**Note:**" not in handlers.stats_markdown(library)
     library.docs_dir = tmp_path / "elsewhere"
     library.docs_dir.mkdir()
-    note = app.stats_markdown(library)
+    note = handlers.stats_markdown(library)
     assert f"**Note:** 1 indexed document(s) are not in the documents folder (for example `{SEED_NAME}`)" in note
 
 
 def test_settings_from_flags_and_environment(monkeypatch):
     for name in ("QA_AUTH", "QA_LLM_URL", "QA_LLM_MODEL", "QA_LLM_KEY_ENV", "QA_DOCS_DIR", "QA_INDEX_DIR"):
         monkeypatch.delenv(name, raising=False)
-    args = app.parse_args([])
+    args = settings.parse_args([])
     assert (args.host, args.port, args.docs_dir, args.index_dir, args.share) == ("127.0.0.1", 7860, "seeds", "index", False)
-    assert app.parse_auth(args.auth) is None and app.llm_settings(args) is None
+    assert security.parse_auth(args.auth) is None and settings.llm_settings(args) is None
     monkeypatch.setenv("QA_AUTH", "alice:pa:ss")
     monkeypatch.setenv("QA_LLM_URL", "http://127.0.0.1:11434/v1")
     monkeypatch.setenv("QA_LLM_MODEL", "llama3.2")
     monkeypatch.setenv("QA_LLM_KEY_ENV", "MY_KEY")
-    args = app.parse_args([])
-    assert app.parse_auth(args.auth) == [("alice", "pa:ss")]
-    assert app.llm_settings(args) == qa.answer.llm.LLMSettings("http://127.0.0.1:11434/v1", "llama3.2", "MY_KEY")
-    args = app.parse_args(["--auth", "a:1", "--auth", "b:2", "--llm-model", "other"])
-    assert app.parse_auth(args.auth) == [("a", "1"), ("b", "2")] and app.llm_settings(args).model == "other"
-    assert app.parse_size("50mb") == 50 * 1024**2 and app.parse_size("1000") == 1000
+    args = settings.parse_args([])
+    assert security.parse_auth(args.auth) == [("alice", "pa:ss")]
+    assert settings.llm_settings(args) == qa.answer.llm.LLMSettings("http://127.0.0.1:11434/v1", "llama3.2", "MY_KEY")
+    args = settings.parse_args(["--auth", "a:1", "--auth", "b:2", "--llm-model", "other"])
+    assert security.parse_auth(args.auth) == [("a", "1"), ("b", "2")] and settings.llm_settings(args).model == "other"
+    assert settings.parse_size("50mb") == 50 * 1024**2 and settings.parse_size("1000") == 1000
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -709,15 +710,15 @@ def test_settings_from_flags_and_environment(monkeypatch):
 def test_bad_settings_stop_with_one_line(monkeypatch, capsys, tmp_path, argv, message):
     monkeypatch.delenv("QA_LLM_URL", raising=False)
     monkeypatch.delenv("QA_LLM_MODEL", raising=False)
-    assert app.main([*argv, "--index-dir", str(tmp_path / "i"), "--docs-dir", str(tmp_path / "d")]) == 2
+    assert settings.main([*argv, "--index-dir", str(tmp_path / "i"), "--docs-dir", str(tmp_path / "d")]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
     assert not (tmp_path / "i").exists()
 
 
 def test_launch_settings_keep_the_app_local_and_private(library):
-    args = app.parse_args(["--port", "7000"])
-    kwargs = app.launch_kwargs(args, library)
+    args = settings.parse_args(["--port", "7000"])
+    kwargs = settings.launch_kwargs(args, library, app.APP_DIR)
     assert kwargs["server_name"] == "127.0.0.1" and kwargs["share"] is False and kwargs["auth"] is None
     assert kwargs["max_file_size"] == library.max_file_bytes and kwargs["allowed_paths"] == []
     blocked = kwargs["blocked_paths"]
@@ -725,18 +726,18 @@ def test_launch_settings_keep_the_app_local_and_private(library):
     assert str(Path.cwd().resolve() / ".env") in blocked and str(app.APP_DIR / ".env") in blocked
     assert kwargs["ssr_mode"] is False and kwargs["mcp_server"] is False
     classes = [m.cls for m in kwargs["app_kwargs"]["middleware"]]
-    assert app.BlockRemoteFileProxy in classes and app.TrustedHostMiddleware in classes
+    assert security.BlockRemoteFileProxy in classes and security.TrustedHostMiddleware in classes
     # exposed on purpose: any host name may reach it (and a login should guard it)
-    exposed = app.launch_kwargs(app.parse_args(["--host", "0.0.0.0", "--auth", "a:b"]), library)
-    assert [m.cls for m in exposed["app_kwargs"]["middleware"]] == [app.BlockRemoteFileProxy]
+    exposed = settings.launch_kwargs(settings.parse_args(["--host", "0.0.0.0", "--auth", "a:b"]), library, app.APP_DIR)
+    assert [m.cls for m in exposed["app_kwargs"]["middleware"]] == [security.BlockRemoteFileProxy]
     assert exposed["auth"] == [("a", "b")]
 
 
 def test_login_is_required_when_auth_is_set(library):
-    args = app.parse_args(["--port", str(free_port()), "--auth", "alice:s3cret"])
-    demo = app.build_demo(library)
+    args = settings.parse_args(["--port", str(free_port()), "--auth", "alice:s3cret"])
+    demo = layout.build_demo(library)
     demo.queue()
-    demo.launch(prevent_thread_lock=True, quiet=True, **app.launch_kwargs(args, library))
+    demo.launch(prevent_thread_lock=True, quiet=True, **settings.launch_kwargs(args, library, app.APP_DIR))
     base = f"http://127.0.0.1:{args.port}"
     try:
         assert http(base + "/gradio_api/info")[0] == 401

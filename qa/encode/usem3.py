@@ -114,8 +114,6 @@ class UniversalSentenceEncoder:
         return whole_word_table(self)
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
-        from . import usem3_forward as use_forward
-
         if not texts:
             return np.empty((0, self.dimension), dtype=np.float32)
         model, texts = self.backend(), list(texts)

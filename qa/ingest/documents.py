@@ -11,7 +11,6 @@ import hashlib
 import io
 import logging
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 

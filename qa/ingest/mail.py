@@ -9,7 +9,6 @@ import email
 import logging
 from email import policy
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Callable, Iterable
 
 from ..errors import DocumentError

@@ -6,6 +6,7 @@ citations name the spans their quote overlaps (:mod:`qa.text.places` says them i
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Iterable
 
 from ..types import PageSpan
 
