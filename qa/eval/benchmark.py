@@ -44,7 +44,7 @@ from ..build.builder import build_index
 from ..api import Index
 from ..search.verification import SUPPORT_THRESHOLD
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DATA_DIR = REPO / "bench" / "data"
 DEFAULT_SEEDS_DIR = REPO / "seeds"
 LANGUAGES = ("en", "es")
