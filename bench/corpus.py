@@ -10,27 +10,15 @@ from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
-from qa.eval.benchmark import DEFAULT_DATA_DIR, load_benchmark, read_articles
+from qa.eval.benchmark import DEFAULT_DATA_DIR, Question, load_benchmark, read_articles
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 # Characters of text per chunk of 1000-character chunks with 143 overlap: corpus sizes are
 # named for those (the default 1500/215 chunker makes ~0.85x as many chunks of them).
 CHARS_PER_CHUNK = 870
-
-
-@dataclass(frozen=True)
-class Question:
-    """An English question whose gold answer is a span of one Spanish document."""
-
-    id: str
-    text: str
-    source: str
-    start: int
-    end: int
 
 
 def _articles(language: str) -> list[dict]:
@@ -42,8 +30,7 @@ def write_quality_corpus(folder: Path) -> list[Question]:
     1,190 English questions, each with the character span of its gold answer."""
     benchmark = load_benchmark("en", "es")
     benchmark.write_articles(folder)
-    names = {article.number: article.name for article in benchmark.articles}
-    return [Question(q.id, q.text, names[q.article], q.start, q.end) for q in benchmark.questions]
+    return benchmark.questions
 
 
 def english_questions() -> list[str]:

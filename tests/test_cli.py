@@ -99,3 +99,11 @@ def test_index_accepts_a_vector_index_choice(seeds_copy, tmp_path):
     assert "ivf-sq8" in run("info", "--index-dir", str(tmp_path / "i")).stdout
     refused = run("index", str(seeds_copy), "--index-dir", str(tmp_path / "i"), "--vector-index", "hnsw")
     assert refused.exit_code == 2 and "auto" in refused.output
+
+
+def test_index_help_states_the_chunk_defaults_a_new_index_gets():
+    from qa.ingest.chunking import ChunkSettings
+
+    shown = " ".join(CliRunner().invoke(cli, ["index", "--help"]).output.split())
+    default = ChunkSettings()
+    assert f"(new index: {default.size})" in shown and f"(new index: {default.overlap})" in shown

@@ -65,14 +65,6 @@ class LLMSettings:
             raise LLMUnavailable(f"environment variable {self.api_key_env} (the LLM API key) is not set")
         return key
 
-    @classmethod
-    def from_env(cls) -> LLMSettings | None:
-        """Settings from QA_LLM_URL, QA_LLM_MODEL and QA_LLM_KEY_ENV, or None if no URL is set."""
-        url = os.environ.get("QA_LLM_URL")
-        if not url:
-            return None
-        return cls(url=url, model=os.environ.get("QA_LLM_MODEL", ""), api_key_env=os.environ.get("QA_LLM_KEY_ENV"))
-
 
 @dataclass(frozen=True)
 class Source:

@@ -54,13 +54,15 @@ TOP_K = 10
 
 @dataclass(frozen=True)
 class Question:
-    """A benchmark question with its gold answer span in a pool article."""
+    """A benchmark question with its gold answer span in a pool article (``source`` is the
+    article's file name as :meth:`Benchmark.write_articles` writes it)."""
 
     id: str
     text: str
     article: int
     start: int
     end: int
+    source: str = ""
 
     @property
     def half(self) -> str:
@@ -112,11 +114,16 @@ def load_benchmark(questions: str = "en", pool: str = "es", data_dir: str | Path
             for qa in paragraph["qas"]:
                 answer = qa["answers"][0]
                 start = offset + answer["answer_start"]
-                asked.append(Question(qa["id"], question_texts[qa["id"]], number, start, start + len(answer["text"])))
+                asked.append(Question(qa["id"], question_texts[qa["id"]], number, start, start + len(answer["text"]),
+                                      _article_name(number)))
             paragraphs.append(paragraph["context"])
             offset += len(paragraph["context"]) + 2
-        documents.append(Article(number, f"article-{number:02d}.txt", "\n\n".join(paragraphs)))
+        documents.append(Article(number, _article_name(number), "\n\n".join(paragraphs)))
     return Benchmark(questions, pool, documents, asked)
+
+
+def _article_name(number: int) -> str:
+    return f"article-{number:02d}.txt"
 
 
 def read_articles(data_dir: Path, language: str) -> list[dict]:

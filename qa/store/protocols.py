@@ -29,7 +29,7 @@ of the chunk store and of the ranking rows.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -67,6 +67,7 @@ class Neighbours:
     cosines: tuple[float, ...]
 
 
+@runtime_checkable
 class VectorIndex(Protocol):
     """Inner-product (cosine) search over the chunk vectors of one generation."""
 
@@ -91,6 +92,7 @@ class VectorIndex(Protocol):
         """The manifest's ``vector_index`` entry: what to reopen it with."""
 
 
+@runtime_checkable
 class ChunkStore(Protocol):
     """Chunk text and provenance by row."""
 
@@ -106,6 +108,7 @@ class ChunkStore(Protocol):
         """Content id -> how many pages, slides, sheets or chapters it has ("12 pages")."""
 
 
+@runtime_checkable
 class RankingRowStore(Protocol):
     """The per-chunk rows hybrid re-ranking and evidence choice read (:mod:`qa.store.ranking_rows`).
 
@@ -149,6 +152,7 @@ class RankingRowStore(Protocol):
         """The vocabulary ids of the words of chunk ``row``."""
 
 
+@runtime_checkable
 class VocabularyStore(Protocol):
     """The translation channel's word tables (:mod:`qa.store.vocabulary`)."""
 
@@ -172,12 +176,14 @@ class VocabularyStore(Protocol):
         """The neighbours the build stored for those ``words`` it knew, among those in use."""
 
 
+@runtime_checkable
 class Lease(Protocol):
     """Keeps a generation from being removed while a reader uses it."""
 
     def release(self) -> None: ...
 
 
+@runtime_checkable
 class Generation(Protocol):
     """One opened, immutable generation: everything a query reads."""
 
@@ -190,6 +196,7 @@ class Generation(Protocol):
     lease: Lease
 
 
+@runtime_checkable
 class Generations(Protocol):
     """An index's generations: which one is current, opening it, its size."""
 
@@ -208,6 +215,7 @@ class Generations(Protocol):
     def size_bytes(self, generation: str) -> int: ...
 
 
+@runtime_checkable
 class GenerationWriter(Protocol):
     """Where a build writes one new generation, in order; invisible to readers until
     :meth:`commit`, and :meth:`abort` leaves the previous generation as it was."""
