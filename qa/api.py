@@ -150,7 +150,7 @@ class Index:
             embedder=m.embedder["model"],
             dimension=int(m.embedder["dimension"]),
             vector_index=str(m.vector_index.get("type")),
-            size_bytes=self.directory.size_bytes(snapshot.name),
+            size_bytes=self._live.generations.size_bytes(snapshot.name),
             built_at=m.built_at,
             docs_dir=m.docs_dir,
         )

@@ -19,7 +19,7 @@ class PageSpan:
     (pptx/odp), ``sheet`` (xlsx/csv: ``row`` is the spreadsheet's own row number),
     ``chapter`` (epub) or ``attachment`` (a mail's attached file). ``page`` is its 1-based
     number (for a sheet, the sheet's number) and ``name`` its title, if it has one (sheet
-    name, chapter title, attachment file name). :func:`qa.ingest.provenance.describe` turns spans
+    name, chapter title, attachment file name). :func:`qa.text.places.describe` turns spans
     into the words a citation shows: "page 2", "slide 3", "sheet Sales, rows 4–6".
     """
 

@@ -7,7 +7,7 @@ import pytest
 
 from qa.errors import IndexCorruptError
 from qa.store.vectors.factory import create_vector_index, load_vector_index
-from qa.store.vectors.faiss_files import VECTORS_FILE
+from qa.store.vectors.base import VECTORS_FILE
 
 
 def unit(*rows):

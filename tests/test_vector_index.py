@@ -18,7 +18,7 @@ from qa.store.vectors.float16_rows import Float16Rows, write_rows
 from qa.store.vectors.choice import FLAT, IVF_SQ8, IndexPolicy, choose_spec
 from qa.store.folder import IndexDirectory
 from qa.store.vectors.factory import create_vector_index, load_vector_index
-from qa.store.vectors.faiss_files import HALF_ROWS_FILE
+from qa.store.vectors.base import HALF_ROWS_FILE
 
 from conftest import FIXTURES, SEED_ARTICLE
 

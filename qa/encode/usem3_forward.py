@@ -5,7 +5,7 @@ instead of calling its ``encode``, for two reasons:
 
 - pooling: the model sum-pools token features before its output head, so summing them over
   any span gives that span's vector; one pass over a chunk gives the chunk and its
-  sentences (:class:`qa.encode.sentence_vectors.PooledPieceEncoder`);
+  sentences (:class:`qa.encode.usem3.PooledSentenceEncoder`);
 - speed: OpenBLAS's sgemm is slow when a matrix has a number of rows that is not a multiple
   of four (measured here, x @ W with W 512 x 768 on one thread: 15 rows 203 us, 16 rows
   153 us; 3 rows 133 us, 4 rows 81 us). Token rows and the head's rows are padded up to a

@@ -18,7 +18,7 @@ from .folder import GenerationLease, IndexDirectory
 from .manifest import Manifest
 from .ranking_rows import RankingRows
 from .vectors.factory import load_vector_index
-from .vectors.faiss_files import VECTORS_FILE
+from .vectors.base import VECTORS_FILE
 from .vocabulary import Vocabulary
 
 

@@ -10,17 +10,13 @@ import numpy as np
 
 from ..row_files import RowFile
 from .choice import AUTO, FLAT
-from .faiss_files import VECTORS_FILE, batches, empty_result, prepare, read_faiss, selector
+from .base import VECTORS_FILE, FaissIndex, batches, read_faiss, selector
 
 
-class FlatIndex:
+class FlatIndex(FaissIndex):
     """Exact search; the vectors themselves are the index."""
 
     kind = FLAT
-
-    def __init__(self, index: faiss.Index, requested: str = AUTO) -> None:
-        self.faiss_index = index
-        self.requested = requested
 
     @classmethod
     def build(cls, vectors: np.ndarray | RowFile, dimension: int, requested: str) -> FlatIndex:
@@ -33,20 +29,7 @@ class FlatIndex:
     def load(cls, folder: Path, description: dict[str, Any]) -> FlatIndex:
         return cls(read_faiss(folder / VECTORS_FILE), description.get("requested", AUTO))
 
-    @property
-    def size(self) -> int:
-        return int(self.faiss_index.ntotal)
-
-    @property
-    def dimension(self) -> int:
-        return int(self.faiss_index.d)
-
-    def search(self, queries: np.ndarray, k: int, among: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` scores and rows for each query row; rows are -1 where there are fewer."""
-        queries = prepare(queries, self.dimension)
-        k = min(k, self.size if among is None else len(among))
-        if k <= 0:
-            return empty_result(len(queries))
+    def _search(self, queries: np.ndarray, k: int, among: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         if among is None:
             return self.faiss_index.search(queries, k)
         return self.faiss_index.search(queries, k, params=faiss.SearchParameters(sel=selector(among)))
@@ -59,6 +42,3 @@ class FlatIndex:
 
     def describe(self) -> dict[str, Any]:
         return {"type": FLAT, "requested": self.requested}
-
-    def save(self, folder: Path) -> None:
-        faiss.write_index(self.faiss_index, str(folder / VECTORS_FILE))

@@ -13,7 +13,7 @@ import numpy as np
 from ...errors import IndexCorruptError
 from ..row_files import RowFile
 from .choice import AUTO, IVF_SQ8, IndexPolicy, IndexSpec, needs_retrain, unbalanced
-from .faiss_files import HALF_ROWS_FILE, VECTORS_FILE, batches, empty_result, prepare, read_faiss, selector
+from .base import HALF_ROWS_FILE, VECTORS_FILE, FaissIndex, batches, read_faiss, selector
 from .float16_rows import Float16Rows, write_rows
 
 # k-means: 20 iterations on at most 64 points per list (the study's settings: more of
@@ -26,7 +26,7 @@ _TRAIN_POINTS_PER_LIST = 64
 _EXACT_FILTER_ROWS = 20_000
 
 
-class IvfSq8Index:
+class IvfSq8Index(FaissIndex):
     """Approximate search with exact scores: the ``rerank`` best candidates of the inverted
     file are re-scored from the float16 vectors."""
 
@@ -34,9 +34,8 @@ class IvfSq8Index:
 
     def __init__(self, index: faiss.Index, spec: IndexSpec, requested: str, half_rows: np.ndarray | Float16Rows,
                  training: dict[str, Any]) -> None:
-        self.faiss_index = index
+        super().__init__(index, requested)
         self.spec = spec
-        self.requested = requested
         self._half_rows = half_rows
         self._training = training
         faiss.extract_index_ivf(index).nprobe = spec.nprobe
@@ -87,20 +86,8 @@ class IvfSq8Index:
             raise IndexCorruptError(f"{folder / HALF_ROWS_FILE} does not match {path}; run `qa index --rebuild`")
         return cls(index, spec, description.get("requested", AUTO), half_rows, training)
 
-    @property
-    def size(self) -> int:
-        return int(self.faiss_index.ntotal)
-
-    @property
-    def dimension(self) -> int:
-        return int(self.faiss_index.d)
-
-    def search(self, queries: np.ndarray, k: int, among: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` exact scores and rows for each query row; rows are -1 where there are fewer."""
-        queries = prepare(queries, self.dimension)
-        k = min(k, self.size if among is None else len(among))
-        if k <= 0:
-            return empty_result(len(queries))
+    def _search(self, queries: np.ndarray, k: int, among: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        # exact scores: the candidates are re-scored from the float16 vectors
         if among is not None and len(among) <= _EXACT_FILTER_ROWS:
             return self._exact_among(queries, k, np.asarray(among, dtype=np.int64))
         depth = max(k, self.spec.rerank)
@@ -137,7 +124,7 @@ class IvfSq8Index:
                 "rerank": self.spec.rerank, "factory": f"IVF{self.spec.nlist},SQ8", **self._training}
 
     def save(self, folder: Path) -> None:
-        faiss.write_index(self.faiss_index, str(folder / VECTORS_FILE))
+        super().save(folder)
         rows = self._half_rows
         write_rows(folder / HALF_ROWS_FILE, rows.read(np.arange(rows.rows)) if isinstance(rows, Float16Rows) else rows)
 
