@@ -11,6 +11,7 @@ import qa
 from qa.ingest.chunking import ChunkSettings, split
 from qa.ingest.documents import parse
 from qa.store.folder import IndexDirectory
+from qa.store.manifest import FORMAT_VERSION
 
 from conftest import FIXTURES, SEED_ARTICLE, age_index
 from test_documents import make_docx, make_pdf
@@ -229,3 +230,24 @@ def test_a_one_file_update_searches_the_translations_of_its_new_words_only(seeds
     (seeds_copy / "valparaiso.txt").unlink()
     removed = qa.build_index(seeds_copy, index_dir, progress=False)
     assert removed.removed == 1 and removed.words_searched == 0
+
+
+def test_open_or_build_builds_a_missing_index_and_rebuilds_an_older_one(seeds_copy, tmp_path):
+    from qa.api import open_or_build
+
+    said: list[str] = []
+    index, report = open_or_build(seeds_copy, tmp_path / "index", say=said.append, progress=False)
+    assert report is not None and report.chunks_embedded == report.chunks > 0
+    assert said == [f"No index at {tmp_path / 'index'}: building it from {seeds_copy} ..."]
+    assert index.retrieve("Who supplied drones to Russia?", k=1)
+    again, report = open_or_build(seeds_copy, tmp_path / "index", say=said.append, progress=False)
+    assert report is None and len(said) == 1  # an index of this format is opened as it is
+    age_index(tmp_path / "index", 1)
+    rebuilt, report = open_or_build(seeds_copy, tmp_path / "index", say=said.append, progress=False)
+    assert report is not None and report.chunks_embedded == report.chunks > 0
+    assert said[-1].endswith(f"has index format 1, this qa reads format {FORMAT_VERSION}: rebuilding it from {seeds_copy} ...")
+    assert rebuilt.stats().chunks == report.chunks
+    empty = tmp_path / "new-docs"
+    _, report = open_or_build(empty, tmp_path / "index-2", say=said.append, progress=False)
+    assert empty.is_dir() and report.documents == 0
+    assert said[-2] == f"Created an empty documents folder {empty}: add files there or upload them in the app."
