@@ -14,9 +14,8 @@ class PageSpan:
 
     ``kind`` names the unit a reader looks for: ``page`` (PDF or scanned image), ``slide``
     (pptx/odp), ``sheet`` (xlsx/csv: ``row`` is the spreadsheet's own row number),
-    ``chapter`` (epub) or ``attachment`` (a mail's attached file). ``page`` is its 1-based
-    number (for a sheet, the sheet's number) and ``name`` its title, if it has one (sheet
-    name, chapter title, attachment file name). :func:`qa.provenance.describe` turns spans
+    or ``chapter`` (epub). ``page`` is its 1-based number (for a sheet, the sheet's number)
+    and ``name`` its title, if it has one (sheet name, chapter title). :func:`qa.provenance.describe` turns spans
     into the words a citation shows: "page 2", "slide 3", "sheet Sales, rows 4–6".
     """
 
@@ -30,10 +29,11 @@ class PageSpan:
 
 @dataclass(frozen=True)
 class Document:
-    """A loaded file.
+    """A loaded file, or a file attached to one (a mail's attachment).
 
     ``id`` is the SHA-256 of the file's bytes, so the same content under two names is one
-    document. ``source`` is the path relative to the documents folder, with ``/`` separators.
+    document. ``source`` is the path relative to the documents folder, with ``/`` separators;
+    for an attachment, the mail's followed by the attachment's name (``mail.eml › report.pdf``).
     ``text`` is the decoded text (for ``.txt``/``.md`` exactly the file's characters; for
     other formats the extracted text). ``pages`` is empty for formats without pages.
     """
