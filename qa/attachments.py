@@ -79,7 +79,7 @@ def _unpack(data: bytes, source: str, depth: int, max_file_bytes: int, files: li
             skipped.append(SkippedFile(inner, f"attached {depth} mails deep; attachments are read at most "
                                               f"{MAX_DEPTH} mails deep"))
             continue
-        reason = reason_not_to_read(attachment.name, len(attachment.data), max_file_bytes)
+        reason = attachment.unreadable or reason_not_to_read(attachment.name, len(attachment.data), max_file_bytes)
         if reason:
             skipped.append(SkippedFile(inner, reason))
             continue

@@ -19,10 +19,12 @@ from .provenance import TextAssembler
 
 @dataclass(frozen=True)
 class Attachment:
-    """A file attached to a mail: its name as the mail gives it (never empty) and its bytes."""
+    """A file attached to a mail: its name as the mail gives it (never empty) and its bytes,
+    or why they could not be taken out of the mail."""
 
     name: str
     data: bytes
+    unreadable: str = ""
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ def read_eml(data: bytes) -> Mail:
         if part.get_content_type() == "message/rfc822":  # a forwarded mail: its payload is a parsed message
             inner = part.get_payload(0)
             name = part.get_filename() or f"{_one_line(inner.get('Subject')) or f'message {number}'}.eml"
-            attachments.append(Attachment(_file_name(name), inner.as_bytes(policy=policy.default)))
+            attachments.append(_attached(name, lambda: inner.as_bytes(policy=policy.default)))
         else:
             name = part.get_filename() or f"attachment {number}{mimetypes.guess_extension(part.get_content_type()) or ''}"
             attachments.append(Attachment(_file_name(name), part.get_payload(decode=True) or b""))
@@ -80,7 +82,8 @@ def read_msg(data: bytes) -> Mail:
             content = getattr(attachment, "data", None)
             if isinstance(content, extract_msg.MSGFile):  # an attached Outlook item
                 name = attachment.getFilename() or f"{_one_line(content.subject) or f'message {number}'}.msg"
-                attachments.append(Attachment(_file_name(name), content.exportBytes()))
+                # allowBadEmbed: some writers leave a stream Outlook does not; extract-msg repairs it
+                attachments.append(_attached(name, lambda: content.exportBytes(allowBadEmbed=True)))
             elif isinstance(content, bytes):
                 if attachment.cid and (mimetypes.guess_type(attachment.getFilename() or "")[0] or "").startswith("image/"):
                     continue  # a picture the HTML body shows, as in read_eml
@@ -88,6 +91,15 @@ def read_msg(data: bytes) -> Mail:
         return Mail(_own_text(headers, message.body or ""), tuple(attachments))
     finally:
         message.close()
+
+
+def _attached(name: str, take: Callable[[], bytes]) -> Attachment:
+    """An attached mail, as the bytes ``take`` writes it to; a mail that cannot be written out
+    is an unreadable attachment, not an unreadable mail."""
+    try:
+        return Attachment(_file_name(name), take())
+    except Exception as exc:  # noqa: BLE001 - the mail libraries raise what their writers meet
+        return Attachment(_file_name(name), b"", f"cannot take the attached mail out ({type(exc).__name__}: {_one_line(exc)[:200]})")
 
 
 def _own_text(headers: list[tuple[str, object]], body: str) -> str:

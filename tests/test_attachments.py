@@ -30,6 +30,7 @@ PERMIT = make_pdf([
     "The dredging permit for the Calbuco channel expires on 30 September 2027.",
 ])
 MINUTES = b"The harbour pilots voted to strike on the fifteenth of June.\n"
+ORDER = b"Two new gantry cranes for the port of San Antonio will be delivered by Liebherr in 2028.\n"
 # made once: a MIME boundary is random, and a mail changed at every call would be indexed anew
 FORWARDED = make_eml("Pilots union", "See the minutes attached.", {"minutes.txt": MINUTES})
 
@@ -63,7 +64,8 @@ def mailbox(tmp_path_factory):
     folder = tmp_path_factory.mktemp("attachments") / "docs"
     folder.mkdir()
     (folder / "inbox.eml").write_bytes(inbox())
-    (folder / "memo.msg").write_bytes(make_msg("Dredging", "The permit is attached.", {"permit.pdf": PERMIT}))
+    (folder / "memo.msg").write_bytes(make_msg("Dredging", "The permit is attached.", {"permit.pdf": PERMIT},
+                                               forwarded=(("Crane order", "Forwarded.", {"order.txt": ORDER}),)))
     (folder / "notes.txt").write_text("The fish market of Angelmó opens at dawn.\n", encoding="utf-8")
     index_dir = folder.parent / "index"
     return folder, index_dir, qa.build_index(folder, index_dir, progress=False)
@@ -119,13 +121,22 @@ def test_outlook_msg_attachments_are_documents_of_their_own(mailbox):
     assert "30 September 2027" in citation["quote"]
 
 
+def test_an_outlook_item_attached_to_an_outlook_message_has_its_attachments_read(mailbox):
+    _, index_dir, _ = mailbox
+    answer = qa.load(index_dir).ask("Who will deliver the gantry cranes for San Antonio?")
+    assert not answer.abstained, answer.text
+    citation = answer.citations[0]
+    assert citation.source == "memo.msg › Crane order.msg › order.txt"
+    assert ORDER.decode()[citation.start:citation.end] == citation.quote and "Liebherr" in citation.quote
+
+
 def test_documents_list_attachments_under_their_mail(mailbox):
     _, index_dir, report = mailbox
     documents = {d.source: d.places for d in qa.load(index_dir).documents()}
     assert documents == {
         "inbox.eml": "", "inbox.eml › tender.pdf": "2 pages", "inbox.eml › Pilots union.eml": "",
         "inbox.eml › Pilots union.eml › minutes.txt": "", "memo.msg": "", "memo.msg › permit.pdf": "2 pages",
-        "notes.txt": "",
+        "memo.msg › Crane order.msg": "", "memo.msg › Crane order.msg › order.txt": "", "notes.txt": "",
     }
     assert report.documents == len(documents)
     info = subprocess.run([sys.executable, "-m", "qa.cli", "info", "--index-dir", str(index_dir)], cwd=REPO,
@@ -143,7 +154,7 @@ def test_an_unchanged_mail_is_not_read_again_and_a_changed_one_is(mailbox, tmp_p
     monkeypatch.setitem(qa.mail.READERS, ".eml", lambda data: reads.append(len(data)) or read_eml(data))
 
     report = qa.build_index(docs, index, progress=False)
-    assert (report.unchanged, report.chunks_embedded, reads) == (7, 0, [])
+    assert (report.unchanged, report.chunks_embedded, reads) == (9, 0, [])
 
     (docs / "inbox.eml").write_bytes(inbox(("agenda.txt", b"Item one: the budget of the lighthouse museum.\n")))
     report = qa.build_index(docs, index, progress=False)
@@ -166,7 +177,9 @@ def test_deleting_the_mail_removes_its_attachments(mailbox, tmp_path):
     removed = {c.source for c in report.changes if c.status == "removed"}
     assert removed == {"inbox.eml", "inbox.eml › tender.pdf", "inbox.eml › Pilots union.eml",
                        "inbox.eml › Pilots union.eml › minutes.txt"}
-    assert sorted(d.source for d in qa.load(index).documents()) == ["memo.msg", "memo.msg › permit.pdf", "notes.txt"]
+    assert sorted(d.source for d in qa.load(index).documents()) == [
+        "memo.msg", "memo.msg › Crane order.msg", "memo.msg › Crane order.msg › order.txt", "memo.msg › permit.pdf",
+        "notes.txt"]
 
 
 def test_an_unreadable_mail_keeps_its_attachments_indexed(mailbox, tmp_path):
