@@ -259,6 +259,10 @@ class _Build:
         self.old_entries = previous.manifest.documents if previous else {}
         # content the previous index already holds, under any name: renamed or copied files
         self.known_chunks = {entry.doc_id: entry.chunks for entry in self.old_entries.values()}
+        self.old_attached: dict[str, dict[str, DocumentEntry]] = {}  # file -> the entries of its attachments
+        for name, entry in self.old_entries.items():
+            if entry.container is not None:
+                self.old_attached.setdefault(entry.container, {})[name] = entry
         self.report = BuildReport(index_dir=str(directory.path))
 
     def run(self) -> BuildReport:
@@ -321,8 +325,7 @@ class _Build:
 
     def _old_entries_of(self, source: str) -> dict[str, DocumentEntry]:
         """The previous index's entries of the file ``source``: its own and its attachments'."""
-        return {name: entry for name, entry in self.old_entries.items()
-                if name == source or entry.container == source}
+        return {source: self.old_entries[source], **self.old_attached.get(source, {})}
 
     def _count_changes(self, entries: dict[str, DocumentEntry]) -> None:
         report = self.report
@@ -411,7 +414,8 @@ class _Build:
         from tqdm.auto import tqdm
 
         encoder = piece_encoder(self.embedder)
-        chunks = ((chunk, spans, document.profile) for document in documents for chunk, spans in document.chunks(self.ocr, self.max_file_bytes))
+        chunks = ((chunk, spans, document.profile)
+                  for document in documents for chunk, spans in document.chunks(self.ocr, self.max_file_bytes))
         with tqdm(total=count, unit="chunk", disable=not self.progress or not count,
                   desc=f"Embedding {len(documents)} document{'s' * (len(documents) != 1)}") as bar:
             while batch := list(itertools.islice(chunks, EMBED_BATCH)):

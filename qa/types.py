@@ -116,7 +116,7 @@ class Hit:
 
 @dataclass(frozen=True)
 class SkippedFile:
-    """A file left out of the index, and why (one line)."""
+    """A file (or a file attached to a mail) left out of the index, and why (one line)."""
 
     source: str
     reason: str
@@ -135,7 +135,8 @@ class FileChange:
 class BuildReport:
     """The outcome of :func:`qa.build_index`.
 
-    ``added``/``changed``/``removed``/``unchanged`` count files; ``chunks_embedded`` counts
+    ``added``/``changed``/``removed``/``unchanged`` count documents (files, and the files attached
+    to mails); ``chunks_embedded`` counts
     the passages that went through the encoder in this run (0 on an unchanged folder).
     """
 
