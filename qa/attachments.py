@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .documents import reason_not_to_read
+from .documents import content_id, reason_not_to_read
 from .errors import DocumentError
 from .mail import READERS
 from .types import SkippedFile
@@ -54,19 +54,33 @@ def unpack(data: bytes, source: str, max_file_bytes: int) -> Unpacked:
     return Unpacked(tuple(files), tuple(skipped))
 
 
-def find(data: bytes, source: str, wanted: str, max_file_bytes: int) -> bytes:
-    """The bytes of the attached file named ``wanted`` inside ``data`` (the file ``source``)."""
-    for inner in unpack(data, source, max_file_bytes).files:
-        if inner.source == wanted:
-            return inner.data
-    raise DocumentError(f"{wanted} is no longer attached; run `qa index` again")
+class AttachedFiles:
+    """Finds attached files by name for a build that reads its documents again to embed them.
+
+    The files of the last file asked about are kept, so a mail whose attachments are asked for
+    one after another is unpacked once, not once per attachment.
+    """
+
+    def __init__(self, max_file_bytes: int) -> None:
+        self.max_file_bytes = max_file_bytes
+        self._unpacked: tuple[str, str] | None = None  # (file name, content id) of the files kept
+        self._files: dict[str, bytes] = {}
+
+    def find(self, data: bytes, source: str, wanted: str) -> bytes:
+        """The bytes of the attached file named ``wanted`` inside ``data`` (the file ``source``)."""
+        if self._unpacked != (source, content_id(data)):
+            self._files = {inner.source: inner.data for inner in unpack(data, source, self.max_file_bytes).files}
+            self._unpacked = (source, content_id(data))
+        if wanted not in self._files:
+            raise DocumentError(f"{wanted} is no longer attached; run `qa index` again")
+        return self._files[wanted]
 
 
 def _unpack(data: bytes, source: str, depth: int, max_file_bytes: int, files: list[InnerFile],
             skipped: list[SkippedFile]) -> None:
     try:
         attachments = READERS[Path(source).suffix.lower()](data).attachments
-    except Exception:  # noqa: BLE001 - a damaged attached mail: its own reading reports why (DocumentError or a parser's)
+    except Exception:  # noqa: BLE001 - a damaged attached mail: reading its own text reports why
         return
     taken: set[str] = set()
     for number, attachment in enumerate(attachments, start=1):

@@ -20,7 +20,7 @@ from typing import Iterator
 import numpy as np
 
 from . import lexical
-from .attachments import find, holds_files, unpack
+from .attachments import AttachedFiles, holds_files, unpack
 from .chunkdb import CHUNKS_FILE, ChunkTable, StoredChunk, write_chunks
 from .chunkfeatures import ChunkFeatures, NewRows, RowWriter, language_profile
 from .chunking import ChunkSettings, split
@@ -86,12 +86,12 @@ class _NewDocument:
     def __len__(self) -> int:
         return len(self.chunk_ids)
 
-    def chunks(self, ocr: OcrSettings | None, max_file_bytes: int) -> Iterator[tuple[Chunk, list[Span]]]:
+    def chunks(self, ocr: OcrSettings | None, attached: AttachedFiles) -> Iterator[tuple[Chunk, list[Span]]]:
         """The chunks with their texts, places and pieces, from the file read again (OCR
-        text comes from its cache)."""
+        text comes from its cache; an attachment is found in its file by ``attached``)."""
         data = read_bytes(self.file)
         if self.source != self.file.source:
-            data = find(data, self.file.source, self.source, max_file_bytes)
+            data = attached.find(data, self.file.source, self.source)
         if content_id(data) != self.doc_id:
             raise DocumentError(f"{self.source} changed while it was being indexed; run `qa index` again")
         document = parse(data, self.source, ocr)
@@ -350,7 +350,9 @@ class _Build:
         if previous is not None:
             kept = previous.chunks.of_documents(sorted(live_ids - set(new_documents)))
         kept_rows = np.array([c.row for c in kept], dtype=np.int64)
-        fresh_documents = [new_documents[d] for d in sorted(new_documents) if d in live_ids]
+        # in folder order, so that the documents of one file (a mail's attachments) come together
+        fresh_documents = sorted((d for d in new_documents.values() if d.doc_id in live_ids),
+                                 key=lambda d: (d.file.source, d.source))
         fresh_count = sum(len(d) for d in fresh_documents)
         workspace = self.directory.new_workspace()
         try:
@@ -371,7 +373,8 @@ class _Build:
             vocabulary.finish(encode_words, progress=self.progress)
             self.report.chunks_embedded = fresh_count
             self.steps.start("Writing the passages")
-            fresh = (chunk for document in fresh_documents for chunk, _ in document.chunks(self.ocr, self.max_file_bytes))
+            attached = AttachedFiles(self.max_file_bytes)
+            fresh = (chunk for document in fresh_documents for chunk, _ in document.chunks(self.ocr, attached))
             write_chunks(workspace / CHUNKS_FILE, (StoredChunk(i, c.id, c.doc_id, c.start, c.end, c.page, c.text, c.spans)
                                                    for i, c in enumerate(itertools.chain(kept, fresh))))
             self.steps.start("Writing the vector index")
@@ -414,8 +417,9 @@ class _Build:
         from tqdm.auto import tqdm
 
         encoder = piece_encoder(self.embedder)
+        attached = AttachedFiles(self.max_file_bytes)
         chunks = ((chunk, spans, document.profile)
-                  for document in documents for chunk, spans in document.chunks(self.ocr, self.max_file_bytes))
+                  for document in documents for chunk, spans in document.chunks(self.ocr, attached))
         with tqdm(total=count, unit="chunk", disable=not self.progress or not count,
                   desc=f"Embedding {len(documents)} document{'s' * (len(documents) != 1)}") as bar:
             while batch := list(itertools.islice(chunks, EMBED_BATCH)):

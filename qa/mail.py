@@ -59,7 +59,8 @@ def read_eml(data: bytes) -> Mail:
             name = part.get_filename() or f"{_one_line(inner.get('Subject')) or f'message {number}'}.eml"
             attachments.append(_attached(name, lambda: inner.as_bytes(policy=policy.default)))
         else:
-            name = part.get_filename() or f"attachment {number}{mimetypes.guess_extension(part.get_content_type()) or ''}"
+            extension = mimetypes.guess_extension(part.get_content_type()) or ""
+            name = part.get_filename() or f"attachment {number}{extension}"
             attachments.append(Attachment(_file_name(name), part.get_payload(decode=True) or b""))
     return Mail(_own_text(headers, body), tuple(attachments))
 
@@ -85,9 +86,10 @@ def read_msg(data: bytes) -> Mail:
                 # allowBadEmbed: some writers leave a stream Outlook does not; extract-msg repairs it
                 attachments.append(_attached(name, lambda: content.exportBytes(allowBadEmbed=True)))
             elif isinstance(content, bytes):
-                if attachment.cid and (mimetypes.guess_type(attachment.getFilename() or "")[0] or "").startswith("image/"):
+                name = attachment.getFilename() or f"attachment {number}"
+                if attachment.cid and (mimetypes.guess_type(name)[0] or "").startswith("image/"):
                     continue  # a picture the HTML body shows, as in read_eml
-                attachments.append(Attachment(_file_name(attachment.getFilename() or f"attachment {number}"), content))
+                attachments.append(Attachment(_file_name(name), content))
         return Mail(_own_text(headers, message.body or ""), tuple(attachments))
     finally:
         message.close()
@@ -99,7 +101,8 @@ def _attached(name: str, take: Callable[[], bytes]) -> Attachment:
     try:
         return Attachment(_file_name(name), take())
     except Exception as exc:  # noqa: BLE001 - the mail libraries raise what their writers meet
-        return Attachment(_file_name(name), b"", f"cannot take the attached mail out ({type(exc).__name__}: {_one_line(exc)[:200]})")
+        reason = f"cannot take the attached mail out ({type(exc).__name__}: {_one_line(exc)[:200]})"
+        return Attachment(_file_name(name), b"", reason)
 
 
 def _own_text(headers: list[tuple[str, object]], body: str) -> str:

@@ -18,7 +18,7 @@ import qa
 import qa.mail
 from conftest import REPO
 from format_files import make_eml, make_msg, make_pdf, truncated
-from qa.attachments import MAX_ATTACHMENTS, MAX_DEPTH, unpack
+from qa.attachments import MAX_ATTACHMENTS, MAX_DEPTH, AttachedFiles, unpack
 from qa.documents import parse
 
 TENDER = make_pdf([
@@ -237,3 +237,18 @@ def test_the_app_lists_attachments_and_misses_them_only_with_their_mail(mailbox,
     (docs / "inbox.eml").unlink()
     assert library.missing_documents() == ["inbox.eml", "inbox.eml › Pilots union.eml",
                                            "inbox.eml › Pilots union.eml › minutes.txt", "inbox.eml › tender.pdf"]
+
+
+def test_a_build_finds_a_mails_attachments_in_turn_with_one_unpacking(monkeypatch):
+    reads = []
+    read_eml = qa.mail.READERS[".eml"]
+    monkeypatch.setitem(qa.mail.READERS, ".eml", lambda data: reads.append(len(data)) or read_eml(data))
+    message = mail("Three", "Three files.")
+    texts = {f"file{number}.txt": f"File number {number}.".encode() for number in (1, 2, 3)}
+    for name, text in texts.items():
+        message.add_attachment(text, maintype="text", subtype="plain", filename=name)
+    data, attached = bytes(message), AttachedFiles(10**6)
+    assert [attached.find(data, "three.eml", f"three.eml › {name}") for name in texts] == list(texts.values())
+    assert len(reads) == 1
+    with pytest.raises(qa.errors.DocumentError, match="three.eml › gone.txt is no longer attached"):
+        attached.find(data, "three.eml", "three.eml › gone.txt")
