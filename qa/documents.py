@@ -90,11 +90,17 @@ def _reason_to_skip(path: Path, real_root: Path, max_file_bytes: int) -> str | N
             return "symlink leads outside the documents folder"
         if not target.exists():
             return "broken symlink"
-    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-        return f"unsupported file type '{path.suffix or '(none)'}' (supported: {', '.join(SUPPORTED_SUFFIXES)})"
-    if not path.is_file():
+    if path.suffix.lower() in SUPPORTED_SUFFIXES and not path.is_file():
         return "not a regular file"
-    size = path.stat().st_size
+    return reason_not_to_read(path.name, path.stat().st_size if path.is_file() else 0, max_file_bytes)
+
+
+def reason_not_to_read(name: str, size: int, max_file_bytes: int) -> str | None:
+    """Why a file of this name and size is not read (unsupported type, empty, too large), or
+    None: the checks a file of the folder and a mail's attachment share."""
+    suffix = Path(name).suffix
+    if suffix.lower() not in SUPPORTED_SUFFIXES:
+        return f"unsupported file type '{suffix or '(none)'}' (supported: {', '.join(SUPPORTED_SUFFIXES)})"
     if size == 0:
         return "empty file"
     if size > max_file_bytes:
@@ -138,7 +144,7 @@ def parse(data: bytes, source: str, ocr: OcrSettings | None = None) -> Document:
     elif suffix == ".epub":
         text, pages = _reading("EPUB", ebook.epub_text, data)
     elif suffix in mail.READERS:
-        text, pages = _reading(suffix[1:].upper(), mail.READERS[suffix], data, ocr)
+        text, pages = _reading(suffix[1:].upper(), mail.READERS[suffix], data).text, ()  # attachments: qa.attachments
     else:
         raise DocumentError(f"unsupported file type '{suffix}'")
     if not text.strip():
