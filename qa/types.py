@@ -17,9 +17,8 @@ class PageSpan:
 
     ``kind`` names the unit a reader looks for: ``page`` (PDF or scanned image), ``slide``
     (pptx/odp), ``sheet`` (xlsx/csv: ``row`` is the spreadsheet's own row number),
-    ``chapter`` (epub) or ``attachment`` (a mail's attached file). ``page`` is its 1-based
-    number (for a sheet, the sheet's number) and ``name`` its title, if it has one (sheet
-    name, chapter title, attachment file name). :func:`qa.text.places.describe` turns spans
+    or ``chapter`` (epub). ``page`` is its 1-based number (for a sheet, the sheet's number)
+    and ``name`` its title, if it has one (sheet name, chapter title). :func:`qa.text.places.describe` turns spans
     into the words a citation shows: "page 2", "slide 3", "sheet Sales, rows 4–6".
     """
 
@@ -33,10 +32,11 @@ class PageSpan:
 
 @dataclass(frozen=True)
 class Document:
-    """A loaded file.
+    """A loaded file, or a file attached to one (a mail's attachment).
 
     ``id`` is the SHA-256 of the file's bytes, so the same content under two names is one
-    document. ``source`` is the path relative to the documents folder, with ``/`` separators.
+    document. ``source`` is the path relative to the documents folder, with ``/`` separators;
+    for an attachment, the mail's followed by the attachment's name (``mail.eml › report.pdf``).
     ``text`` is the decoded text (for ``.txt``/``.md`` exactly the file's characters; for
     other formats the extracted text). ``pages`` is empty for formats without pages.
     """
@@ -119,7 +119,7 @@ class Hit:
 
 @dataclass(frozen=True)
 class SkippedFile:
-    """A file left out of the index, and why (one line)."""
+    """A file (or a file attached to a mail) left out of the index, and why (one line)."""
 
     source: str
     reason: str
@@ -138,7 +138,8 @@ class FileChange:
 class BuildReport:
     """The outcome of :func:`qa.build_index`.
 
-    ``added``/``changed``/``removed``/``unchanged`` count files; ``chunks_embedded`` counts
+    ``added``/``changed``/``removed``/``unchanged`` count documents (files, and the files attached
+    to mails); ``chunks_embedded`` counts
     the passages that went through the encoder in this run (0 on an unchanged folder).
     """
 

@@ -210,9 +210,22 @@ def encrypted_odf(data: bytes) -> bytes:
     return buffer.getvalue()
 
 
-def make_msg(subject: str, body: str, attachments: dict[str, bytes]) -> bytes:
-    """An Outlook .msg file, written by aspose-email-foss (qa reads it with extract-msg)."""
+def make_msg(subject: str, body: str, attachments: dict[str, bytes],
+             forwarded: tuple[tuple[str, str, dict[str, bytes]], ...] = ()) -> bytes:
+    """An Outlook .msg file, written by aspose-email-foss (qa reads it with extract-msg), with
+    ``forwarded`` (subject, body, attachments) items attached as Outlook messages."""
     import tempfile
+
+    message = _mapi_message(subject, body, attachments)
+    for inner in forwarded:
+        message.add_embedded_message_attachment(_mapi_message(*inner), filename=f"{inner[0]}.msg")
+    with tempfile.TemporaryDirectory() as folder:  # it writes to a named file only
+        path = Path(folder) / "message.msg"
+        message.save(str(path))
+        return path.read_bytes()
+
+
+def _mapi_message(subject: str, body: str, attachments: dict[str, bytes]):
     from datetime import datetime, timezone
 
     from aspose.email_foss import msg
@@ -224,10 +237,7 @@ def make_msg(subject: str, body: str, attachments: dict[str, bytes]) -> bytes:
     message.add_recipient("office@example.org", display_name="Harbour office")
     for name, data in attachments.items():
         message.add_attachment(name, data, mime_type="text/plain")
-    with tempfile.TemporaryDirectory() as folder:  # it writes to a named file only
-        path = Path(folder) / "message.msg"
-        message.save(str(path))
-        return path.read_bytes()
+    return message
 
 
 def with_encryption_listing(epub: bytes, encrypted: list[str]) -> bytes:

@@ -29,6 +29,7 @@ from format_files import (
     truncated,
     with_encryption_listing,
 )
+from qa.ingest.attachments import SEPARATOR
 from qa.ingest.documents import parse
 from qa.text.places import describe
 from qa.types import PageSpan
@@ -39,6 +40,12 @@ PDF_PAGES = [
     "The desalination plant of Antofagasta produces 600 litres of drinking water per second. "
     "It was extended in 2021.",
 ]
+
+# the mails' attachments, each indexed as a document of its own
+ATTACHED = {
+    "mail.eml › shift-notes.txt": b"The night shift at the container terminal starts at ten in the evening.\n",
+    "memo.msg › parking.txt": b"Visitors park their cars behind the customs building.\n",
+}
 
 
 def good_files() -> dict[str, bytes]:
@@ -64,10 +71,10 @@ def good_files() -> dict[str, bytes]:
                                 ("The Storm", "A storm kept the fishing boats in the harbour for a week."),
                                 ("The Rivers", "The Loa is the longest river in Chile, 440 kilometres long.")]),
         "mail.eml": make_eml("Terminal schedule", "Hello,\nthe quay wall repairs are finished.\nRegards, Marta",
-                             {"shift-notes.txt": b"The night shift at the container terminal starts at ten in the evening.\n"}),
+                             {"shift-notes.txt": ATTACHED["mail.eml › shift-notes.txt"]}),
         "memo.msg": make_msg("Office holiday",
                              "The harbour office will be closed on the first of May for Labour Day.",
-                             {"parking.txt": b"Visitors park their cars behind the customs building.\n"}),
+                             {"parking.txt": ATTACHED["memo.msg › parking.txt"]}),
         "letter.rtf": make_rtf(["Dear colleagues,", "The suspension bridge over the Baker river opened in 1952.",
                                 "Año nuevo, vida nueva."]),
     }
@@ -84,10 +91,10 @@ CASES = [
     ("When does the ferry to Chiloé leave?", "notes.odt", None, "at noon"),
     ("On which day is the maritime museum closed?", "talk.odp", "slide 2", "closed on Mondays"),
     ("Which is the longest river in Chile?", "book.epub", "chapter 3: The Rivers", "longest river"),
-    ("When does the night shift at the container terminal start?", "mail.eml", "attachment shift-notes.txt",
+    ("When does the night shift at the container terminal start?", "mail.eml › shift-notes.txt", None,
      "ten in the evening"),
     ("When is the harbour office closed?", "memo.msg", None, "first of May"),
-    ("Where do visitors park their cars?", "memo.msg", "attachment parking.txt", "behind the customs"),
+    ("Where do visitors park their cars?", "memo.msg › parking.txt", None, "behind the customs"),
     ("When did the bridge over the Baker river open?", "letter.rtf", None, "1952"),
 ]
 
@@ -133,7 +140,7 @@ def test_bad_files_of_every_type_are_skipped_with_a_one_line_reason(library):
         assert name in reasons, f"{name} was not skipped"
         assert expected in reasons[name] and "\n" not in reasons[name], (name, reasons[name])
     assert set(reasons) == set(bad_files(good))  # nothing else was skipped
-    assert report.documents == len(good)  # every good file was indexed
+    assert report.documents == len(good) + 2  # every good file was indexed, and the two mails' attachments
 
 
 @pytest.mark.parametrize("question, source, place, words", CASES, ids=[f"{c[1]}-{c[2]}" for c in CASES])
@@ -145,7 +152,8 @@ def test_answer_cites_the_place_of_its_quote(library, question, source, place, w
     assert citation.source == source, (citation.source, citation.quote)
     assert words in citation.quote
     assert citation.location == place
-    document = parse((folder / source).read_bytes(), source)
+    data = (folder / source).read_bytes() if SEPARATOR not in source else ATTACHED[source]
+    document = parse(data, source)
     assert document.text[citation.start:citation.end] == citation.quote
     assert citation.passage == document.text[citation.passage_start:citation.passage_start + len(citation.passage)]
 
@@ -173,7 +181,7 @@ def test_documents_list_their_pages_slides_sheets_and_chapters(library):
     assert places["deck.pptx"] == "3 slides"
     assert places["ports.xlsx"] == "2 sheets"
     assert places["book.epub"] == "3 chapters"
-    assert places["mail.eml"] == "1 attachment"
+    assert places["mail.eml"] == places["mail.eml › shift-notes.txt"] == ""  # a mail and a text file have no pages
     assert places["notes.odt"] == ""  # OpenDocument text has no fixed pages
 
 
@@ -211,7 +219,6 @@ def test_places_are_described_as_a_reader_looks_for_them():
     assert describe([span(1, "sheet", "", 9)]) == "row 9"
     assert describe([span(1, "sheet", "A", 40), span(2, "sheet", "B", 2)]) == "sheet A, row 40 – sheet B, row 2"
     assert describe([span(3, "chapter", "The Rivers")]) == "chapter 3: The Rivers"
-    assert describe([span(1, "attachment", "a.pdf")]) == "attachment a.pdf"
 
 
 def test_spreadsheet_rows_keep_their_headers_and_row_numbers():

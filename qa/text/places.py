@@ -8,12 +8,12 @@ from typing import Iterable, Sequence
 
 from ..types import PageSpan
 
-_PLURALS = {"page": "pages", "slide": "slides", "sheet": "sheets", "chapter": "chapters", "attachment": "attachments"}
+_PLURALS = {"page": "pages", "slide": "slides", "sheet": "sheets", "chapter": "chapters"}
 
 
 def describe(spans: Sequence[PageSpan]) -> str | None:
     """The place(s) in words: "page 2", "pages 2–3", "slide 4", "sheet Sales, rows 4–6",
-    "rows 4–6" (a CSV file), "chapter 2: Rivers", "attachment notes.txt"; None without spans."""
+    "rows 4–6" (a CSV file), "chapter 2: Rivers"; None without spans."""
     if not spans:
         return None
     first, last = spans[0], spans[-1]
@@ -36,8 +36,6 @@ def _one(span: PageSpan) -> str:
         return describe([span]) or ""
     if span.kind == "chapter" and span.name:
         return f"chapter {span.page}: {span.name}"
-    if span.kind == "attachment":
-        return f"attachment {span.name}" if span.name else f"attachment {span.page}"
     return f"{span.kind} {span.page}"
 
 
