@@ -114,13 +114,19 @@ def make_epub(chapters: list[tuple[str, str]]) -> bytes:
     return path.getvalue()
 
 
-def make_eml(subject: str, body: str, attachments: dict[str, bytes]) -> bytes:
+def make_mail(subject: str, body: str, to: str = "harbour-office@example.org") -> EmailMessage:
+    """A plain-text mail with the headers a mail reader shows (subject, from, to, date)."""
     message = EmailMessage()
     message["Subject"] = subject
     message["From"] = "Marta Ruiz <marta@example.org>"
-    message["To"] = "harbour-office@example.org"
+    message["To"] = to
     message["Date"] = "Tue, 03 Mar 2026 10:15:00 +0100"
     message.set_content(body)
+    return message
+
+
+def make_eml(subject: str, body: str, attachments: dict[str, bytes]) -> bytes:
+    message = make_mail(subject, body)
     for name, data in attachments.items():
         maintype, subtype = ("text", "plain") if name.endswith(".txt") else ("application", "octet-stream")
         if maintype == "text":

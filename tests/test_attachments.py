@@ -17,7 +17,7 @@ import pytest
 import qa
 import qa.ingest.mail
 from conftest import REPO
-from format_files import make_eml, make_msg, make_pdf, truncated
+from format_files import make_eml, make_mail, make_msg, make_pdf, truncated
 from qa.ingest.attachments import MAX_ATTACHMENTS, MAX_DEPTH, AttachedFiles, unpack
 from qa.ingest.documents import parse
 
@@ -36,13 +36,7 @@ FORWARDED = make_eml("Pilots union", "See the minutes attached.", {"minutes.txt"
 
 
 def mail(subject: str, body: str) -> EmailMessage:
-    message = EmailMessage()
-    message["Subject"] = subject
-    message["From"] = "Marta Ruiz <marta@example.org>"
-    message["To"] = "board@example.org"
-    message["Date"] = "Tue, 03 Mar 2026 10:15:00 +0100"
-    message.set_content(body)
-    return message
+    return make_mail(subject, body, to="board@example.org")
 
 
 def inbox(*extra: tuple[str, bytes]) -> bytes:
