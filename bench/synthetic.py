@@ -21,15 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.store.chunk_table import CHUNKS_FILE, ChunkTable, StoredChunk, write_chunks
+from qa.store.chunk_table import CHUNKS_FILE, ChunkTable, write_chunks
 from qa.store.ranking_rows import RankingRows, RankingRowWriter
-from qa.store.manifest import MANIFEST_FILE, DocumentEntry, Manifest
+from qa.store.manifest import MANIFEST_FILE, Manifest
 from qa.store.neighbour_table import NEIGHBOURS_FILE
 from qa.store.vocabulary import RECENT_VECTORS_FILE, VOCABULARY_FILE, WORD_VECTORS_FILE
 from qa.store.folder import IndexDirectory
 from qa.store.vectors.factory import create_vector_index
 from qa.store.vectors.flat import FlatIndex
 from qa.store.vectors.ivf_sq8 import IvfSq8Index
+from qa.types import Chunk, IndexedDocument
 
 CHUNKS_PER_DOCUMENT = 1000
 
@@ -75,14 +76,14 @@ def write_index(index_dir: Path, vectors: np.ndarray, source: Path) -> FlatIndex
     real = real_chunks.get(list(range(real_chunks.count())))
     cycle = np.arange(n, dtype=np.int64) % len(real)
     doc_ids = [hashlib.sha256(f"synthetic-{d}".encode()).hexdigest() for d in range(-(-n // CHUNKS_PER_DOCUMENT))]
-    documents = {f"doc-{d:05d}.txt": DocumentEntry(doc_id, min(CHUNKS_PER_DOCUMENT, n - d * CHUNKS_PER_DOCUMENT),
-                                                   0, "synthetic")
+    documents = {f"doc-{d:05d}.txt": IndexedDocument(f"doc-{d:05d}.txt", doc_id,
+                                                     min(CHUNKS_PER_DOCUMENT, n - d * CHUNKS_PER_DOCUMENT), 0, "synthetic")
                  for d, doc_id in enumerate(doc_ids)}
     with directory.write_lock():
         workspace = directory.new_workspace()
         try:
-            rows = (StoredChunk(i, f"c{i}", doc_ids[i // CHUNKS_PER_DOCUMENT], real[r].start, real[r].end, None,
-                                real[r].text) for i, r in enumerate(cycle.tolist()))
+            rows = (Chunk(f"c{i}", doc_ids[i // CHUNKS_PER_DOCUMENT], real[r].start, real[r].end, None, real[r].text)
+                    for i, r in enumerate(cycle.tolist()))
             write_chunks(workspace / CHUNKS_FILE, rows)
             store = create_vector_index(vectors, vectors.shape[1])
             store.save(workspace)

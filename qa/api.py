@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
+from dataclasses import replace
 from pathlib import Path
 from time import perf_counter
 from typing import TYPE_CHECKING, Iterator, Sequence
@@ -129,10 +130,8 @@ class Index:
         """The indexed files, by name."""
         snapshot = self.snapshot()
         places = snapshot.generation.chunks.places_by_document()
-        return [
-            IndexedDocument(source, e.doc_id, e.chunks, e.bytes, e.indexed_at, places.get(e.doc_id, ""))
-            for source, e in sorted(snapshot.manifest.documents.items())
-        ]
+        return [replace(entry, places=places.get(entry.doc_id, ""))
+                for _, entry in sorted(snapshot.manifest.documents.items())]
 
     def passages(self) -> list[Hit]:
         """Every indexed passage in index order, with score 0 (for baselines that rank them all)."""

@@ -82,13 +82,14 @@ def clip_spans(spans: tuple[PageSpan, ...], start: int, end: int) -> tuple[PageS
 class Chunk:
     """A passage of a document: ``document.text[start:end] == text``.
 
+    The document is named by its content id (``doc_id``), not by file name: the index's
+    manifest says which file holds it, and a chunk table stores these records as they are.
     ``page`` is the page (slide, sheet, chapter) the passage starts on; ``spans`` are the
     document's places cut to the passage, so the place of any sentence in it can be found.
     """
 
     id: str
     doc_id: str
-    source: str
     start: int
     end: int
     page: int | None
@@ -98,7 +99,8 @@ class Chunk:
 
 @dataclass(frozen=True)
 class Hit:
-    """A retrieved passage with its score; ``source``/``start``/``end`` locate it exactly.
+    """A retrieved passage with its score: a :class:`Chunk` found for a question, with the file
+    that holds it (``source``); ``source``/``start``/``end`` locate it exactly.
 
     ``page`` and ``last_page`` are the first and last page (slide, sheet, chapter) the
     passage covers, None for formats without pages; ``spans`` are its places in full
@@ -115,6 +117,13 @@ class Hit:
     score: float
     last_page: int | None = None
     spans: tuple[PageSpan, ...] = ()
+
+    @classmethod
+    def of(cls, chunk: Chunk, source: str, score: float) -> "Hit":
+        """``chunk``, held by the file ``source``, found with ``score``."""
+        return cls(chunk_id=chunk.id, doc_id=chunk.doc_id, source=source, start=chunk.start, end=chunk.end,
+                   page=chunk.page, text=chunk.text, score=score,
+                   last_page=chunk.spans[-1].page if chunk.spans else chunk.page, spans=chunk.spans)
 
 
 @dataclass(frozen=True)
@@ -162,8 +171,14 @@ class BuildReport:
 
 @dataclass(frozen=True)
 class IndexedDocument:
-    """One file as the index knows it; ``places`` counts its pages, slides, sheets or chapters
-    ("12 pages"), empty for formats without them."""
+    """One document as the index knows it: the file ``source``, its content id, chunk count,
+    size and when it was indexed. The index's manifest keeps one per document.
+
+    ``places`` counts its pages, slides, sheets or chapters ("12 pages"), empty for formats
+    without them (read from the chunk table when listed: see :meth:`qa.api.Index.documents`).
+    ``container`` is the file of the folder a document was found in when it is not a file of
+    its own (a mail, for its attachments; see :mod:`qa.ingest.attachments`), else None.
+    """
 
     source: str
     doc_id: str
@@ -171,6 +186,7 @@ class IndexedDocument:
     bytes: int
     indexed_at: str
     places: str = ""
+    container: str | None = None
 
 
 @dataclass(frozen=True)

@@ -73,8 +73,8 @@ def test_a_build_over_twice_the_batch_holds_at_most_one_batch_of_rows(tmp_path):
     assert features.rows == report.chunks
     assert not [p.name for p in folder.iterdir() if "spool" in p.name]
     table = ChunkTable(folder / CHUNKS_FILE)
-    for chunk in table.get(list(range(table.count()))):  # each row's pieces are sentences of its own chunk
-        pieces, _ = features.pieces(np.array([chunk.row]))
+    for row, chunk in enumerate(table.get(list(range(table.count())))):  # each row's pieces: its own sentences
+        pieces, _ = features.pieces(np.array([row]))
         spans = np.asarray(features.piece_spans[pieces])
         assert len(spans) and spans[-1, 1] <= len(chunk.text) and chunk.text[spans[0, 0]:spans[0, 1]].strip()
     hit = qa.load(tmp_path / "index").retrieve("¿Quién suministró drones a Rusia?", k=1)[0]

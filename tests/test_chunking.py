@@ -30,7 +30,7 @@ def test_every_chunk_is_the_files_text_at_its_offsets(name, size, overlap):
     for chunk in chunks:
         assert text_of[chunk.start:chunk.end] == chunk.text
         assert len(chunk.text) <= size
-        assert chunk.source == name and chunk.doc_id == document.id and chunk.page is None
+        assert chunk.doc_id == document.id and chunk.page is None
 
 
 def test_crlf_markdown_offsets_count_the_carriage_returns():

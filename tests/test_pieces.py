@@ -22,7 +22,7 @@ from conftest import FIXTURES, SEED_ARTICLE
 
 
 def chunk(text, start, end):
-    return Chunk(f"d:{start}", "d", "d.txt", start, end, None, text[start:end])
+    return Chunk(f"d:{start}", "d", start, end, None, text[start:end])
 
 
 def test_pieces_are_sentences_clipped_to_the_chunk():

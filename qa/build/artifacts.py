@@ -17,7 +17,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from ..store.chunk_table import CHUNKS_FILE, StoredChunk, write_chunks
+from ..store.chunk_table import CHUNKS_FILE, write_chunks
 from ..store.folder import IndexDirectory
 from ..store.local import LocalGeneration
 from ..store.manifest import Manifest
@@ -25,6 +25,7 @@ from ..store.ranking_rows import NewRows, RankingRowWriter
 from ..store.row_files import GrowingRowFile, RowFile
 from ..store.vectors.factory import create_vector_index
 from ..store.vocabulary import VocabularyBuilder
+from ..types import Chunk
 from .neighbours import store_neighbours
 
 _VECTOR_SPOOL = "vectors.spool.npy"  # the chunk vectors while a build runs; removed before commit
@@ -62,7 +63,7 @@ class LocalGenerationWriter:
         self._vectors.append(chunk_vectors)
         self._rows.add(rows)
 
-    def finish(self, chunks: Iterable[StoredChunk], encode_words: Callable[[list[str]], np.ndarray], word_table, *,
+    def finish(self, chunks: Iterable[Chunk], encode_words: Callable[[list[str]], np.ndarray], word_table, *,
                requested_index: str | None, progress: bool, step: Callable[..., None]) -> int:
         """Write the rest in order (see the module's docstring); returns how many words'
         translations were searched. ``step(name, bar=True)`` announces each step."""

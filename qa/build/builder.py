@@ -26,14 +26,13 @@ from ..ingest.chunking import ChunkSettings, split
 from ..ingest.documents import DEFAULT_MAX_FILE_BYTES, SourceFile, content_id, parse, read_bytes, scan
 from ..ingest.ocr import OcrSettings, check_languages
 from ..ingest.sentence_spans import piece_spans
-from ..store.chunk_table import StoredChunk
 from ..store.folder import IndexDirectory
 from ..store.local import LocalGeneration, LocalGenerations
-from ..store.manifest import DocumentEntry, Manifest, library_versions
+from ..store.manifest import Manifest, library_versions
 from ..store.ranking_rows import NewRows, language_profile
 from ..store.vectors.choice import check_choice
 from ..text import lexical
-from ..types import BuildReport, Chunk, Document, FileChange, SkippedFile, Span
+from ..types import BuildReport, Chunk, Document, FileChange, IndexedDocument, SkippedFile, Span
 from .artifacts import LocalGenerationWriter
 from .steps import Steps
 
@@ -83,7 +82,7 @@ class _NewDocument:
         ends = np.cumsum(self.piece_counts)
         for i, (start, end) in enumerate(self.offsets.tolist()):
             pieces = [(a, b) for a, b in self.pieces[ends[i] - self.piece_counts[i]:ends[i]].tolist()]
-            yield Chunk(self.chunk_ids[i], self.doc_id, self.source, start, end, self.pages[i], text[start:end],
+            yield Chunk(self.chunk_ids[i], self.doc_id, start, end, self.pages[i], text[start:end],
                         document.spans_in(start, end)), pieces
 
 
@@ -199,7 +198,7 @@ class _Build:
         self.old_entries = previous.manifest.documents if previous else {}
         # content the previous index already holds, under any name: renamed or copied files
         self.known_chunks = {entry.doc_id: entry.chunks for entry in self.old_entries.values()}
-        self.old_attached: dict[str, dict[str, DocumentEntry]] = {}  # file -> the entries of its attachments
+        self.old_attached: dict[str, dict[str, IndexedDocument]] = {}  # file -> the entries of its attachments
         for name, entry in self.old_entries.items():
             if entry.container is not None:
                 self.old_attached.setdefault(entry.container, {})[name] = entry
@@ -208,7 +207,7 @@ class _Build:
     def run(self) -> BuildReport:
         self.steps.start("Reading the documents folder")
         files, skipped = scan(self.docs_dir, max_file_bytes=self.max_file_bytes)
-        entries: dict[str, DocumentEntry] = {}
+        entries: dict[str, IndexedDocument] = {}
         new_documents: dict[str, _NewDocument] = {}  # content id -> what to embed
         for file in files:
             try:
@@ -232,7 +231,7 @@ class _Build:
         return self.report
 
     def _entries_for(self, file: SourceFile, new_documents: dict[str, _NewDocument],
-                     skipped: list[SkippedFile]) -> dict[str, DocumentEntry]:
+                     skipped: list[SkippedFile]) -> dict[str, IndexedDocument]:
         """The documents of a file, by name: the file's own, then any attached to it (a
         mail's). An unchanged file keeps its entries without being read; attachments that
         cannot be read go to ``skipped``."""
@@ -251,7 +250,7 @@ class _Build:
                     skipped.append(SkippedFile(inner.source, str(exc)))
         return entries
 
-    def _entry(self, file: SourceFile, source: str, data: bytes, new_documents: dict[str, _NewDocument]) -> DocumentEntry:
+    def _entry(self, file: SourceFile, source: str, data: bytes, new_documents: dict[str, _NewDocument]) -> IndexedDocument:
         """The entry of one document of ``file``; parse and chunk it only if its content is not indexed yet."""
         doc_id = content_id(data)
         known = self.known_chunks.get(doc_id)
@@ -260,14 +259,14 @@ class _Build:
             chunks = split(document, self.settings)
             new_documents[doc_id] = _NewDocument.of(file, document, chunks, piece_spans(document.text, chunks))
         chunks = known if known is not None else len(new_documents[doc_id])
-        return DocumentEntry(doc_id=doc_id, chunks=chunks, bytes=len(data), indexed_at=_now(),
+        return IndexedDocument(source=source, doc_id=doc_id, chunks=chunks, bytes=len(data), indexed_at=_now(),
                              container=file.source if source != file.source else None)
 
-    def _old_entries_of(self, source: str) -> dict[str, DocumentEntry]:
+    def _old_entries_of(self, source: str) -> dict[str, IndexedDocument]:
         """The previous index's entries of the file ``source``: its own and its attachments'."""
         return {source: self.old_entries[source], **self.old_attached.get(source, {})}
 
-    def _count_changes(self, entries: dict[str, DocumentEntry]) -> None:
+    def _count_changes(self, entries: dict[str, IndexedDocument]) -> None:
         report = self.report
         for source, entry in sorted(entries.items()):
             old = self.old_entries.get(source)
@@ -283,13 +282,12 @@ class _Build:
             report.removed += 1
             report.changes.append(FileChange(source, "removed", self.old_entries[source].chunks))
 
-    def _commit(self, entries: dict[str, DocumentEntry], new_documents: dict[str, _NewDocument]) -> None:
+    def _commit(self, entries: dict[str, IndexedDocument], new_documents: dict[str, _NewDocument]) -> None:
         live_ids = {entry.doc_id for entry in entries.values()}
         previous = self.previous
-        kept: list[StoredChunk] = []
+        kept_rows, kept = np.zeros(0, dtype=np.int64), []
         if previous is not None:
-            kept = previous.chunks.of_documents(sorted(live_ids - set(new_documents)))
-        kept_rows = np.array([c.row for c in kept], dtype=np.int64)
+            kept_rows, kept = previous.chunks.of_documents(sorted(live_ids - set(new_documents)))
         # in folder order, so that the documents of one file (a mail's attachments) come together
         fresh_documents = sorted((d for d in new_documents.values() if d.doc_id in live_ids),
                                  key=lambda d: (d.file.source, d.source))
@@ -306,9 +304,7 @@ class _Build:
             self.report.chunks_embedded = fresh_count
             attached = AttachedFiles(self.max_file_bytes)
             fresh = (chunk for document in fresh_documents for chunk, _ in document.chunks(self.ocr, attached))
-            stored = (StoredChunk(i, c.id, c.doc_id, c.start, c.end, c.page, c.text, c.spans)
-                      for i, c in enumerate(itertools.chain(kept, fresh)))
-            self.report.words_searched = writer.finish(stored, encode_words, table, requested_index=self.vector_index,
+            self.report.words_searched = writer.finish(itertools.chain(kept, fresh), encode_words, table, requested_index=self.vector_index,
                                                        progress=self.progress, step=self.steps.start)
             self.steps.end()
         except BaseException:

@@ -66,7 +66,6 @@ def split(document: Document, settings: ChunkSettings = ChunkSettings()) -> list
         chunks.append(Chunk(
             id=f"{document.id[:16]}:{start}",
             doc_id=document.id,
-            source=document.source,
             start=start,
             end=end,
             page=spans[0].page if spans else None,

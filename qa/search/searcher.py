@@ -76,11 +76,7 @@ def hits_of(snapshot: Snapshot, pairs: list[tuple[int, float]], timings: dict[st
     """(row, score) pairs as hits, the chunks read in one call."""
     started = perf_counter()
     stored = snapshot.generation.chunks.get([r for r, _ in pairs])
-    found = [
-        Hit(chunk_id=c.id, doc_id=c.doc_id, source=snapshot.sources[c.doc_id][0], start=c.start, end=c.end,
-            page=c.page, text=c.text, score=score, last_page=c.spans[-1].page if c.spans else c.page, spans=c.spans)
-        for c, (_, score) in zip(stored, pairs)
-    ]
+    found = [Hit.of(c, snapshot.sources[c.doc_id][0], score) for c, (_, score) in zip(stored, pairs)]
     if timings is not None:
         timings["passages"] = timings.get("passages", 0.0) + perf_counter() - started
     return found

@@ -6,14 +6,16 @@ text in memory. Files are written once and then opened read-only as immutable.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Sequence
+
+import numpy as np
 
 from ..errors import IndexCorruptError
 from ..text.places import summarize
 from .sqlite import ReadOnlyDatabase, open_for_writing, rows_in
-from ..types import PageSpan
+from ..types import Chunk, PageSpan
 
 CHUNKS_FILE = "chunks.sqlite"
 
@@ -45,31 +47,17 @@ CREATE INDEX spans_by_row ON spans (row, char_start);
 """
 
 
-@dataclass(frozen=True)
-class StoredChunk:
-    """A chunk as stored: its document is named by content id, not by file name."""
-
-    row: int
-    id: str
-    doc_id: str
-    start: int
-    end: int
-    page: int | None
-    text: str
-    spans: tuple[PageSpan, ...] = ()
-
-
-def write_chunks(path: Path, chunks: Iterable[StoredChunk]) -> None:
-    """Write a new chunk table at ``path``; rows must be 0..n-1 in order."""
+def write_chunks(path: Path, chunks: Iterable[Chunk]) -> None:
+    """Write a new chunk table at ``path``: the chunks are its rows 0..n-1, in order."""
     connection = open_for_writing(path)
     try:
         connection.executescript(_SCHEMA)
         spans: list[tuple] = []  # gathered on the way: ``chunks`` may be a one-pass generator
 
         def chunk_rows():
-            for c in chunks:
-                spans.extend((c.row, s.start, s.end, s.kind, s.page, s.name, s.row) for s in c.spans)
-                yield c.row, c.id, c.doc_id, c.start, c.end, c.page, c.text
+            for row, c in enumerate(chunks):
+                spans.extend((row, s.start, s.end, s.kind, s.page, s.name, s.row) for s in c.spans)
+                yield row, c.id, c.doc_id, c.start, c.end, c.page, c.text
 
         connection.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?)", chunk_rows())
         connection.executemany("INSERT INTO spans VALUES (?, ?, ?, ?, ?, ?, ?)", spans)
@@ -95,12 +83,12 @@ class ChunkTable:
     def count(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM chunks")[0][0])
 
-    def get(self, rows: Sequence[int]) -> list[StoredChunk]:
+    def get(self, rows: Sequence[int]) -> list[Chunk]:
         """The chunks at ``rows``, in the order asked."""
         if not rows:
             return []
         found = {
-            r[0]: StoredChunk(*r)
+            r[0]: Chunk(*r[1:])
             for r in rows_in(self._query, "SELECT row, id, doc_id, char_start, char_end, page, text FROM chunks "
                                           "WHERE row IN ({marks})", [int(r) for r in rows])
         }
@@ -110,16 +98,16 @@ class ChunkTable:
             raise IndexCorruptError(f"{self.path} lacks rows {missing[:5]}; run `qa index --rebuild`")
         return [found[int(r)] for r in rows]
 
-    def of_documents(self, doc_ids: Iterable[str]) -> list[StoredChunk]:
-        """Every chunk of the given documents, in row order."""
-        result: list[StoredChunk] = []
+    def of_documents(self, doc_ids: Iterable[str]) -> tuple[np.ndarray, list[Chunk]]:
+        """Every chunk of the given documents and their rows, in row order."""
+        found: dict[int, Chunk] = {}
         for doc_id in doc_ids:
-            found = {r[0]: StoredChunk(*r) for r in self._query(
+            found.update(self._with_spans({r[0]: Chunk(*r[1:]) for r in self._query(
                 "SELECT row, id, doc_id, char_start, char_end, page, text FROM chunks WHERE doc_id = ? ORDER BY row",
                 (doc_id,),
-            )}
-            result.extend(self._with_spans(found).values())
-        return sorted(result, key=lambda c: c.row)
+            )}))
+        rows = sorted(found)
+        return np.array(rows, dtype=np.int64), [found[row] for row in rows]
 
     def places_by_document(self) -> dict[str, str]:
         """Content id -> how many pages, slides, sheets or chapters it has ("12 pages"), for
@@ -130,7 +118,7 @@ class ChunkTable:
             places.setdefault(doc_id, set()).add((kind, number, name))
         return {doc_id: summarize(found) for doc_id, found in places.items()}
 
-    def _with_spans(self, chunks: dict[int, StoredChunk]) -> dict[int, StoredChunk]:
+    def _with_spans(self, chunks: dict[int, Chunk]) -> dict[int, Chunk]:
         """The chunks with their spans read in; a chunk of a format without pages has none."""
         if not chunks or not self._has_spans:
             return chunks

@@ -13,27 +13,12 @@ from importlib import metadata
 from typing import Any
 
 from ..errors import IndexCorruptError, IndexFormatError
+from ..types import IndexedDocument
 
 # 3: the chunk table keeps each chunk's pages/slides/sheet rows (table ``spans``);
 # 4: int8 piece vectors with piece_scales.npy, uint8 term counts
 FORMAT_VERSION = 4
 MANIFEST_FILE = "manifest.json"
-
-
-@dataclass(frozen=True)
-class DocumentEntry:
-    """One indexed document: its content id, chunk count, size and when it was indexed.
-
-    ``container`` is the file of the folder a document was found in when it is not a file of
-    its own (a mail, for its attachments; see :mod:`qa.ingest.attachments`), else None. Manifests
-    written before attachments were documents of their own have none.
-    """
-
-    doc_id: str
-    chunks: int
-    bytes: int
-    indexed_at: str
-    container: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,7 +42,7 @@ class Manifest:
     embedder: dict[str, Any]
     chunking: dict[str, int]
     vector_index: dict[str, Any]
-    documents: dict[str, DocumentEntry]
+    documents: dict[str, IndexedDocument]  # by file name (the record's ``source``)
     chunks: int
     docs_dir: str
     built_at: str
@@ -66,7 +51,9 @@ class Manifest:
     files: dict[str, FileEntry] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False, indent=1, sort_keys=True)
+        raw = asdict(self)
+        raw["documents"] = {source: _stored(entry) for source, entry in self.documents.items()}
+        return json.dumps(raw, ensure_ascii=False, indent=1, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str, where: str) -> Manifest:
@@ -85,7 +72,7 @@ class Manifest:
                 embedder=dict(raw["embedder"]),
                 chunking={k: int(v) for k, v in raw["chunking"].items()},
                 vector_index=dict(raw["vector_index"]),
-                documents={str(k): DocumentEntry(**v) for k, v in raw["documents"].items()},
+                documents={str(k): IndexedDocument(source=str(k), **v) for k, v in raw["documents"].items()},
                 chunks=int(raw["chunks"]),
                 docs_dir=str(raw["docs_dir"]),
                 built_at=str(raw["built_at"]),
@@ -102,6 +89,14 @@ class Manifest:
         for source in sorted(self.documents):
             result.setdefault(self.documents[source].doc_id, []).append(source)
         return result
+
+
+def _stored(entry: IndexedDocument) -> dict[str, Any]:
+    """A document's manifest record: its file name is the record's key, and its places are
+    read from the chunk table when listed, so neither is stored twice."""
+    record = asdict(entry)
+    del record["source"], record["places"]
+    return record
 
 
 def library_versions(*names: str) -> dict[str, str]:

@@ -35,7 +35,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from ..text.lexical import Collection, Matches
-    from .chunk_table import StoredChunk
+    from ..types import Chunk
     from .manifest import Manifest
 
 # A query word's nearest vocabulary words, and how close a word must be to count as a
@@ -98,11 +98,11 @@ class ChunkStore(Protocol):
 
     def count(self) -> int: ...
 
-    def get(self, rows: Sequence[int]) -> list[StoredChunk]:
+    def get(self, rows: Sequence[int]) -> list[Chunk]:
         """The chunks at ``rows``, in the order asked (one round trip)."""
 
-    def of_documents(self, doc_ids: Iterable[str]) -> list[StoredChunk]:
-        """Every chunk of the given documents (content ids), in row order."""
+    def of_documents(self, doc_ids: Iterable[str]) -> tuple[np.ndarray, list[Chunk]]:
+        """Every chunk of the given documents (content ids) and their rows, in row order."""
 
     def places_by_document(self) -> dict[str, str]:
         """Content id -> how many pages, slides, sheets or chapters it has ("12 pages")."""
@@ -229,7 +229,7 @@ class GenerationWriter(Protocol):
     def add(self, chunk_vectors: np.ndarray, rows: Any) -> None:
         """Append a batch of new chunks: their vectors and ranking rows (:class:`~qa.store.ranking_rows.NewRows`)."""
 
-    def finish(self, chunks: Iterable[StoredChunk], encode_words, word_table, *, requested_index: str | None,
+    def finish(self, chunks: Iterable[Chunk], encode_words, word_table, *, requested_index: str | None,
                previous: Generation | None, progress: bool, step) -> int:
         """Write the rest, in order: the vocabulary's new words, the chunk table, the
         vector index, the ranking rows and the stored translations; returns the number of
