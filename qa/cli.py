@@ -79,10 +79,14 @@ def cli() -> None:
 @click.option("--ocr-languages", default=None, envvar="QA_OCR_LANGUAGES",
               help="Tesseract language packs for scanned pages, e.g. spa+eng (env QA_OCR_LANGUAGES). "
                    "Default: each document's language, detected among the installed packs.")
+@click.option("--ray", "ray_address", default=None, metavar="ADDRESS",
+              help="Read, chunk and encode new documents on a Ray cluster (pip install -e '.[ray]'): its address, "
+                   "or auto (this machine's cluster, else a local one). DOCS_DIR must be readable on every node.")
+@click.option("--ray-workers", type=int, default=None, help="Encoders on the Ray cluster (default: one per CPU).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_JSON
 def index_command(docs_dir, index_dir, model, rebuild, chunk_size, chunk_overlap, max_file_size, wait, vector_index,
-                  ocr_languages, quiet, as_json):
+                  ocr_languages, ray_address, ray_workers, quiet, as_json):
     """Build or update the index from DOCS_DIR (default ./seeds, env QA_DOCS_DIR).
 
     Only new or changed documents are embedded; deleted ones are dropped.
@@ -92,13 +96,14 @@ def index_command(docs_dir, index_dir, model, rebuild, chunk_size, chunk_overlap
       qa index seeds
       qa index ~/papers --index-dir ~/papers-index --json
       qa index seeds --rebuild --chunk-size 800 --chunk-overlap 100
+      qa index /shared/docs --ray auto
     """
     from .build.builder import build_index
 
     report = build_index(
         docs_dir, index_dir, model=model, rebuild=rebuild, chunk_size=chunk_size, chunk_overlap=chunk_overlap,
         max_file_bytes=max_file_size, progress=not quiet and not as_json, lock_timeout=wait,
-        vector_index=vector_index, ocr_languages=ocr_languages,
+        vector_index=vector_index, ocr_languages=ocr_languages, ray=ray_address, ray_workers=ray_workers,
     )
     if as_json:
         click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))

@@ -56,3 +56,7 @@ def first_line(error: object, empty: str = "") -> str:
     ``empty`` if it has none: what a one-line report of a library's error shows."""
     lines = str(error).strip().splitlines()
     return lines[0] if lines else empty
+
+
+class RayError(QAError):
+    """A Ray cluster asked for (``qa index --ray``) could not be reached or used."""

