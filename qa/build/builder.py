@@ -29,6 +29,7 @@ from ..ingest.sentence_spans import piece_spans
 from ..store.chunk_table import StoredChunk
 from ..store.folder import IndexDirectory
 from ..store.local import LocalGeneration, LocalGenerations
+from ..store.locations import is_engine
 from ..store.manifest import DocumentEntry, Manifest, library_versions
 from ..store.ranking_rows import NewRows, language_profile
 from ..store.vectors.choice import check_choice
@@ -114,7 +115,16 @@ def build_index(
     ``ocr_languages`` names the Tesseract packs scanned pages are read with (``spa+eng``);
     None detects each document's language (see :mod:`qa.ingest.ocr`). ``timings``, if
     given, gets the seconds each step of the build took (:mod:`qa.build.steps`).
+    ``index_dir`` may also be a vector engine's URI (``milvus://HOST:PORT/NAME``,
+    ``milvus-lite:///path/qa.db``): see :mod:`qa.build.engine`.
     """
+    if is_engine(index_dir):  # a vector engine's URI: built locally, then published (:mod:`qa.build.engine`)
+        from .engine import build_on_engine
+
+        return build_on_engine(docs_dir, str(index_dir), model=model, rebuild=rebuild, chunk_size=chunk_size,
+                               chunk_overlap=chunk_overlap, max_file_bytes=max_file_bytes, progress=progress,
+                               lock_timeout=lock_timeout, vector_index=vector_index, ocr_languages=ocr_languages,
+                               timings=timings)
     if vector_index is not None:
         check_choice(vector_index)
     ocr = OcrSettings(languages=check_languages(ocr_languages) if ocr_languages else None, progress=progress)
