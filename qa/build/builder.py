@@ -121,7 +121,7 @@ def build_index(
     if is_engine(index_dir):  # a vector engine's URI: built locally, then published (:mod:`qa.build.engine`)
         from .engine import build_on_engine
 
-        return build_on_engine(docs_dir, str(index_dir), model=model, rebuild=rebuild, chunk_size=chunk_size,
+        return build_on_engine(build_index, docs_dir, str(index_dir), model=model, rebuild=rebuild, chunk_size=chunk_size,
                                chunk_overlap=chunk_overlap, max_file_bytes=max_file_bytes, progress=progress,
                                lock_timeout=lock_timeout, vector_index=vector_index, ocr_languages=ocr_languages,
                                timings=timings)

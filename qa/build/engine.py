@@ -23,6 +23,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Callable
 
 from ..store.folder import IndexDirectory
 from ..store.local import LocalGenerations
@@ -47,13 +48,13 @@ def _staged_sha256(index: Path) -> str | None:
     return hashlib.sha256((directory.generation_path(name) / MANIFEST_FILE).read_bytes()).hexdigest()
 
 
-def build_on_engine(docs_dir, uri: str, *, progress: bool = True, lock_timeout: float = 60.0,
-                    **options) -> BuildReport:
-    """:func:`qa.build_index` for an index at an engine's ``uri`` (see the module docstring)."""
+def build_on_engine(build_index: Callable[..., BuildReport], docs_dir, uri: str, *, progress: bool = True,
+                    lock_timeout: float = 60.0, **options) -> BuildReport:
+    """:func:`qa.build_index` for an index at an engine's ``uri`` (see the module docstring);
+    ``build_index`` is the local build (passed in: the builder is the one that calls here)."""
     from ..store.milvus.location import MilvusLocation
     from ..store.milvus.publish import publish
     from ..store.milvus.reader import MilvusGenerations
-    from .builder import build_index
 
     location = MilvusLocation.parse(uri)
     engine = MilvusGenerations(location)

@@ -96,9 +96,18 @@ def remove_stale(client, base: str, now: float | None = None) -> list[str]:
 
 
 def publish(generation: LocalGeneration, location: MilvusLocation, client, *, source_sha256: str,
-            progress: Callable[[str], None] = lambda message: None) -> str:
+            progress: Callable[[str], None] = lambda message: None, timings: dict[str, float] | None = None) -> str:
     """Copy ``generation`` to new collections and make it current; returns its name.
-    ``source_sha256`` (of the local manifest) is recorded to recognise the staged copy."""
+    ``source_sha256`` (of the local manifest) is recorded to recognise the staged copy;
+    ``timings``, if given, gets the seconds each part took (inserts, flush and checks)."""
+    timings = {} if timings is None else timings
+    clock = [time.perf_counter()]
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        timings[name] = timings.get(name, 0.0) + now - clock[0]
+        clock[0] = now
+
     base = location.base
     remove_stale(client, base)
     number = max(generations_on(client, base), default=0) + 1
@@ -111,12 +120,16 @@ def publish(generation: LocalGeneration, location: MilvusLocation, client, *, so
                                  consistency_level="Bounded")
     counts = {"chunks": generation.manifest.chunks}
     sizes = {part: 0 for part in PARTS}
+    lap("create")
     progress(f"Publishing {counts['chunks']} chunks to {location.uri}")
     sizes["chunks"] = _insert_chunks(client, names["chunks"], generation)
+    lap("chunks")
     progress("Publishing sentence pieces")
     counts["pieces"], sizes["pieces"] = _insert_pieces(client, names["pieces"], generation)
+    lap("pieces")
     progress("Publishing the vocabulary")
     counts["words"], sizes["words"], counts["near"], sizes["near"] = _insert_words(client, names, generation)
+    lap("words")
     meta = _meta(generation, chunk_index, counts, sizes, source_sha256)
     counts["meta"] = len(meta)
     _insert(client, names["meta"], meta)
@@ -127,6 +140,7 @@ def publish(generation: LocalGeneration, location: MilvusLocation, client, *, so
         seen = client.query(names[part], filter="", output_fields=["count(*)"], consistency_level="Strong")[0]["count(*)"]
         if seen != counts[part]:
             raise RuntimeError(f"{names[part]} holds {seen} entities after publishing {counts[part]}")
+    lap("flush and check")
     if current_generation(client, base) is None:
         client.create_alias(names["chunks"], base)
     else:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -46,9 +47,10 @@ class NoLease:
         pass
 
 
-def current_generation(client, base: str) -> str | None:
-    """The generation the alias ``base`` names, or None if there is none."""
-    if base not in client.list_aliases().get("aliases", []):  # describe_alias would log an error
+def current_generation(client, base: str, exists: bool = False) -> str | None:
+    """The generation the alias ``base`` names, or None if there is none. ``exists``: the
+    alias was seen before (aliases are never removed), so one call is enough."""
+    if not exists and base not in client.list_aliases().get("aliases", []):  # describe_alias would log an error
         return None
     described = client.describe_alias(base)
     name = described.get("collection_name", "")
@@ -82,13 +84,16 @@ class MilvusGenerations:
     def __init__(self, location: MilvusLocation, client=None) -> None:
         self.where = location
         self.client = client if client is not None else location.client()
+        self._seen = False  # whether the alias was seen: then it is asked for in one call
 
     @property
     def location(self) -> str:
         return self.where.uri
 
     def current_generation(self) -> str | None:
-        return current_generation(self.client, self.where.base)
+        name = current_generation(self.client, self.where.base, exists=self._seen)
+        self._seen = name is not None
+        return name
 
     def size_bytes(self, generation: str) -> int:
         """The bytes the generation's entities hold, as recorded when it was published."""
@@ -277,6 +282,7 @@ class MilvusRankingRows:
         self.ngrams, self.words = ngrams, words
         self._recent = _RecentRows()
         self._piece_owner: dict[int, int] = {}  # piece row -> chunk row, for the rows cached
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="qa-milvus-rows")
         self._owner_lock = threading.Lock()
 
     @property
@@ -284,21 +290,24 @@ class MilvusRankingRows:
         return self._piece_total
 
     def _read(self, rows: Sequence[int]) -> list[tuple[RankingRow, np.ndarray]]:
-        """The ranking rows and piece codes of ``rows``: cached, or read in two queries."""
+        """The ranking rows and piece codes of ``rows``: cached, or read in two queries sent at
+        once (the packed rows from ``chunks``, the piece codes from ``pieces`` by chunk row)."""
         rows = [int(r) for r in rows]
         found = self._recent.get(rows)
         missing = sorted(set(rows) - found.keys())
         if missing:
+            pieces = self._pool.submit(self.client.query, self._names["pieces"], filter=f"row in {missing}",
+                                       output_fields=["piece", "row", "codes"], limit=_QUERY_LIMIT)
             packed = {e["row"]: unpack_ranking(e["ranking"]) for e in
                       self.client.query(self._names["chunks"], filter=f"row in {missing}", output_fields=["row", "ranking"])}
-            if len(packed) != len(missing):
-                raise IndexCorruptError(f"{self._names['chunks']} lacks ranking rows; run `qa index --rebuild`")
-            pieces = [p for r in missing for p in range(packed[r].piece_start, packed[r].piece_start + len(packed[r].piece_scales))]
-            codes: dict[int, bytes] = {}
-            for start in range(0, len(pieces), _QUERY_LIMIT):
-                part = pieces[start:start + _QUERY_LIMIT]
-                codes.update((e["piece"], e["codes"]) for e in
-                             self.client.query(self._names["pieces"], filter=f"piece in {part}", output_fields=["piece", "codes"]))
+            codes = {e["piece"]: e["codes"] for e in pieces.result()}
+            expected = sum(len(row.piece_scales) for row in packed.values())
+            if len(packed) != len(missing) or len(codes) != expected:
+                if expected >= _QUERY_LIMIT:  # more pieces than one reply holds: by piece, in windows
+                    codes = self._codes_by_piece(packed)
+                if len(packed) != len(missing) or len(codes) != expected:
+                    raise IndexCorruptError(f"{self._names['chunks']} lacks ranking rows or pieces; "
+                                            "run `qa index --rebuild`")
             fresh = {}
             for r in missing:
                 row = packed[r]
@@ -314,6 +323,15 @@ class MilvusRankingRows:
                     self._piece_owner = {p: r for p, r in self._piece_owner.items() if r in fresh}
             found.update(fresh)
         return [found[r] for r in rows]
+
+    def _codes_by_piece(self, packed: dict[int, RankingRow]) -> dict[int, str]:
+        pieces = [p for row in packed.values() for p in range(row.piece_start, row.piece_start + len(row.piece_scales))]
+        codes: dict[int, str] = {}
+        for start in range(0, len(pieces), _QUERY_LIMIT):
+            part = pieces[start:start + _QUERY_LIMIT]
+            codes.update((e["piece"], e["codes"]) for e in
+                         self.client.query(self._names["pieces"], filter=f"piece in {part}", output_fields=["piece", "codes"]))
+        return codes
 
     def _pieces_data(self, pieces: np.ndarray) -> list[tuple[RankingRow, np.ndarray, int]]:
         """Per piece row: its chunk's ranking row, codes and the piece's place in the chunk."""
