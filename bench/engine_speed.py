@@ -61,6 +61,7 @@ class StandaloneServer:
                      "--index-coord-port", "--index-node-port", "--data-coord-port", "--data-node-port"):
             flags += [flag, str(_free_port())]
         self.data = folder / "milvus-data"
+        shutil.rmtree(self.data, ignore_errors=True)  # a fresh server: one restarted on new ports fails
         self.log = open(folder / "milvus.log", "wb")
         started = time.perf_counter()
         self.process = subprocess.Popen([server, "--data", str(self.data), *flags], stdout=self.log,
@@ -68,8 +69,9 @@ class StandaloneServer:
         from pymilvus import MilvusClient
 
         while True:
-            if self.process.poll() is not None:
-                sys.exit(f"the Milvus server stopped; see {folder / 'milvus.log'}")
+            if self.process.poll() is not None or time.perf_counter() - started > 180:
+                self.stop()
+                sys.exit(f"the Milvus server did not start; see {folder / 'milvus.log'} and {self.data / 'logs'}")
             try:
                 MilvusClient(f"http://127.0.0.1:{self.port}", timeout=2).list_collections()
                 break
@@ -140,10 +142,10 @@ def main() -> None:
 def measure(uri: str, local_dir: Path, chunks: int, questions: int, data_dir: Path | None) -> dict:
     location = MilvusLocation.parse(uri)
     client = location.client()
-    for number in generations_on(client, location.base):  # a bench index starts empty
-        drop_generation(client, location.base, number)
-    if location.base in client.list_aliases().get("aliases", []):
+    if location.base in client.list_aliases().get("aliases", []):  # a bench index starts empty
         client.drop_alias(location.base)
+    for number in generations_on(client, location.base):
+        drop_generation(client, location.base, number)
     generation = LocalGenerations(local_dir).open()
     parts: dict[str, float] = {}
     data_before = du(data_dir) if data_dir else 0

@@ -141,13 +141,25 @@ def publish(generation: LocalGeneration, location: MilvusLocation, client, *, so
         if seen != counts[part]:
             raise RuntimeError(f"{names[part]} holds {seen} entities after publishing {counts[part]}")
     lap("flush and check")
-    if current_generation(client, base) is None:
-        client.create_alias(names["chunks"], base)
-    else:
-        client.alter_alias(names["chunks"], base)
+    _point_alias(client, base, names["chunks"])
     progress("Removing old versions")
     remove_stale(client, base)
     return name
+
+
+def _point_alias(client, base: str, target: str) -> None:
+    """Point the alias ``base`` at ``target`` in one step: altered if it exists, else created.
+    An alias whose collection was dropped by hand is not listed, but still exists: then
+    creating it fails and it is altered."""
+    if base in client.list_aliases().get("aliases", []):
+        client.alter_alias(target, base)
+        return
+    try:
+        client.create_alias(target, base)
+    except Exception as exc:  # pymilvus' MilvusException; its codes differ between versions
+        if "exist" not in str(exc):
+            raise
+        client.alter_alias(target, base)
 
 
 def _insert(client, name: str, entities: list[dict]) -> None:

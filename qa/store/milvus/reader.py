@@ -1,9 +1,9 @@
 """Reading an index on Milvus: the current generation's parts, as the store protocols name them.
 
 A query reads: the ANN candidates from ``chunks`` (one search), then the candidates' ranking
-rows (one query of ``chunks`` for their packed rows, one of ``pieces`` for their piece
-vectors), cached per generation so that the ranking's several reads of the same ~50 rows
-cost one round trip each; then the top chunks' text (one query). The word tables are read
+rows with their text (one query of ``chunks``, sent together with one of ``pieces`` for their
+piece vectors), cached per generation so that the ranking's several reads of the same ~50
+rows and the hits' text cost no further round trip. The word tables are read
 by word or id; document frequencies and totals are read once when a generation is opened.
 
 There is no reader lease on an engine: a build drops a replaced generation only after a
@@ -154,7 +154,7 @@ class MilvusGeneration:
         places = json.loads(values["places"])
         return cls(name, manifest,
                    MilvusVectors(client, names["chunks"], int(manifest.embedder["dimension"]), count, manifest.vector_index),
-                   MilvusChunks(client, names["chunks"], count, places), rows,
+                   MilvusChunks(client, names["chunks"], count, places, rows.chunks), rows,
                    MilvusVocabulary(client, names["words"], names["near"], stats["vocabulary"], stats["stores_neighbours"],
                                     int(manifest.embedder["dimension"])),
                    NoLease())
@@ -217,8 +217,9 @@ def _stored_chunk(entity: dict) -> StoredChunk:
 class MilvusChunks:
     """Chunk text and provenance on the engine (a :class:`~qa.store.protocols.ChunkStore`)."""
 
-    def __init__(self, client, name: str, count: int, places: dict[str, str]) -> None:
+    def __init__(self, client, name: str, count: int, places: dict[str, str], recent: _Recent) -> None:
         self.client, self.name, self._count, self._places = client, name, count, places
+        self._recent = recent  # the candidates' chunks, read with their ranking rows
 
     def count(self) -> int:
         return self._count
@@ -227,12 +228,15 @@ class MilvusChunks:
         rows = [int(r) for r in rows]
         if not rows:
             return []
-        found = {e["row"]: e for e in self.client.query(self.name, filter=f"row in {sorted(set(rows))}",
-                                                        output_fields=_CHUNK_FIELDS)}
+        found = self._recent.get(rows)
+        unread = sorted(set(rows) - found.keys())
+        if unread:
+            found.update((e["row"], _stored_chunk(e)) for e in
+                         self.client.query(self.name, filter=f"row in {unread}", output_fields=_CHUNK_FIELDS))
         missing = [r for r in rows if r not in found]
         if missing:
             raise IndexCorruptError(f"{self.name} lacks rows {missing[:5]}; run `qa index --rebuild`")
-        return [_stored_chunk(found[r]) for r in rows]
+        return [found[r] for r in rows]
 
     def of_documents(self, doc_ids: Iterable[str]) -> list[StoredChunk]:
         doc_ids = list(doc_ids)
@@ -245,14 +249,14 @@ class MilvusChunks:
         return dict(self._places)
 
 
-class _RecentRows:
-    """The ranking rows (and their pieces' codes) of recently read chunks; thread-safe."""
+class _Recent:
+    """Values of recently read chunk rows, the oldest dropped past _CACHED_ROWS; thread-safe."""
 
     def __init__(self) -> None:
-        self._rows: OrderedDict[int, tuple[RankingRow, np.ndarray]] = OrderedDict()
+        self._rows: OrderedDict[int, object] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, rows: Iterable[int]) -> dict[int, tuple[RankingRow, np.ndarray]]:
+    def get(self, rows: Iterable[int]) -> dict:
         with self._lock:
             found = {}
             for r in rows:
@@ -261,7 +265,7 @@ class _RecentRows:
                     found[r] = self._rows[r]
             return found
 
-    def put(self, found: dict[int, tuple[RankingRow, np.ndarray]]) -> None:
+    def put(self, found: dict) -> None:
         with self._lock:
             self._rows.update(found)
             while len(self._rows) > _CACHED_ROWS:
@@ -280,7 +284,8 @@ class MilvusRankingRows:
         self.rows = int(stats["rows"])
         self._piece_total = int(stats["piece_total"])
         self.ngrams, self.words = ngrams, words
-        self._recent = _RecentRows()
+        self._recent = _Recent()  # row -> (its RankingRow, its pieces' codes)
+        self.chunks = _Recent()  # row -> StoredChunk, read with the ranking rows for MilvusChunks
         self._piece_owner: dict[int, int] = {}  # piece row -> chunk row, for the rows cached
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="qa-milvus-rows")
         self._owner_lock = threading.Lock()
@@ -298,8 +303,11 @@ class MilvusRankingRows:
         if missing:
             pieces = self._pool.submit(self.client.query, self._names["pieces"], filter=f"row in {missing}",
                                        output_fields=["piece", "row", "codes"], limit=_QUERY_LIMIT)
-            packed = {e["row"]: unpack_ranking(e["ranking"]) for e in
-                      self.client.query(self._names["chunks"], filter=f"row in {missing}", output_fields=["row", "ranking"])}
+            # the chunks' text comes along (~1.7 KB each): the top ones are read next, as hits
+            entities = self.client.query(self._names["chunks"], filter=f"row in {missing}",
+                                         output_fields=_CHUNK_FIELDS + ["ranking"])
+            packed = {e["row"]: unpack_ranking(e["ranking"]) for e in entities}
+            self.chunks.put({e["row"]: _stored_chunk(e) for e in entities})
             codes = {e["piece"]: e["codes"] for e in pieces.result()}
             expected = sum(len(row.piece_scales) for row in packed.values())
             if len(packed) != len(missing) or len(codes) != expected:
