@@ -337,3 +337,18 @@ def test_a_real_milvus_standalone_server_answers_as_the_local_index(tmp_path, st
     qa.build_index(docs, uri, progress=False)
     assert all(h.source != "schwebebahn.txt" for h in engine.retrieve(WUPPERTAL, k=5))
     assert engine.snapshot().name == "g000002"
+
+
+def test_the_app_opens_builds_and_describes_an_index_on_the_engine(tmp_path):
+    from qa.app import handlers, security
+
+    docs = make_docs(tmp_path / "docs", wuppertal=False)
+    uri = f"milvus-lite://{tmp_path / 'app.db'}"
+    library = handlers.Library.open(docs, uri)  # no index yet: built from the folder, then opened
+    assert library.index_dir == uri and library.index.location == uri
+    assert f"**Index:** `{uri}`" in handlers.stats_markdown(library)
+    assert library.index.ask("Which tram line goes to Belém?").citations[0].source == "lisbon-trams.md"
+    assert str((tmp_path / "docs").resolve()) in security.blocked_paths(library, Path(__file__).parent)
+    shutil.copy(FIXTURES / "schwebebahn.txt", docs / "schwebebahn.txt")
+    assert library.build().added == 1  # "Update from folder" publishes a new generation
+    assert library.index.retrieve(WUPPERTAL, k=1)[0].source == "schwebebahn.txt"
