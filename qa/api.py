@@ -22,8 +22,7 @@ from .search import evidence, searcher
 from .search.checks import check_k, check_mode, check_question
 from .search.snapshot import LiveSnapshot, Snapshot
 from .search.translations import WordVectors
-from .store.folder import IndexDirectory
-from .store.local import LocalGenerations
+from .store.locations import is_engine, open_generations
 from .types import Answer, Findings, Hit, IndexedDocument, IndexStats, SearchTrace
 
 if TYPE_CHECKING:
@@ -40,13 +39,20 @@ class Index:
     """
 
     def __init__(self, index_dir: str | os.PathLike[str] = "index", model: str | Embedder | None = None) -> None:
-        self.directory = IndexDirectory(index_dir)
-        self._live = LiveSnapshot(LocalGenerations(index_dir), model)
+        self._live = LiveSnapshot(open_generations(index_dir), model)
         self._word_vectors = WordVectors()
 
     @property
+    def location(self) -> str:
+        """Where the index lives: its folder, or a vector engine's URI."""
+        return self._live.generations.location
+
+    @property
     def path(self) -> Path:
-        return self.directory.path
+        """The index folder (an index on a vector engine has none: see :attr:`location`)."""
+        if is_engine(self.location):
+            raise ValueError(f"{self.location} is not a folder")
+        return Path(self.location)
 
     def snapshot(self) -> Snapshot:
         """The live generation (:class:`~qa.search.snapshot.Snapshot`), reloaded first if a
@@ -143,7 +149,7 @@ class Index:
         snapshot = self.snapshot()
         m = snapshot.manifest
         return IndexStats(
-            index_dir=str(self.path),
+            index_dir=self.location,
             documents=len(m.documents),
             chunks=m.chunks,
             embedder=m.embedder["model"],
@@ -176,7 +182,7 @@ def load(index_dir: str | os.PathLike[str] = "index", model: str | Embedder | No
 
 def retrieve(question: str, k: int = 5, index_dir: str | os.PathLike[str] = "index", model: str | None = None) -> list[Hit]:
     """One-liner retrieval; the index is loaded on first use and kept for later calls."""
-    key = (str(Path(index_dir).resolve()), model)
+    key = (str(index_dir) if is_engine(index_dir) else str(Path(index_dir).resolve()), model)
     with _loaded_lock:
         index = _loaded.get(key)
         if index is None:
@@ -192,7 +198,7 @@ def open_or_build(docs_dir: str | os.PathLike[str], index_dir: str | os.PathLike
     ``say`` gets a line about each step; ``build_options`` go to :func:`qa.build_index`."""
     from .build.builder import build_index
 
-    docs, where = Path(docs_dir), Path(index_dir)
+    docs, where = Path(docs_dir), index_dir if is_engine(index_dir) else Path(index_dir)
     try:
         return load(where, model=model), None
     except IndexNotFoundError:

@@ -15,7 +15,8 @@ from .text.places import describe
 
 _INDEX_DIR = click.option(
     "--index-dir", default="index", show_default=True, envvar="QA_INDEX_DIR",
-    type=click.Path(file_okay=False), help="Index folder (env QA_INDEX_DIR).",
+    help="Index folder, or a Milvus URI: milvus://HOST:PORT/NAME or milvus-lite:///path/qa.db "
+         "(token in env QA_MILVUS_TOKEN) (env QA_INDEX_DIR).",
 )
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 
@@ -41,8 +42,9 @@ def start_loading_for(index_dir: str) -> None:
     from .encode.models import load_embedder
     from .encode.usem3 import BUNDLED_MODEL
     from .store.folder import IndexDirectory
+    from .store.locations import is_engine
 
-    if IndexDirectory(index_dir).built_with_model() == BUNDLED_MODEL:
+    if not is_engine(index_dir) and IndexDirectory(index_dir).built_with_model() == BUNDLED_MODEL:
         load_embedder(BUNDLED_MODEL)
 
 
@@ -270,7 +272,11 @@ def info_command(index_dir, verify, as_json):
     """Show the index's documents, chunk counts, encoder and size on disk."""
     from .api import load
     from .store.folder import IndexDirectory
+    from .store.locations import is_engine
 
+    if verify and is_engine(index_dir):
+        raise click.ClickException("--verify checks an index folder's files; an engine's generation is checked "
+                                   "(entity counts against the manifest) whenever it is opened")
     if verify:
         generation, manifest = IndexDirectory(index_dir).open_manifest(full=True)
         if not as_json:

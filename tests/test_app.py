@@ -38,6 +38,7 @@ from app_harness import (
 )
 from conftest import FIXTURES, SEEDS, age_index
 from format_files import make_pdf
+from qa.store.folder import IndexDirectory
 from qa.types import Citation
 
 SEED_NAME = "corea-del-norte-rusia-armas.txt"
@@ -669,7 +670,7 @@ def test_an_upload_is_answerable_as_soon_as_the_handler_returns(library, tmp_pat
     started_with = library.index.snapshot().name
     handlers.index_uploads(library, [str(good)])
     # the handler's table already reads the new version: the next question does not reopen it
-    live = library.index.directory.current_generation()
+    live = IndexDirectory(library.index.path).current_generation()
     assert live != started_with and library.index._live._snapshot.name == live
     answer = library.index.ask("Which tram line goes to Belém?")
     assert answer.citations and answer.citations[0].source == "lisbon.md"

@@ -23,6 +23,7 @@ from ..build.builder import build_index
 from ..errors import QAError, first_line
 from ..ingest.documents import DEFAULT_MAX_FILE_BYTES
 from ..ingest.uploads import add_uploads
+from ..store.locations import is_engine
 from ..types import BuildReport
 from .render import code, human_bytes, render_chat, report_lines, when
 
@@ -36,7 +37,7 @@ class Library:
     """The documents folder, its index and how to answer: what the handlers work on."""
 
     docs_dir: Path
-    index_dir: Path
+    index_dir: Path | str  # a folder, or a vector engine's URI (qa.store.locations)
     index: Index
     model: str | None = None
     llm: LLMSettings | None = None
@@ -49,7 +50,7 @@ class Library:
              ocr_languages: str | None = None) -> Library:
         """Load the index, building it from ``docs_dir`` first if there is none or if an
         older qa wrote it (the library's policy: :func:`qa.api.open_or_build`)."""
-        docs, where = Path(docs_dir), Path(index_dir)
+        docs, where = Path(docs_dir), str(index_dir) if is_engine(index_dir) else Path(index_dir)
         index, _ = open_or_build(docs, where, model=model, max_file_bytes=max_file_bytes, progress=True,
                                  ocr_languages=ocr_languages)
         return cls(docs, where, index, model, llm, max_file_bytes, ocr_languages)
@@ -108,7 +109,8 @@ def stats_markdown(library: Library) -> str:
         f"**Documents:** {s.documents} · **Chunks:** {s.chunks} · **Encoder:** {code(s.embedder)} "
         f"({s.dimension}-d, {code(s.vector_index)}) · **Size on disk:** {human_bytes(s.size_bytes)} · "
         f"**Built:** {code(when(s.built_at))}  \n**Documents folder:** {code(library.docs_dir.resolve())} · "
-        f"**Index folder:** {code(library.index_dir.resolve())}"
+        + (f"**Index:** {code(library.index_dir)}" if is_engine(library.index_dir)
+           else f"**Index folder:** {code(library.index_dir.resolve())}")
     )
     missing = library.missing_documents()
     if missing:

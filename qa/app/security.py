@@ -12,6 +12,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import PlainTextResponse
 
+from ..store.locations import is_engine
 from .handlers import Library
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -51,9 +52,13 @@ def parse_auth(values: Iterable[str] | None) -> list[tuple[str, str]] | None:
 
 def blocked_paths(library: Library, app_dir: Path) -> list[str]:
     """The index, the documents and any .env next to them or the app: never served."""
-    index, docs = library.index_dir.resolve(), library.docs_dir.resolve()
-    paths = {index, docs}
-    for folder in (Path.cwd(), app_dir, index.parent, docs.parent):
+    docs = library.docs_dir.resolve()
+    paths, folders = {docs}, [Path.cwd(), app_dir, docs.parent]
+    if not is_engine(library.index_dir):  # an index on a vector engine has no folder here
+        index = Path(library.index_dir).resolve()
+        paths.add(index)
+        folders.append(index.parent)
+    for folder in folders:
         paths.add(folder.resolve() / ".env")
     return sorted(str(p) for p in paths)
 

