@@ -108,7 +108,7 @@ def test_the_engine_generation_provides_every_store_protocol(built):
         assert isinstance(getattr(generation, part), kind), part
     assert isinstance(generation, protocols.Generation)
     # a document filter: the search stays among the rows given
-    among = [c.row for c in generation.chunks.of_documents([generation.manifest.documents["lisbon-trams.md"].doc_id])]
+    among = generation.chunks.of_documents([generation.manifest.documents["lisbon-trams.md"].doc_id])[0].tolist()
     vector = generation.vectors.vectors(among[:1])
     scores, rows = generation.vectors.search(vector, 5, among=sorted(among))
     assert set(rows[0][rows[0] >= 0].tolist()) <= set(among) and rows[0][0] == among[0]
