@@ -3,15 +3,18 @@ and the verdict on whether the first one does (:mod:`qa.search.verification`).
 
 A question that refers back to the conversation (:mod:`qa.search.question_forms`) is read
 twice, alone and with the earlier questions it continues; a self-contained one gets exactly
-the evidence it would get asked alone.
+the evidence it would get asked alone. A follow-up asks for something else than the turn
+before: in its reading with the conversation, the sentences earlier answers answered with
+are left out, and the rest are ordered by what the follow-up itself says (the document the
+last answer quoted, the kind of answer it asks for, its own new words), without a weight
+fitted to any follow-up.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from dataclasses import replace
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -36,10 +39,12 @@ def find_evidence(snapshot: Snapshot, word_vectors: WordVectors, question: str, 
 
     ``history`` is the conversation so far (``{"role", "content"}`` messages). A question
     that refers back (a pronoun, "and ...?", "else": :mod:`qa.search.question_forms`) is also
-    read together with the earlier questions it continues, and that reading is taken if
-    the verdict on it is more confident, and it is supported by the new question's own
-    words too, never by the earlier turns' alone. A self-contained question gets exactly
-    the answer it would get asked alone.
+    read together with the earlier questions it continues: that reading finds the passages,
+    the question's own words choose the sentence (:func:`_follow_up_order`). It is taken if
+    its verdict is supported at CONTEXT_CONFIDENCE, by the new question's own words too
+    (never by the earlier turns' alone), and it is more confident than the reading alone
+    or quotes the same document (then it knows better which sentence is meant). A
+    self-contained question gets exactly the answer it would get asked alone.
     """
     alone = _findings(snapshot, word_vectors, question, question, k, "alone")
     earlier = _earlier_questions(history)
@@ -62,11 +67,12 @@ def _same_document(one: Findings, other: Findings) -> bool:
 
 
 def _findings(snapshot: Snapshot, word_vectors: WordVectors, reading_text: str, question: str, k: int, reading: str,
-              quoted_before: str = "", follow_up: "FollowUp | None" = None) -> Findings:
+              quoted_before: str = "", follow_up: FollowUp | None = None) -> Findings:
     """Search ``reading_text`` and judge its first evidence sentence as an answer to
     ``question``. When the two differ (a follow-up read with the earlier questions), the
     reading finds the passages, and ``question`` alone picks the sentence in them,
-    leaving out sentences found in ``quoted_before`` (the earlier answers)."""
+    leaving out sentences found in ``quoted_before`` (what earlier answers answered with)
+    and ordering the rest by ``follow_up`` (:func:`_follow_up_order`)."""
     if reading_text == question:
         (found,) = read(snapshot, word_vectors, [reading_text], k)
         chooser = found
@@ -163,9 +169,12 @@ _NUMBERS = re.compile(r"\d+")
 
 def _follow_up(snapshot: Snapshot, word_vectors: WordVectors, question: str, earlier: Sequence[str],
                history: Sequence[dict]) -> FollowUp:
+    """What ``question`` says by itself after ``earlier`` questions, and what the last
+    answer in ``history`` answered with."""
     form = read_question(question)
     own = list(dict.fromkeys(lexical.words(" ".join(form.own_words))))
-    own = [w for w, r in zip(own, snapshot.embedder.word_rarity(own).tolist()) if r >= verification.RARE_WORD_COST] if own else []
+    if own:
+        own = [w for w, r in zip(own, snapshot.embedder.word_rarity(own).tolist()) if r >= verification.RARE_WORD_COST]
     before = sorted({w for q in earlier for w in lexical.words(q) if not is_cue_word(w)})
     if own and before:
         best = (word_vectors.of(snapshot, own) @ word_vectors.of(snapshot, before).T).max(axis=1)
@@ -192,8 +201,8 @@ def _follow_up_order(snapshot: Snapshot, word_vectors: WordVectors, hits: list[H
 
     def key(i: int) -> tuple[bool, float, int]:
         item = evidence[i]
-        return (where is not None and item.hit.doc_id != where, verification.kind_mismatch(follow_up.form.kind, item.text),
-                -matched[i])
+        other_document = where is not None and item.hit.doc_id != where
+        return other_document, verification.kind_mismatch(follow_up.form.kind, item.text), -matched[i]
 
     return [evidence[i] for i in sorted(range(len(evidence)), key=key)]
 
