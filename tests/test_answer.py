@@ -121,6 +121,41 @@ def test_who_else_does_not_repeat_the_previous_quote(seed_index):
     assert first.citations[0].quote not in [c.quote for c in more.citations]
 
 
+def test_a_pronoun_follow_up_cites_the_sentence_it_asks_for(seed_index):
+    """"they" stands for Iran: the follow-up's reading with the earlier question finds the
+    passage, and its own words ("produce") pick the sentence, not the one already quoted."""
+    index = qa.load(seed_index)
+    history = conversation(index, "who supplied drones to Russia?")
+    answer = index.ask("And what will they help Russia produce?", history)
+    assert not answer.abstained
+    assert "producir más de 6.000 aviones no tripulados" in answer.citations[0].quote
+    assert DRONES not in answer.citations[0].quote
+    assert_verifiable(answer)
+
+
+def test_an_elliptic_follow_up_is_answered_by_its_own_words(seed_index):
+    """"¿Y en junio?" asks what was said in June: the sentence holding its one new word."""
+    index = qa.load(seed_index)
+    history = conversation(index, "¿Qué advirtió la administración Biden en febrero?")
+    answer = index.ask("¿Y en junio?", history)
+    assert not answer.abstained
+    assert "Irán está suministrando a Rusia material para construir" in answer.citations[0].quote
+    assert_verifiable(answer)
+
+
+def test_a_follow_up_may_cite_what_the_last_answer_quoted_only_in_passing(seed_index):
+    """Only the sentence an answer answered with (its first quote) is left out of a
+    follow-up's evidence; a further quote it showed may be what the follow-up asks for."""
+    index = qa.load(seed_index)
+    produce = index.ask("¿Cuántos aviones no tripulados podría producir la fábrica?").citations[0].quote
+    drones = index.ask("Who supplied drones to Russia?").citations[0].quote
+    assert "6.000" in produce and DRONES in drones
+    history = [{"role": "user", "content": "Who supplied drones to Russia?"},
+               {"role": "assistant", "content": f"“{drones}” [1]\n“{produce}” [2]\n\nSource: x.txt."}]
+    answer = index.ask("And what will they help Russia produce?", history)
+    assert not answer.abstained and "6.000" in answer.citations[0].quote
+
+
 def test_ask_cli_json_first_citation_is_verifiable(seed_index):
     result = subprocess.run(
         [sys.executable, "-m", "qa.cli", "ask", "Who supplied drones to Russia?", "--json", "--index-dir", str(seed_index)],

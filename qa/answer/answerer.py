@@ -77,14 +77,19 @@ def _select(evidence: list[Evidence], history: Sequence[dict]) -> list[Evidence]
     """The quotes to give: the sentence the verdict was on, plus up to MAX_QUOTES-1 nearly
     as strong.
 
-    In a follow-up, sentences the previous answer already quoted step aside when another is
-    nearly as strong ("And who else...?" should not get the same sentence again).
+    In a follow-up, the sentence the previous answer answered with (its first quote) steps
+    aside when another is nearly as strong ("And who else...?" should not get the same
+    sentence again); a sentence it only showed as a further quote may answer the follow-up,
+    but is not repeated as a further quote.
     """
     quoted_before = _last_answer(history)
+    answered_with = quoted_before.split("[1]")[0]
     fresh = [e for e in evidence if " ".join(e.text.split()) not in quoted_before]
     first = evidence[0]
-    if first not in fresh and fresh and fresh[0].score >= first.score - QUOTE_MARGIN:
-        first = fresh[0]
+    if " ".join(first.text.split()) in answered_with:
+        others = [e for e in evidence if " ".join(e.text.split()) not in answered_with]
+        if others and others[0].score >= first.score - QUOTE_MARGIN:
+            first = others[0]
     floor = max(SUPPORT_THRESHOLD, first.score - QUOTE_MARGIN)
     return [first] + [e for e in fresh if e is not first and e.score >= floor][:MAX_QUOTES - 1]
 

@@ -285,6 +285,8 @@ class FollowUpReport:
     cited_alone: float
     detected: float
     by_language: dict[str, float]
+    by_document: dict[str, float]
+    by_position: dict[str, float]  # even and odd places in the file: a split fixed before any measurement
     self_contained_flagged: dict[str, float]  # XQuAD-R questions read as referring back, by language
     results: list[FollowUpResult]
     targets: dict[str, bool] = field(default_factory=dict)
@@ -333,6 +335,9 @@ def evaluate_follow_ups(*, data_dir: str | Path | None = None, seeds_dir: str | 
         cited_alone=_mean(r.cited_alone for r in results),
         detected=_mean(r.detected for r in results),
         by_language={language: _mean(r.cited for r in results if r.language == language) for language in languages},
+        by_document={document: _mean(r.cited for r, f in zip(results, follow_ups) if f.document == document)
+                     for document in dict.fromkeys(f.document for f in follow_ups)},
+        by_position={"even": _mean(r.cited for r in results[0::2]), "odd": _mean(r.cited for r in results[1::2])},
         self_contained_flagged={language: _mean(read_question(q.text).refers_back for q in
                                                 load_benchmark(language, language, data_dir).questions)
                                 for language in ("en", "es")},
@@ -351,6 +356,8 @@ def format_follow_ups(report: FollowUpReport) -> str:
              f"first citation holds the evidence: {report.cited:.3f} in the conversation, "
              f"{report.cited_alone:.3f} asked alone",
              "by language: " + ", ".join(f"{k} {v:.3f}" for k, v in report.by_language.items()),
+             "by document: " + ", ".join(f"{k} {v:.3f}" for k, v in report.by_document.items()),
+             "by place in the file: " + ", ".join(f"{k} {v:.3f}" for k, v in report.by_position.items()),
              f"read as referring back: {report.detected:.3f} of the follow-ups; XQuAD-R questions (self-contained) "
              + ", ".join(f"{k} {v:.3f}" for k, v in report.self_contained_flagged.items()), ""]
     lines += [f"  {'ok ' if r.cited else 'MISS'} {r.id:<16} {r.reading:<12} {r.quote[:70]}" for r in report.results]

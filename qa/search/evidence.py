@@ -3,13 +3,18 @@ and the verdict on whether the first one does (:mod:`qa.search.verification`).
 
 A question that refers back to the conversation (:mod:`qa.search.question_forms`) is read
 twice, alone and with the earlier questions it continues; a self-contained one gets exactly
-the evidence it would get asked alone.
+the evidence it would get asked alone. A follow-up asks for something else than the turn
+before: in its reading with the conversation, the sentences earlier answers answered with
+are left out, and the rest are ordered by what the follow-up itself says (the document the
+last answer quoted, the kind of answer it asks for, its own new words), without a weight
+fitted to any follow-up.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import replace
+import re
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -34,29 +39,40 @@ def find_evidence(snapshot: Snapshot, word_vectors: WordVectors, question: str, 
 
     ``history`` is the conversation so far (``{"role", "content"}`` messages). A question
     that refers back (a pronoun, "and ...?", "else": :mod:`qa.search.question_forms`) is also
-    read together with the earlier questions it continues, and that reading is taken if
-    the verdict on it is more confident, and it is supported by the new question's own
-    words too, never by the earlier turns' alone. A self-contained question gets exactly
-    the answer it would get asked alone.
+    read together with the earlier questions it continues: that reading finds the passages,
+    the question's own words choose the sentence (:func:`_follow_up_order`). It is taken if
+    its verdict is supported at CONTEXT_CONFIDENCE, by the new question's own words too
+    (never by the earlier turns' alone), and it is more confident than the reading alone
+    or quotes the same document (then it knows better which sentence is meant). A
+    self-contained question gets exactly the answer it would get asked alone.
     """
     alone = _findings(snapshot, word_vectors, question, question, k, "alone")
     earlier = _earlier_questions(history)
     if not earlier or not read_question(question).refers_back:
         return alone
+    follow_up = _follow_up(snapshot, word_vectors, question, earlier, history)
     with_context = _findings(snapshot, word_vectors, " ".join([*earlier, question]), question, k, "with context",
-                             quoted_before=_earlier_answers(history))
-    if (with_context.verdict.supported and with_context.verdict.confidence >= verification.CONTEXT_CONFIDENCE
-            and with_context.verdict.confidence > alone.verdict.confidence):
+                             quoted_before=_earlier_answers(history), follow_up=follow_up)
+    if not (with_context.verdict.supported and with_context.verdict.confidence >= verification.CONTEXT_CONFIDENCE):
+        return alone
+    if with_context.verdict.confidence > alone.verdict.confidence or _same_document(alone, with_context):
         return with_context
     return alone
 
 
+def _same_document(one: Findings, other: Findings) -> bool:
+    """Whether both readings quote first from the same document: then the reading with the
+    conversation knows better which of its sentences the follow-up asks for."""
+    return bool(one.evidence and other.evidence) and one.evidence[0].hit.doc_id == other.evidence[0].hit.doc_id
+
+
 def _findings(snapshot: Snapshot, word_vectors: WordVectors, reading_text: str, question: str, k: int, reading: str,
-              quoted_before: str = "") -> Findings:
+              quoted_before: str = "", follow_up: FollowUp | None = None) -> Findings:
     """Search ``reading_text`` and judge its first evidence sentence as an answer to
     ``question``. When the two differ (a follow-up read with the earlier questions), the
     reading finds the passages, and ``question`` alone picks the sentence in them,
-    leaving out sentences found in ``quoted_before`` (the earlier answers)."""
+    leaving out sentences found in ``quoted_before`` (what earlier answers answered with)
+    and ordering the rest by ``follow_up`` (:func:`_follow_up_order`)."""
     if reading_text == question:
         (found,) = read(snapshot, word_vectors, [reading_text], k)
         chooser = found
@@ -88,6 +104,8 @@ def _findings(snapshot: Snapshot, word_vectors: WordVectors, reading_text: str, 
         support = (choice.cosine if reading_cosine is None
                    else reading_cosine[(choice.position, choice.start, choice.end)])
         evidence.append(Evidence(hit, hit.start + choice.start, hit.start + choice.end, text, support))
+    if follow_up is not None:
+        evidence = _follow_up_order(snapshot, word_vectors, hits, evidence, follow_up)
     return Findings(hits[:k], evidence, _verdict(snapshot, word_vectors, found, hits, evidence, question, reading))
 
 
@@ -130,32 +148,118 @@ def _verdict(snapshot: Snapshot, word_vectors: WordVectors, found: Reading, hits
     )
     verdict = verification.judge(signals, reading)
     if reading == "with context" and verdict.supported and not _own_support(
-            snapshot, word_vectors, read_question(question), first.text, passage_vectors):
+            snapshot, word_vectors, read_question(question), first):
         return replace(verdict, supported=False)
     return verdict
 
 
-def _own_support(snapshot: Snapshot, word_vectors: WordVectors, form: QuestionForm, sentence: str,
-                 passage_vectors: np.ndarray) -> bool:
+@dataclass(frozen=True)
+class FollowUp:
+    """What the sentence choice of a follow-up needs: its form, its new words (its own
+    rarer words that no earlier question holds, as a translation or an inflection), and
+    the sentence the last answer quoted first."""
+
+    form: QuestionForm
+    new_words: tuple[str, ...]
+    last_quote: str
+
+
+_NUMBERS = re.compile(r"\d+")
+
+
+def _follow_up(snapshot: Snapshot, word_vectors: WordVectors, question: str, earlier: Sequence[str],
+               history: Sequence[dict]) -> FollowUp:
+    """What ``question`` says by itself after ``earlier`` questions, and what the last
+    answer in ``history`` answered with."""
+    form = read_question(question)
+    own = list(dict.fromkeys(lexical.words(" ".join(form.own_words))))
+    if own:
+        own = [w for w, r in zip(own, snapshot.embedder.word_rarity(own).tolist()) if r >= verification.RARE_WORD_COST]
+    before = sorted({w for q in earlier for w in lexical.words(q) if not is_cue_word(w)})
+    if own and before:
+        best = (word_vectors.of(snapshot, own) @ word_vectors.of(snapshot, before).T).max(axis=1)
+        own = [w for w, b in zip(own, best.tolist()) if b < verification.OWN_WORD_MATCH]
+    # numbers are words here ("1968", "2025"): nothing in a question is more specific
+    numbers = [n for n in dict.fromkeys(_NUMBERS.findall(question)) if not any(n in q for q in earlier)]
+    answers = [m for m in history if m.get("role") == "assistant"]
+    return FollowUp(form, tuple(own + numbers), _first_quote(answers[-1]) if answers else "")
+
+
+def _follow_up_order(snapshot: Snapshot, word_vectors: WordVectors, hits: list[Hit], evidence: list[Evidence],
+                     follow_up: FollowUp) -> list[Evidence]:
+    """The evidence of a follow-up reordered, ties kept in their order (the question's own
+    choice, :func:`qa.search.ranking.choose_pieces`):
+
+    1. sentences of the document the last answer quoted (the conversation's topic);
+    2. sentences that can hold the kind of answer asked for (who -> a name, ...);
+    3. sentences holding more of the follow-up's new words.
+    """
+    if not evidence:
+        return evidence
+    where = _place_of(hits, follow_up.last_quote)
+    matched = _new_word_matches(snapshot, word_vectors, [e.text for e in evidence], follow_up.new_words)
+
+    def key(i: int) -> tuple[bool, float, int]:
+        item = evidence[i]
+        other_document = where is not None and item.hit.doc_id != where
+        return other_document, verification.kind_mismatch(follow_up.form.kind, item.text), -matched[i]
+
+    return [evidence[i] for i in sorted(range(len(evidence)), key=key)]
+
+
+def _new_word_matches(snapshot: Snapshot, word_vectors: WordVectors, sentences: list[str],
+                      new_words: Sequence[str]) -> list[int]:
+    """Per sentence, how many of ``new_words`` it holds: the word itself, accents aside
+    ("iran" ~ "Irán"), or a translation or inflection (word cosine >= OWN_WORD_MATCH)."""
+    if not new_words:
+        return [0] * len(sentences)
+    vocabulary = snapshot.generation.vocabulary
+    new_vectors = word_vectors.of(snapshot, list(new_words))
+    folded = [lexical.fold(w) for w in new_words]
+    counts = []
+    for sentence in sentences:
+        words = sorted(set(lexical.words(sentence)))
+        present = {lexical.fold(w) for w in words} | set(_NUMBERS.findall(sentence))
+        found = np.array([f in present for f in folded])
+        ids = list(vocabulary.ids(words).values())
+        if ids:
+            found |= (new_vectors @ vocabulary.vectors(ids).T).max(axis=1) >= verification.OWN_WORD_MATCH
+        counts.append(int(found.sum()))
+    return counts
+
+
+def _place_of(hits: list[Hit], quote: str) -> str | None:
+    """The document of the first of ``hits`` that holds ``quote`` (whitespace collapsed),
+    if any, without the quotation marks the answerer put around it."""
+    quote = quote.strip("“” ")
+    if not quote:
+        return None
+    return next((hit.doc_id for hit in hits if quote in " ".join(hit.text.split())), None)
+
+
+def _own_support(snapshot: Snapshot, word_vectors: WordVectors, form: QuestionForm, first: Evidence) -> bool:
     """Whether a follow-up supports, by itself, what its reading with the earlier questions
-    found: one of its own rarer words (not a cue word) matches a word of the passage, or,
-    if it has none ("And when?", "¿Y quién más?"), the sentence can hold the kind of
-    answer it asks for."""
+    found: one of its own rarer words (not a cue word) is in the quoted passage (itself,
+    accents aside, or a translation or inflection), or, if it has none ("And when?",
+    "¿Y quién más?"), the sentence can hold the kind of answer it asks for."""
     own = list(dict.fromkeys(lexical.words(" ".join(form.own_words))))
     if own:
         own = [w for w, r in zip(own, snapshot.embedder.word_rarity(own).tolist())
                if r >= verification.RARE_WORD_COST]
     if not own:
-        return verification.kind_mismatch(form.kind, sentence) == 0.0
-    if not len(passage_vectors):
-        return False
-    best = float((word_vectors.of(snapshot, own) @ passage_vectors.T).max())
-    return best >= verification.OWN_WORD_MATCH
+        return verification.kind_mismatch(form.kind, first.text) == 0.0
+    return _new_word_matches(snapshot, word_vectors, [first.hit.text], own)[0] > 0
 
 
 def _earlier_answers(history: Sequence[dict]) -> str:
-    """The earlier answers' text, whitespace collapsed (their quotes are verbatim sentences)."""
-    return " ".join(" ".join(str(m.get("content", "")).split()) for m in history or () if m.get("role") == "assistant")
+    """The earlier answers' first quotes (the sentence each answered with)."""
+    return " ".join(_first_quote(m) for m in history or () if m.get("role") == "assistant")
+
+
+def _first_quote(answer: dict) -> str:
+    """An answer's first quote, whitespace collapsed: its text up to the marker ``[1]``
+    (the extractive answer's quotes are whole sentences, in quotation marks)."""
+    return " ".join(str(answer.get("content", "")).split("[1]")[0].split())
 
 
 def _earlier_questions(history: Sequence[dict], limit: int = 3) -> list[str]:
