@@ -48,8 +48,7 @@ THRESHOLDS = (0.0, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 def calibrate(questions: str, root: Path) -> None:
     benchmark = load_benchmark(questions, "es")
     embedder = embedder_for(None)
-    near = answers._build(benchmark, root / "near", embedder, answers.indexed_in_near_domain)
-    snapshot, word_vectors = near.snapshot(), near._word_vectors
+    near = answers.build_pool_index(benchmark, root / "near", embedder, answers.indexed_in_near_domain)
     by_article: dict[int, list[Question]] = {}
     for q in benchmark.questions:
         by_article.setdefault(q.article, []).append(q)
@@ -59,21 +58,17 @@ def calibrate(questions: str, root: Path) -> None:
     for i, q in enumerate(benchmark.questions):
         if answers.indexed_in_near_domain(q.article):
             continue
-        alone = evidence._findings(snapshot, word_vectors, q.text, q.text, 5, "alone")
-        row = {"half": q.article % 2, "alone": bool(alone.evidence) and alone.verdict.supported, "context": None}
+        readings = near.readings(q.text, 5)
+        row = {"half": q.article % 2, "alone": bool(readings.alone.evidence) and readings.alone.verdict.supported,
+               "context": None}
         if read_question(q.text).refers_back:  # the turns as `qa eval --conversations` builds them
             topics = [by_article[on_topic[(i + j) % len(on_topic)]] for j in range(1 + i % 2)]
             turns = [(e[i % len(e)].text, asked.setdefault(e[i % len(e)].id, near.ask(e[i % len(e)].text)))
                      for e in topics]
-            history = answers._history(turns)
-            earlier = evidence._earlier_questions(history)
-            follow_up = evidence._follow_up(snapshot, word_vectors, q.text, earlier, history)
-            context = evidence._findings(snapshot, word_vectors, " ".join([*earlier, q.text]), q.text, 5,
-                                         "with context", quoted_before=evidence._earlier_answers(history),
-                                         follow_up=follow_up)
-            if context.evidence and context.verdict.supported and (
-                    context.verdict.confidence > alone.verdict.confidence or evidence._same_document(alone, context)):
-                row["context"] = context.verdict.confidence
+            readings = near.readings(q.text, 5, answers.history_of(turns))
+            # the reading with the conversation, when chosen at no threshold at all
+            if readings.with_context is not None and evidence.choose(readings, 0.0) is readings.with_context:
+                row["context"] = readings.with_context.verdict.confidence
         rows.append(row)
 
     def declined(threshold: float, half: int) -> float:
@@ -128,7 +123,7 @@ def built_follow_ups(benchmark: Benchmark) -> list[tuple[Question, Question, str
 
 def built(questions: str, root: Path) -> None:
     benchmark = load_benchmark(questions, "es")
-    index = answers._build(benchmark, root / "all", embedder_for(None), lambda _: True)
+    index = answers.build_pool_index(benchmark, root / "all", embedder_for(None), lambda _: True)
     cases = built_follow_ups(benchmark)
     started = time.perf_counter()
     cited = {0: [], 1: []}
@@ -136,7 +131,7 @@ def built(questions: str, root: Path) -> None:
         history = [{"role": "user", "content": q1.text}, {"role": "assistant", "content": index.ask(q1.text).text}]
         answer = index.ask(text, history)
         first = answer.citations[0] if answer.citations and not answer.abstained else None
-        cited[q2.article % 2].append(first is not None and answers._covers(q2, first.source, first.start, first.end))
+        cited[q2.article % 2].append(first is not None and answers.covers_gold(q2, first.source, first.start, first.end))
     every = cited[0] + cited[1]
     print(f"{questions} questions -> es pool: {len(every)} XQuAD-R-built follow-ups, first citation covers the "
           f"answer: {sum(every) / len(every):.3f} (tune {sum(cited[0]) / len(cited[0]):.3f}, test "

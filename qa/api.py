@@ -110,6 +110,13 @@ class Index:
         question, k = check_question(question), check_k(k)
         return evidence.find_evidence(self.snapshot(), self._word_vectors, question, k, history)
 
+    def readings(self, question: str, k: int = 5, history: Sequence[dict] = ()) -> evidence.Readings:
+        """Both readings :meth:`find_evidence` chooses between (alone, and with the earlier
+        questions when the question refers back), for calibrating that choice
+        (:func:`qa.search.evidence.choose`): the supported hook, as :meth:`trace` is for search."""
+        question, k = check_question(question), check_k(k)
+        return evidence.read_in_conversation(self.snapshot(), self._word_vectors, question, k, history)
+
     def ask_stream(self, question: str, history: Sequence[dict] | None = None, *, llm: LLMSettings | None = None,
                    k: int = 5) -> Iterator[Answer]:
         """Yield the answer as it forms (text grows; the last one has ``complete=True``).

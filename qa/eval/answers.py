@@ -59,7 +59,8 @@ def _in_half(article: int, half: str) -> bool:
     return half == "all" or _half_of(article) == half
 
 
-def _build(benchmark: Benchmark, folder: Path, embedder: Embedder, keep: Callable[[int], bool]) -> Index:
+def build_pool_index(benchmark: Benchmark, folder: Path, embedder: Embedder, keep: Callable[[int], bool]) -> Index:
+    """An index under ``folder`` of the pool's articles whose number ``keep`` accepts."""
     docs = folder / "docs"
     subset = Benchmark(benchmark.questions_language, benchmark.pool_language,
                        [a for a in benchmark.articles if keep(a.number)], [])
@@ -68,11 +69,13 @@ def _build(benchmark: Benchmark, folder: Path, embedder: Embedder, keep: Callabl
     return Index(folder / "index", model=embedder)
 
 
-def _covers(question: Question, source: str, start: int, end: int) -> bool:
+def covers_gold(question: Question, source: str, start: int, end: int) -> bool:
+    """Whether the passage ``source[start:end]`` holds ``question``'s gold answer."""
     return source == f"article-{question.article:02d}.txt" and start <= question.start and end >= question.end
 
 
-def _history(turns: Sequence[tuple[str, Answer]]) -> list[dict]:
+def history_of(turns: Sequence[tuple[str, Answer]]) -> list[dict]:
+    """(question, answer) turns as the chat messages ``Index.ask`` takes as history."""
     history: list[dict] = []
     for asked, answer in turns:
         history += [{"role": "user", "content": asked}, {"role": "assistant", "content": answer.text}]
@@ -110,7 +113,7 @@ def evaluate_near_domain(questions: str = "en", pool: str = "es", *, data_dir: s
     embedder = embedder_for(model)
     with _scratch(work_dir) as where:
         root = Path(where)
-        index = _build(benchmark, root / "near-domain", embedder, indexed_in_near_domain)
+        index = build_pool_index(benchmark, root / "near-domain", embedder, indexed_in_near_domain)
         declined = {q.id: index.ask(q.text).abstained for q in benchmark.questions}
     halves = {}
     for half in HALVES:
@@ -187,8 +190,8 @@ def evaluate_conversations(questions: str = "en", pool: str = "es", *, data_dir:
     articles = sorted(by_article)
     with _scratch(work_dir) as where:
         root = Path(where)
-        full = _build(benchmark, root / "all", embedder, lambda _: True)
-        near = _build(benchmark, root / "near-domain", embedder, indexed_in_near_domain)
+        full = build_pool_index(benchmark, root / "all", embedder, lambda _: True)
+        near = build_pool_index(benchmark, root / "near-domain", embedder, indexed_in_near_domain)
         alone = {q.id: _asked(full, q) for q in benchmark.questions}
         alone_near = {q.id: near.ask(q.text) for q in benchmark.questions}
         in_conversation, left_out_after = {}, {}
@@ -197,12 +200,12 @@ def evaluate_conversations(questions: str = "en", pool: str = "es", *, data_dir:
             start = articles.index(q.article) if q.article in articles else 0
             earlier = [by_article[others[(start + j) % len(others)]] for j in range(1 + i % 2)]
             turns = [(e[i % len(e)].text, alone[e[i % len(e)].id][1]) for e in earlier]
-            in_conversation[q.id] = _asked(full, q, _history(turns))
+            in_conversation[q.id] = _asked(full, q, history_of(turns))
             if not indexed_in_near_domain(q.article):
                 on_topic = [a for a in articles if indexed_in_near_domain(a)]
                 topics = [by_article[on_topic[(i + j) % len(on_topic)]] for j in range(1 + i % 2)]
                 turns = [(e[i % len(e)].text, alone_near[e[i % len(e)].id]) for e in topics]
-                left_out_after[q.id] = near.ask(q.text, _history(turns)).abstained
+                left_out_after[q.id] = near.ask(q.text, history_of(turns)).abstained
     halves = {}
     for half in HALVES:
         chosen = [q for q in benchmark.questions if _in_half(q.article, half)]
@@ -229,13 +232,13 @@ def _asked(index: Index, question: Question, history: Sequence[dict] = ()) -> tu
     """(whether the first passage found covers the gold answer, the answer)."""
     hits = index.find_evidence(question.text, k=1, history=history).hits
     answer = index.ask(question.text, history)
-    return bool(hits) and _covers(question, hits[0].source, hits[0].start, hits[0].end), answer
+    return bool(hits) and covers_gold(question, hits[0].source, hits[0].start, hits[0].end), answer
 
 
 def _outcomes(questions: Sequence[Question], asked: dict[str, tuple[bool, Answer]]) -> Outcomes:
     def answer_hit(q: Question) -> bool:
         cited = asked[q.id][1].citations
-        return bool(cited) and _covers(q, cited[0].source, cited[0].start, cited[0].end)
+        return bool(cited) and covers_gold(q, cited[0].source, cited[0].start, cited[0].end)
 
     return Outcomes(hit_at_1=_mean(asked[q.id][0] for q in questions), answer_hit=_mean(answer_hit(q) for q in questions),
                     declined=_mean(asked[q.id][1].abstained for q in questions))
@@ -316,7 +319,7 @@ def evaluate_follow_ups(*, data_dir: str | Path | None = None, seeds_dir: str | 
         build_index(docs, root / "index-seeds", model=embedder, rebuild=True, progress=False)
         benchmark = load_benchmark("es", "es", data_dir)
         indexes = {"seeds": Index(root / "index-seeds", model=embedder),
-                   "xquad-es": _build(benchmark, root / "xquad", embedder, lambda a: a in articles)}
+                   "xquad-es": build_pool_index(benchmark, root / "xquad", embedder, lambda a: a in articles)}
         results = []
         for f in follow_ups:
             index = indexes[f.document.split(":")[0]]
@@ -388,8 +391,8 @@ def collect_signals(pairs: Iterable[tuple[str, str]] = PAIRS, *, data_dir: str |
         for questions, pool in pairs:
             benchmark = load_benchmark(questions, pool, data_dir)
             if pool not in built:
-                built[pool] = (_build(benchmark, root / f"all-{pool}", embedder, lambda _: True),
-                               _build(benchmark, root / f"near-{pool}", embedder, indexed_in_near_domain))
+                built[pool] = (build_pool_index(benchmark, root / f"all-{pool}", embedder, lambda _: True),
+                               build_pool_index(benchmark, root / f"near-{pool}", embedder, indexed_in_near_domain))
             full, near = built[pool]
             for q in benchmark.questions:
                 settings = [("answerable", full), ("near-domain" if not indexed_in_near_domain(q.article)

@@ -39,21 +39,43 @@ def find_evidence(snapshot: Snapshot, word_vectors: WordVectors, question: str, 
 
     ``history`` is the conversation so far (``{"role", "content"}`` messages). A question
     that refers back (a pronoun, "and ...?", "else": :mod:`qa.search.question_forms`) is also
-    read together with the earlier questions it continues: that reading finds the passages,
-    the question's own words choose the sentence (:func:`_follow_up_order`). It is taken if
-    its verdict is supported at CONTEXT_CONFIDENCE, by the new question's own words too
-    (never by the earlier turns' alone), and it is more confident than the reading alone
-    or quotes the same document (then it knows better which sentence is meant). A
-    self-contained question gets exactly the answer it would get asked alone.
+    read together with the earlier questions it continues (:func:`read_in_conversation`),
+    and :func:`choose` takes one of the two readings. A self-contained question gets exactly
+    the answer it would get asked alone.
     """
+    return choose(read_in_conversation(snapshot, word_vectors, question, k, history))
+
+
+@dataclass(frozen=True)
+class Readings:
+    """A question's findings read alone, and read with the earlier questions it continues
+    (None for a self-contained question or one without history)."""
+
+    alone: Findings
+    with_context: Findings | None
+
+
+def read_in_conversation(snapshot: Snapshot, word_vectors: WordVectors, question: str, k: int = 5,
+                         history: Sequence[dict] = ()) -> Readings:
+    """Both readings of ``question`` in a conversation. With the earlier questions, the
+    reading finds the passages and the question's own words choose the sentence
+    (:func:`_follow_up_order`), leaving out what earlier answers answered with."""
     alone = _findings(snapshot, word_vectors, question, question, k, "alone")
     earlier = _earlier_questions(history)
     if not earlier or not read_question(question).refers_back:
-        return alone
+        return Readings(alone, None)
     follow_up = _follow_up(snapshot, word_vectors, question, earlier, history)
-    with_context = _findings(snapshot, word_vectors, " ".join([*earlier, question]), question, k, "with context",
-                             quoted_before=_earlier_answers(history), follow_up=follow_up)
-    if not (with_context.verdict.supported and with_context.verdict.confidence >= verification.CONTEXT_CONFIDENCE):
+    return Readings(alone, _findings(snapshot, word_vectors, " ".join([*earlier, question]), question, k,
+                                     "with context", quoted_before=_earlier_answers(history), follow_up=follow_up))
+
+
+def choose(readings: Readings, context_confidence: float = verification.CONTEXT_CONFIDENCE) -> Findings:
+    """The reading with the conversation if its verdict is supported at ``context_confidence``,
+    by the new question's own words too (never by the earlier turns' alone), and it is more
+    confident than the reading alone or quotes the same document (then it knows better which
+    sentence is meant); else the reading alone."""
+    alone, with_context = readings.alone, readings.with_context
+    if with_context is None or not (with_context.verdict.supported and with_context.verdict.confidence >= context_confidence):
         return alone
     if with_context.verdict.confidence > alone.verdict.confidence or _same_document(alone, with_context):
         return with_context
