@@ -126,7 +126,9 @@ def build_index(
             directory.remove_stale()
             steps.start("Checking the index")
             if not rebuild and directory.current_generation() is not None:
-                previous = LocalGenerations(directory.path).open(full=True)  # every file checked in full
+                # every file by samples (a fixed cost per file): they were checked in full when
+                # written, and a merge checks in full the segments it reads (build/artifacts.py)
+                previous = LocalGenerations(directory.path).open(samples_only=True)
             if rebuild:  # start over, but with the index's own settings unless told otherwise
                 model, chunk_size, chunk_overlap, vector_index = _settings_to_keep(
                     directory, model, chunk_size, chunk_overlap, vector_index)
@@ -286,10 +288,13 @@ class _Build:
     def _commit(self, entries: dict[str, DocumentEntry], new_documents: dict[str, _NewDocument]) -> None:
         live_ids = {entry.doc_id for entry in entries.values()}
         previous = self.previous
-        kept: list[StoredChunk] = []
+        kept_rows = np.empty(0, dtype=np.int64)
+        self.steps.start("Finding the rows to keep")
         if previous is not None:
-            kept = previous.chunks.of_documents(sorted(live_ids - set(new_documents)))
-        kept_rows = np.array([c.row for c in kept], dtype=np.int64)
+            # the rows of the documents that are gone (bounded by them), not every kept chunk
+            gone = sorted({entry.doc_id for entry in previous.manifest.documents.values()} - live_ids)
+            removed = np.array([c.row for c in previous.chunks.of_documents(gone)], dtype=np.int64)
+            kept_rows = np.setdiff1d(previous.live_rows(), removed, assume_unique=True)
         # in folder order, so that the documents of one file (a mail's attachments) come together
         fresh_documents = sorted((d for d in new_documents.values() if d.doc_id in live_ids),
                                  key=lambda d: (d.file.source, d.source))
@@ -305,10 +310,10 @@ class _Build:
                             else self.embedder.encode_queries)
             self.report.chunks_embedded = fresh_count
             attached = AttachedFiles(self.max_file_bytes)
-            fresh = (chunk for document in fresh_documents for chunk, _ in document.chunks(self.ocr, attached))
-            stored = (StoredChunk(i, c.id, c.doc_id, c.start, c.end, c.page, c.text, c.spans)
-                      for i, c in enumerate(itertools.chain(kept, fresh)))
-            self.report.words_searched = writer.finish(stored, encode_words, table, requested_index=self.vector_index,
+            fresh = (StoredChunk(i, c.id, c.doc_id, c.start, c.end, c.page, c.text, c.spans)
+                     for i, (c, _) in enumerate(chunk for document in fresh_documents
+                                                for chunk in document.chunks(self.ocr, attached)))
+            self.report.words_searched = writer.finish(fresh, encode_words, table, requested_index=self.vector_index,
                                                        progress=self.progress, step=self.steps.start)
             self.steps.end()
         except BaseException:
@@ -319,10 +324,12 @@ class _Build:
             chunking=self.settings.to_dict(),
             vector_index=writer.vector_index,
             documents=dict(sorted(entries.items())),
-            chunks=len(kept) + fresh_count,
+            chunks=len(kept_rows) + fresh_count,
             docs_dir=str(self.docs_dir.resolve()),
             built_at=_now(),
             libraries=library_versions(*_LIBRARIES),
+            segments=writer.segments,
+            deleted=writer.deleted,
         )
         self.steps.start("Saving the new version (checksums)")
         writer.commit(manifest)
@@ -332,7 +339,7 @@ class _Build:
         self.directory.remove_stale()
         self.steps.end()
         self.report.documents = len(entries)
-        self.report.chunks = len(kept) + fresh_count
+        self.report.chunks = len(kept_rows) + fresh_count
 
     def _embed(self, documents: list[_NewDocument], count: int, writer: LocalGenerationWriter) -> None:
         """Encode the new chunks with their pieces, compute their lexical rows, and hand both
