@@ -150,6 +150,7 @@ def assert_same_retrieval(index_dir: Path, fresh: Path) -> None:
     assert words(a) == words(b)
     assert {c.id for c in a.chunks.of_documents(a.manifest.sources_by_doc())} == \
         {c.id for c in b.chunks.of_documents(b.manifest.sources_by_doc())}
+    assert sorted(h.chunk_id for h in updated.passages()) == sorted(h.chunk_id for h in built.passages())
 
 
 def test_segmented_vectors_leave_deleted_rows_out_and_search_as_one_index():

@@ -85,7 +85,7 @@ class LocalGenerationWriter:
     def keep(self, previous: LocalGeneration, rows: np.ndarray) -> None:
         """The previous generation's live ``rows`` that stay (the others are deleted): linked
         with their segments, or merged, at :meth:`finish`."""
-        self._kept = np.unique(np.asarray(rows, dtype=np.int64))
+        self._kept = np.asarray(rows, dtype=np.int64)
 
     def add(self, chunk_vectors: np.ndarray, rows: NewRows) -> None:
         self._vectors.append(chunk_vectors)
@@ -105,8 +105,12 @@ class LocalGenerationWriter:
         self._rows.finish()
         step("Writing the vector index")
         previous = self.previous
-        removed = (np.setdiff1d(previous.live_rows(), self._kept, assume_unique=True) if previous is not None
-                   else np.empty(0, dtype=np.int64))
+        removed = np.empty(0, dtype=np.int64)
+        if previous is not None:  # a mask, not a sorted difference: linear in the rows
+            live = previous.live_rows()
+            kept = np.zeros(previous.rows.rows, dtype=bool)
+            kept[self._kept] = True
+            removed = live[~kept[live]]
         new_rows = self._write_segments(removed, requested_index)
         step("Writing the ranking rows")
         write_statistics(self.workspace, previous.rows if previous is not None else None, removed, new_rows,

@@ -294,7 +294,8 @@ class _Build:
             # the rows of the documents that are gone (bounded by them), not every kept chunk
             gone = sorted({entry.doc_id for entry in previous.manifest.documents.values()} - live_ids)
             removed = np.array([c.row for c in previous.chunks.of_documents(gone)], dtype=np.int64)
-            kept_rows = np.setdiff1d(previous.live_rows(), removed, assume_unique=True)
+            live = previous.live_rows()
+            kept_rows = live[~np.isin(live, removed)] if len(removed) else live
         # in folder order, so that the documents of one file (a mail's attachments) come together
         fresh_documents = sorted((d for d in new_documents.values() if d.doc_id in live_ids),
                                  key=lambda d: (d.file.source, d.source))

@@ -45,7 +45,9 @@ class LocalGeneration:
 
     def live_rows(self) -> np.ndarray:
         """Every row that is not deleted, in order."""
-        return np.setdiff1d(np.arange(self.rows.rows, dtype=np.int64), self.deleted, assume_unique=True)
+        live = np.ones(self.rows.rows, dtype=bool)
+        live[self.deleted] = False
+        return np.flatnonzero(live)
 
 
 class LocalGenerations:
