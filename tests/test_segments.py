@@ -186,3 +186,26 @@ def test_a_rebuild_writes_one_segment_and_the_old_generation_folder_can_go(tmp_p
     assert "valparaiso.txt" in {h.source for h in qa.load(index_dir).retrieve("Valparaíso ascensores", k=3)}
     qa.build_index(docs, index_dir, progress=False, rebuild=True)
     assert len(manifest(index_dir)["segments"]) == 1 and manifest(index_dir)["deleted"] == 0
+
+
+def test_damage_in_a_linked_segment_is_still_caught_and_never_merged(tmp_path, monkeypatch):
+    """A linked file keeps the checksum it was written with: a bit flipped in it after its
+    build is reported by readers of every later generation, and a merge refuses to read it."""
+    docs = write_docs(tmp_path / "docs", paragraphs(24))
+    index_dir = tmp_path / "index"
+    qa.build_index(docs, index_dir, progress=False)
+    base = manifest(index_dir)["segments"][0]["name"]
+    damaged = live_folder(index_dir) / base / "chunks.sqlite"
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2] ^= 1
+    damaged.write_bytes(bytes(data))
+    (docs / "valparaiso.txt").write_text(NEW_DOC, encoding="utf-8")
+    qa.build_index(docs, index_dir, progress=False)  # links the segment, unread
+    with pytest.raises(qa.IndexCorruptError, match=f"{base}/chunks.sqlite does not match its checksum"):
+        qa.load(index_dir)
+    monkeypatch.setattr(artifacts, "COMPACT_SHARE", 0.01)
+    (docs / "p001.txt").unlink()
+    before = live_folder(index_dir).name
+    with pytest.raises(qa.IndexCorruptError, match=f"{base}/chunks.sqlite does not match its checksum"):
+        qa.build_index(docs, index_dir, progress=False)
+    assert live_folder(index_dir).name == before

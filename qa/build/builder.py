@@ -126,9 +126,9 @@ def build_index(
             directory.remove_stale()
             steps.start("Checking the index")
             if not rebuild and directory.current_generation() is not None:
-                # every file by samples (a fixed cost per file): they were checked in full when
-                # written, and a merge checks in full the segments it reads (build/artifacts.py)
-                previous = LocalGenerations(directory.path).open(samples_only=True)
+                # at a fixed cost per file: segments by size (linked unread; a merge checks in full
+                # those it reads, build/artifacts.py), the files it copies and changes by samples
+                previous = LocalGenerations(directory.path).open(for_update=True)
             if rebuild:  # start over, but with the index's own settings unless told otherwise
                 model, chunk_size, chunk_overlap, vector_index = _settings_to_keep(
                     directory, model, chunk_size, chunk_overlap, vector_index)

@@ -38,6 +38,7 @@ from typing import Callable, Iterator
 from ..errors import IndexCorruptError, IndexLockedError, IndexNotFoundError, QAError
 from ..checksums import sha256_file
 from .manifest import MANIFEST_FILE, FileEntry, Manifest
+from .segments import SEGMENT_PREFIX
 
 CURRENT_FILE = "CURRENT"
 LOCK_FILE = ".lock"
@@ -141,10 +142,14 @@ class IndexDirectory:
         opened.lease.release()
         return opened.name, opened.manifest
 
-    def open_generation(self, full: bool = True, samples_only: bool = False) -> OpenedGeneration:
-        """The live generation, verified as :meth:`open_manifest` does, with a lease on it;
-        ``samples_only``: every file by its size and sampled blocks, whatever its size (a
-        build's check of the generation it starts from: a fixed cost per file).
+    def open_generation(self, full: bool = True, for_update: bool = False) -> OpenedGeneration:
+        """The live generation, verified as :meth:`open_manifest` does, with a lease on it.
+
+        ``for_update``: a build's check of the generation it starts from, at a fixed cost per
+        file. The files of its segments (``seg-*/``) by size: the build links them unread, with
+        the checksums they were written with, which readers go on checking (a merge checks
+        in full those it reads). Every other file (word tables, statistics: those it copies
+        and changes) by its size and sampled blocks, whatever its size.
 
         The lease is taken before the files are checked and CURRENT is read again under it:
         if a writer swapped generations meanwhile, the new one is opened instead. So a file
@@ -164,13 +169,13 @@ class IndexDirectory:
                 raise IndexCorruptError(f"{folder / MANIFEST_FILE} is missing; run `qa index --rebuild`")
             try:
                 return OpenedGeneration(pointer["generation"],
-                                        self._verified_manifest(folder, pointer, full, samples_only), lease)
+                                        self._verified_manifest(folder, pointer, full, for_update), lease)
             except BaseException:
                 lease.release()
                 raise
         raise IndexCorruptError(f"{self.path} keeps changing under the reader; try again")
 
-    def _verified_manifest(self, folder: Path, pointer: dict, full: bool, samples_only: bool) -> Manifest:
+    def _verified_manifest(self, folder: Path, pointer: dict, full: bool, for_update: bool) -> Manifest:
         try:
             manifest_bytes = (folder / MANIFEST_FILE).read_bytes()
         except FileNotFoundError:
@@ -180,7 +185,10 @@ class IndexDirectory:
                                     f"{self.path / CURRENT_FILE}; one of them is damaged; run `qa index --rebuild`")
         manifest = Manifest.from_json(manifest_bytes.decode("utf-8", "replace"), str(folder / MANIFEST_FILE))
         for name, expected in manifest.files.items():
-            _verify_file(folder / name, expected, full, samples_only)
+            if for_update:
+                _verify_file(folder / name, expected, full=False, samples=True, size_only=name.startswith(SEGMENT_PREFIX))
+            else:
+                _verify_file(folder / name, expected, full)
         return manifest
 
     def verify_files(self, generation: str, manifest: Manifest, under: tuple[str, ...]) -> None:
@@ -371,7 +379,10 @@ def _remove_unleased(folder: Path) -> None:
         os.close(descriptor)
 
 
-def _verify_file(path: Path, expected: FileEntry, full: bool, samples_only: bool = False) -> None:
+def _verify_file(path: Path, expected: FileEntry, full: bool, samples: bool = False, size_only: bool = False) -> None:
+    """Check ``path`` against its manifest entry: its size, then its whole SHA-256 (``full``,
+    or a file up to FULL_CHECK_MAX_BYTES), else its sampled blocks (a larger one, or any with
+    ``samples``); ``size_only``: its size alone."""
     try:
         size = path.stat().st_size
     except FileNotFoundError:
@@ -380,7 +391,9 @@ def _verify_file(path: Path, expected: FileEntry, full: bool, samples_only: bool
         raise IndexCorruptError(
             f"{path} has {size} bytes, the manifest says {expected.bytes}; run `qa index --rebuild`"
         )
-    if (samples_only or not full and size > FULL_CHECK_MAX_BYTES) and expected.sample_sha256 is not None:
+    if size_only:
+        return
+    if (samples or not full and size > FULL_CHECK_MAX_BYTES) and expected.sample_sha256 is not None:
         matches = _sample_sha256(path) == expected.sample_sha256
     else:
         matches = sha256_file(path) == expected.sha256

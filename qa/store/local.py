@@ -66,15 +66,15 @@ class LocalGenerations:
     def size_bytes(self, generation: str) -> int:
         return self.directory.size_bytes(generation)
 
-    def open(self, full: bool = False, samples_only: bool = False) -> LocalGeneration:
+    def open(self, full: bool = False, for_update: bool = False) -> LocalGeneration:
         """The current generation, verified (``full``: every file's whole checksum; else
-        large files by samples, or every file with ``samples_only``, as a build checks the
-        generation it starts from) and leased.
+        large files by samples; ``for_update``: as a build checks the generation it starts
+        from, see :meth:`~qa.store.folder.IndexDirectory.open_generation`) and leased.
 
         The lease keeps writers from removing the generation while it is in use: a file
         missing here is damage, never a rebuild's clean-up (:mod:`qa.store.folder`).
         """
-        opened = self.directory.open_generation(full, samples_only)
+        opened = self.directory.open_generation(full, for_update)
         try:
             return open_parts(opened.name, self.directory.generation_path(opened.name), opened.manifest, opened.lease)
         except BaseException:
