@@ -6,10 +6,9 @@ The new chunks of a build go to a new segment as they are encoded (:meth:`add`),
 holds one batch at a time. :meth:`keep` names the previous generation's rows that stay; the
 others are deleted. :meth:`finish` then writes, in order: the vocabulary's new words
 (encoded), the new segment's chunk table and per-row pointers, the statistics of the live
-rows (the previous ones patched with the removed and added rows), the segments (see
-:func:`qa.store.segments` for the plan: the previous segments hard-linked, or merged when
-deletions and small segments have grown), their vector indexes and the stored
-translations. :meth:`commit` seals the workspace and makes it the current generation,
+rows (the previous ones patched with the removed and added rows), the segments (the
+previous ones hard-linked, or merged when deletions and later segments have grown: see
+:mod:`qa.store.segments`), their vector indexes and the stored translations. :meth:`commit` seals the workspace and makes it the current generation,
 carrying the checksums of linked files over; :meth:`abort` removes it, leaving the previous
 generation as it was.
 """
@@ -76,8 +75,6 @@ class LocalGenerationWriter:
         self.vector_index: dict | None = None  # the manifest's entry (the base segment's), once finished
         self.segments: list[SegmentEntry] = []  # the manifest's segments, once finished
         self.deleted = 0  # deleted rows in those segments
-        #: what finish did with the previous segments: "linked", "merged later segments" or "merged all"
-        self.plan = "new"
 
     def word_ids(self, words: Iterable[str]) -> dict[str, int]:
         return self._vocabulary.ids(words)
@@ -152,22 +149,20 @@ class LocalGenerationWriter:
                 if len(own) < entry.rows:
                     kept.append((i, own))
         if not kept:  # a first build, a rebuild, or nothing kept: the new segment is the index
-            self.plan = "new"
             self._finish_new_segment(requested, alone=True)
             self._write_deleted()
             return self._rows
         entries = previous.manifest.segments
         outside = sum(entries[i].rows for i, _ in kept[1:]) + len(kept[0][1]) + fresh
         live = sum(entries[i].rows - len(own) for i, own in kept) + fresh
-        if kept[0][0] != 0 or outside > COMPACT_SHARE * live:
-            self.plan = "merged all"
+        other_kind = requested is not None and requested != previous.segment_vectors[0].requested
+        if kept[0][0] != 0 or outside > COMPACT_SHARE * live or other_kind:
+            # the base is gone, too much lies outside it, or another vector index was asked for
             self._merge(kept, fresh, requested, alone=True)
-        elif len(kept) + (fresh > 0) > MAX_SEGMENTS:
-            self.plan = "merged later segments"
+        elif len(kept) + (fresh > 0) > MAX_SEGMENTS:  # many small segments: one search each
             self._link(kept[:1])
             self._merge(kept[1:], fresh, requested, alone=False)
         else:
-            self.plan = "linked"
             self._link(kept)
             if fresh:
                 self._finish_new_segment(requested, alone=False)

@@ -127,7 +127,8 @@ def build_index(
             steps.start("Checking the index")
             if not rebuild and directory.current_generation() is not None:
                 # at a fixed cost per file: segments by size (linked unread; a merge checks in full
-                # those it reads, build/artifacts.py), the files it copies and changes by samples
+                # those it reads, build/artifacts.py), the files it copies and changes by samples;
+                # vector indexes are read only if the build merges their segments
                 previous = LocalGenerations(directory.path).open(for_update=True)
             if rebuild:  # start over, but with the index's own settings unless told otherwise
                 model, chunk_size, chunk_overlap, vector_index = _settings_to_keep(

@@ -76,27 +76,48 @@ class LocalGenerations:
         """
         opened = self.directory.open_generation(full, for_update)
         try:
-            return open_parts(opened.name, self.directory.generation_path(opened.name), opened.manifest, opened.lease)
+            return open_parts(opened.name, self.directory.generation_path(opened.name), opened.manifest, opened.lease,
+                              for_update)
         except BaseException:
             opened.lease.release()
             raise
 
 
-def open_parts(name: str, folder: Path, manifest: Manifest, lease: GenerationLease) -> LocalGeneration:
-    """The parts of the generation in ``folder``, checked against each other and the manifest."""
+class _OnFirstUse:
+    """A segment's vector index read when first used (a build's, ``for_update``): an update
+    that links the segment never searches it, and reading it costs what the segment holds
+    (0.5 GB at 1M chunks). Its kind, choice and size come from the manifest."""
+
+    def __init__(self, folder: Path, description: dict, rows: int) -> None:
+        self._folder, self._description, self.size = folder, description, rows
+        self.kind = description.get("type")
+        self.requested = description.get("requested")
+        self._index = None
+
+    def __getattr__(self, name: str):
+        if self._index is None:
+            self._index = load_vector_index(self._folder, self._description)
+        return getattr(self._index, name)
+
+
+def open_parts(name: str, folder: Path, manifest: Manifest, lease: GenerationLease,
+               for_update: bool = False) -> LocalGeneration:
+    """The parts of the generation in ``folder``, checked against each other and the manifest;
+    ``for_update`` (a build's): each segment's vector index read only when first used."""
     if not manifest.segments:
         raise IndexCorruptError(f"{folder} names no segments; run `qa index --rebuild`")
     vectors, tables, segment_rows = [], [], []
     for entry in manifest.segments:
         where = folder / entry.name
-        vectors.append(load_vector_index(where, entry.vector_index))
+        vectors.append(_OnFirstUse(where, entry.vector_index, entry.rows) if for_update
+                       else load_vector_index(where, entry.vector_index))
         tables.append(ChunkTable(where / CHUNKS_FILE))
         segment_rows.append(SegmentRows(where))
-        counts = {"manifest": entry.rows, VECTORS_FILE: vectors[-1].size, CHUNKS_FILE: tables[-1].count(),
+        counts = {"manifest": entry.rows, VECTORS_FILE: vectors[-1].size, CHUNKS_FILE: tables[-1].rows,
                   "per-row files": segment_rows[-1].rows}
         if len(set(counts.values())) != 1:
             raise IndexCorruptError(f"{where} is inconsistent (chunk counts {counts}); run `qa index --rebuild`")
-        if vectors[-1].dimension != manifest.embedder["dimension"]:
+        if not for_update and vectors[-1].dimension != manifest.embedder["dimension"]:
             raise IndexCorruptError(f"{where / VECTORS_FILE} has dimension {vectors[-1].dimension}, "
                                     f"the manifest says {manifest.embedder['dimension']}; run `qa index --rebuild`")
     starts = starts_of([entry.rows for entry in manifest.segments])

@@ -19,7 +19,7 @@ Rows are numbered across the segments: row ``r`` of segment ``i`` is row ``start
 Deleted rows keep their numbers; the vector index leaves them out of every search and the
 chunk store out of every document's chunks, so nothing reaches them.
 
-Compaction (:func:`plan`): when the rows outside the base segment (later segments and
+Compaction (the build's writer, :mod:`qa.build.artifacts`): when the rows outside the base segment (later segments and
 deleted rows) pass COMPACT_SHARE of the index, the next build merges every live row into one
 segment; when segments pass MAX_SEGMENTS, it merges the later ones into one. So updates
 cost amortised O(changed rows), and a rebuild always writes one segment. Readers see a
@@ -154,10 +154,6 @@ class SegmentedVectors:
     def describe(self) -> dict[str, Any]:
         """The base segment's description (every segment's is in the manifest's ``segments``)."""
         return self.parts[0].describe()
-
-    @property
-    def requested(self) -> str:
-        return self.parts[0].requested
 
 
 class SegmentedChunks:
