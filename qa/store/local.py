@@ -14,9 +14,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import IndexCorruptError
 import numpy as np
 
+from ..errors import IndexCorruptError
 from .chunk_table import CHUNKS_FILE, ChunkTable
 from .folder import GenerationLease, IndexDirectory
 from .manifest import Manifest

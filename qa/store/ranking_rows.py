@@ -57,6 +57,7 @@ from ..errors import IndexCorruptError
 from ..text.lexical import Collection, TermRow
 from .protocols import window_sums
 from .row_files import GrowingRowFile, RowFile
+from .segments import split_rows
 
 LEXICAL_STATS_FILE = "lexical.json"
 PROFILE_TOKENS = 30
@@ -254,11 +255,7 @@ class RankingRows:
     def _by_segment(self, numbers: np.ndarray, starts: np.ndarray):
         """(segment index, positions in ``numbers``, the segment's own numbers) for each
         segment that ``numbers`` (rows or pieces, by ``starts``) fall in."""
-        numbers = np.asarray(numbers, dtype=np.int64)
-        owner = np.searchsorted(starts, numbers, side="right") - 1
-        for index in np.unique(owner).tolist():
-            positions = np.flatnonzero(owner == index)
-            yield index, positions, numbers[positions] - starts[index]
+        return split_rows(numbers, starts)
 
     def _gather(self, numbers: np.ndarray, starts: np.ndarray, read, dtype) -> np.ndarray:
         parts = list(self._by_segment(numbers, starts))
