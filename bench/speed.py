@@ -136,7 +136,7 @@ def measure_million(source_index: Path, work: Path, log, n: int = 1_000_000) -> 
     vectors = synthetic.derived_vectors(real, n)
     out = work / "index-1M"
     shutil.rmtree(out, ignore_errors=True)
-    source = IndexDirectory(source_index).generation_path(snapshot.generation)
+    source = IndexDirectory(source_index).generation_path(snapshot.name)
     store = synthetic.write_index(out, vectors, source)
     built = time.perf_counter() - start
     log(f"  1M: {store.describe()['factory']} written in {built:.0f} s")
@@ -146,7 +146,7 @@ def measure_million(source_index: Path, work: Path, log, n: int = 1_000_000) -> 
     del vectors
     args = {"out": str(out), "questions": questions, "exact_rows": exact.tolist()}
     generation = out / IndexDirectory(out).current_generation()
-    for path in generation.iterdir():  # evict this index from the page cache: a cold open
+    for path in (p for p in generation.rglob("*") if p.is_file()):  # evict this index from the page cache: a cold open
         fd = os.open(path, os.O_RDONLY)
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         os.close(fd)

@@ -16,14 +16,16 @@ size a real one of that many chunks would have.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 
 from qa.store.chunk_table import CHUNKS_FILE, ChunkTable, write_chunks
-from qa.store.ranking_rows import RankingRows, RankingRowWriter
+from qa.store.ranking_rows import LEXICAL_STATS_FILE, RankingRows, SegmentRows, SegmentRowWriter
 from qa.store.manifest import MANIFEST_FILE, Manifest
+from qa.store.segments import SegmentEntry, segment_name, write_deleted
 from qa.store.neighbour_table import NEIGHBOURS_FILE
 from qa.store.vocabulary import RECENT_VECTORS_FILE, VOCABULARY_FILE, WORD_VECTORS_FILE
 from qa.store.folder import IndexDirectory
@@ -66,13 +68,15 @@ def derived_vectors(real: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
 
 
 def write_index(index_dir: Path, vectors: np.ndarray, source: Path) -> FlatIndex | IvfSq8Index:
-    """Commit a qa index generation holding ``vectors``, row ``i`` taking everything but its
-    vector from row ``i mod R`` of the real generation folder ``source`` (R rows)."""
+    """Commit a qa index generation of one segment holding ``vectors``, row ``i`` taking
+    everything but its vector from row ``i mod R`` of the real generation folder ``source`` (R
+    rows, one segment: a fresh build)."""
     directory = IndexDirectory(index_dir)
     n = len(vectors)
     manifest_path = source / MANIFEST_FILE
     real_manifest = Manifest.from_json(manifest_path.read_text(encoding="utf-8"), str(manifest_path))
-    real_chunks = ChunkTable(source / CHUNKS_FILE)
+    (real_segment,) = real_manifest.segments
+    real_chunks = ChunkTable(source / real_segment.name / CHUNKS_FILE)
     real = real_chunks.get(list(range(real_chunks.count())))
     cycle = np.arange(n, dtype=np.int64) % len(real)
     doc_ids = [hashlib.sha256(f"synthetic-{d}".encode()).hexdigest() for d in range(-(-n // CHUNKS_PER_DOCUMENT))]
@@ -81,38 +85,47 @@ def write_index(index_dir: Path, vectors: np.ndarray, source: Path) -> FlatIndex
                  for d, doc_id in enumerate(doc_ids)}
     with directory.write_lock():
         workspace = directory.new_workspace()
+        segment = workspace / segment_name(1)
+        segment.mkdir()
         try:
             rows = (Chunk(f"c{i}", doc_ids[i // CHUNKS_PER_DOCUMENT], real[r].start, real[r].end, None, real[r].text)
                     for i, r in enumerate(cycle.tolist()))
-            write_chunks(workspace / CHUNKS_FILE, rows)
+            write_chunks(segment / CHUNKS_FILE, rows)
             store = create_vector_index(vectors, vectors.shape[1])
-            store.save(workspace)
-            _write_features(workspace, source, cycle)
+            store.save(segment)
+            _write_features(workspace, segment, source / real_segment.name, source, cycle)
+            write_deleted(workspace, [])
         except BaseException:
             shutil.rmtree(workspace, ignore_errors=True)
             raise
         manifest = Manifest(embedder=real_manifest.embedder, chunking=real_manifest.chunking,
                             vector_index=store.describe(), documents=documents, chunks=n,
-                            docs_dir="synthetic", built_at="synthetic")
+                            docs_dir="synthetic", built_at="synthetic",
+                            segments=[SegmentEntry(segment.name, n, store.describe())])
         directory.commit(workspace, manifest)
     return store
 
 
-def _write_features(workspace: Path, source: Path, cycle: np.ndarray) -> None:
-    """The per-row artifacts of ``source`` repeated along ``cycle``, with its vocabulary;
-    document frequencies count every repetition, as a real index of these rows would."""
-    real = RankingRows(source)
+def _write_features(workspace: Path, segment: Path, real_segment: Path, source: Path, cycle: np.ndarray) -> None:
+    """The per-row artifacts of the real segment repeated along ``cycle``, with its vocabulary;
+    document frequencies and totals count every repetition, as a real index of these rows would."""
+    real = RankingRows(source, [SegmentRows(real_segment)])
+    (real_rows,) = real.segments
     # every real row recurs, so the words in use, and so the stored neighbours, are the same
     for name in (VOCABULARY_FILE, WORD_VECTORS_FILE, RECENT_VECTORS_FILE, NEIGHBOURS_FILE):
         if (source / name).exists():  # an index built before words were kept apart has no recent ones
             shutil.copyfile(source / name, workspace / name)
-    rows = RankingRowWriter(workspace, real.piece_vectors.shape[1])
-    rows.keep(real, cycle)
-    rows.finish(len(real.words.df))
-    # the writer carried the real rows' frequencies over as for one copy of each row; count them all
+    rows = SegmentRowWriter(segment, real_rows.piece_vectors.shape[1])
+    rows.copy(real_rows, cycle)
+    rows.finish()
     repeats, rest = divmod(len(cycle), real.rows)
+    head = np.arange(rest, dtype=np.int64)  # rows 0..rest-1 recur once more
+    partial = real.totals_of(head)
+    stats = {"rows": len(cycle), "pieces": real.piece_total * repeats + partial["pieces"],
+             "ngram_length": real.ngrams.total_length * repeats + partial["ngram_length"],
+             "word_length": real.words.total_length * repeats + partial["word_length"]}
+    (workspace / LEXICAL_STATS_FILE).write_text(json.dumps(stats), encoding="utf-8")
     for name in ("ngram", "word"):
-        partial = getattr(real, f"{name}_ids")[0:int(getattr(real, f"{name}_ptr")[rest])]  # rows 0..rest-1
         df = getattr(real, f"{name}s").df.astype(np.int64) * repeats
-        df += np.bincount(partial, minlength=len(df))[:len(df)]
+        df += np.bincount(real.term_ids_of(name, head), minlength=len(df))[:len(df)]
         np.save(workspace / f"{name}_df.npy", df.astype(np.int32), allow_pickle=False)

@@ -4,6 +4,12 @@ in this process (as the app's upload does), with where the time went.
     python bench/update_cost.py --corpus xquad-es       # the 48 Spanish XQuAD-R articles
     python bench/update_cost.py --corpus 10000          # the real-text corpus of 10k chunks
     python bench/update_cost.py --corpus 100000 --work /tmp/u100k   # keeps the built index for reruns
+    python bench/update_cost.py --corpus 100000 --synthetic-from /tmp/u10k/index-10000 --work /tmp/s100k
+
+``--synthetic-from`` makes the index from a real one without the encoder (bench/synthetic.py,
+as bench/speed.py's 1M store: rows of the real index repeated, vectors derived from its
+own), so sizes whose real build takes an hour are measured in minutes; its documents are
+stand-in files, and the update is the same real one-paragraph document.
 
 The document is a new one-paragraph article (about 700 characters, one chunk, a few words
 the corpus lacks). "Embedding" is its own encoding: its chunk with its sentence pieces, and
@@ -67,6 +73,24 @@ def measure(docs: Path, index_dir: Path, log) -> dict:
     return result
 
 
+def synthetic_index(source: Path, chunks: int, docs: Path, index_dir: Path, log) -> None:
+    """A synthetic index of ``chunks`` rows made from the real index ``source``, and the
+    documents folder it takes for its own (bench/synthetic.py)."""
+    import numpy as np
+
+    import qa
+    import synthetic
+    from qa.store.folder import IndexDirectory
+
+    started = time.perf_counter()
+    generation = qa.load(source).snapshot().generation
+    real = generation.vectors.vectors(np.arange(generation.vectors.size, dtype=np.int64))
+    synthetic.write_index(index_dir, synthetic.derived_vectors(real, chunks),
+                          IndexDirectory(source).generation_path(generation.name))
+    synthetic.write_documents(docs, chunks)
+    log(f"  synthetic index of {chunks:,} chunks written in {time.perf_counter() - started:.0f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", default="xquad-es", help="xquad-es, or a real-text corpus size in chunks")
@@ -74,18 +98,22 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="add/change/remove rounds (median)")
     parser.add_argument("--docs", type=Path, help="an existing documents folder (with --index: its built index)")
     parser.add_argument("--index", type=Path, help="the index of --docs (bench/speed.py passes its own)")
+    parser.add_argument("--synthetic-from", type=Path,
+                        help="a real index to make a synthetic one of --corpus chunks from (no encoding)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     log = (lambda message: print(message, file=sys.stderr, flush=True))
     with tempfile.TemporaryDirectory() as scratch:
         work = args.work or Path(scratch)
         docs = args.docs or work / f"docs-{args.corpus}"
+        index_dir = args.index or work / f"index-{args.corpus}"
+        if args.synthetic_from is not None and not (index_dir / "CURRENT").exists():
+            synthetic_index(args.synthetic_from, int(args.corpus), docs, index_dir, log)
         if not docs.exists():
             if args.corpus == "xquad-es":
                 corpus.write_quality_corpus(docs)
             else:
                 corpus.write_sized_corpus(docs, int(args.corpus))
-        index_dir = args.index or work / f"index-{args.corpus}"
         rounds = [measure(docs, index_dir, log) for _ in range(args.runs)]
     summary = {"corpus": args.corpus, "chunks": rounds[0]["chunks"], "runs": len(rounds)}
     for step in ("unchanged folder", "add", "change", "remove"):

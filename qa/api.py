@@ -149,7 +149,9 @@ class Index:
     def passages(self) -> list[Hit]:
         """Every indexed passage in index order, with score 0 (for baselines that rank them all)."""
         snapshot = self.snapshot()
-        return searcher.hits_of(snapshot, [(row, 0.0) for row in range(snapshot.generation.chunks.count())])
+        # by document, not range(count()): rows need not be consecutive (deleted rows keep their numbers)
+        _, chunks = snapshot.generation.chunks.of_documents(snapshot.sources)
+        return [Hit.of(chunk, snapshot.sources[chunk.doc_id][0], 0.0) for chunk in chunks]
 
     def stats(self) -> IndexStats:
         """Counts, encoder and size on disk of the live generation."""

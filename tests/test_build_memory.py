@@ -8,8 +8,8 @@ import pytest
 
 import qa
 from qa.store import ranking_rows
-from qa.store.chunk_table import CHUNKS_FILE, ChunkTable
-from qa.store.ranking_rows import RankingRows, NewRows
+from qa.store.local import LocalGenerations
+from qa.store.ranking_rows import NewRows
 from qa.encode.models import load_embedder
 from qa.errors import DocumentError
 from qa.build.builder import EMBED_BATCH
@@ -69,13 +69,13 @@ def test_a_build_over_twice_the_batch_holds_at_most_one_batch_of_rows(tmp_path):
     # and the generation holds every row, in the order of the chunk table
     directory = IndexDirectory(tmp_path / "index")
     folder = directory.generation_path(directory.current_generation())
-    features = RankingRows(folder)
+    generation = LocalGenerations(tmp_path / "index").open()
+    features, table = generation.rows, generation.chunks
     assert features.rows == report.chunks
-    assert not [p.name for p in folder.iterdir() if "spool" in p.name]
-    table = ChunkTable(folder / CHUNKS_FILE)
+    assert not [p.name for p in folder.rglob("*") if "spool" in p.name]
     for row, chunk in enumerate(table.get(list(range(table.count())))):  # each row's pieces: its own sentences
         pieces, _ = features.pieces(np.array([row]))
-        spans = np.asarray(features.piece_spans[pieces])
+        spans = features.piece_spans_of(pieces)
         assert len(spans) and spans[-1, 1] <= len(chunk.text) and chunk.text[spans[0, 0]:spans[0, 1]].strip()
     hit = qa.load(tmp_path / "index").retrieve("¿Quién suministró drones a Rusia?", k=1)[0]
     assert "drones" in hit.text

@@ -9,21 +9,21 @@ import pytest
 
 import qa
 from qa.text import lexical
-from qa.store.ranking_rows import RankingRows, to_int8
+from qa.store.local import LocalGenerations
+from qa.store.ranking_rows import SegmentRows, to_int8
 from qa.encode.usem3 import UniversalSentenceEncoder
 from qa.encode.models import load_embedder
 from qa.errors import IndexCorruptError
 from qa.store.folder import IndexDirectory
-from qa.store.vocabulary import Vocabulary
 from qa.encode.base import word_table
 
 from test_indexing import NEW_DOC
 
 
 def live(index_dir):
-    directory = IndexDirectory(index_dir)
-    folder = directory.generation_path(directory.current_generation())
-    return RankingRows(folder), Vocabulary(folder)
+    generation = LocalGenerations(index_dir).open()
+    generation.lease.release()
+    return generation.rows, generation.vocabulary
 
 
 def vocabulary_words(vocabulary):
@@ -41,7 +41,7 @@ def test_int8_piece_vectors_keep_cosines_within_2e_3(seed_index):
     # the stored pieces of a real index read back as unit vectors whose cosines with a
     # question are those of float32 within 2e-3
     features, _ = live(seed_index)
-    pieces = np.arange(int(features.piece_ptr[-1]))
+    pieces = np.arange(features.piece_total)
     stored = features.piece_vectors_of(pieces)
     assert stored.dtype == np.float32 and np.allclose(np.linalg.norm(stored, axis=1), 1, atol=2e-3)
     question = load_embedder(None).encode_queries(["Who supplied drones to Russia?"])[0]
@@ -68,13 +68,15 @@ def test_an_added_document_appends_rows_and_encodes_only_new_words(seeds_copy, t
     assert sorted(encoded) == sorted(new_words - table)  # known words reused, the table's looked up
     assert new_words <= set(vocabulary_words(after_vocabulary).values())
     assert after.rows > before.rows
-    pieces = int(before.piece_ptr[-1])
+    # a small index: the update merged its rows into one segment, the kept rows first
+    (before_rows,), (after_rows,) = before.segments, after.segments
+    pieces = int(before_rows.piece_ptr[-1])
     for name in ("piece_ptr", "ngram_ptr", "word_ptr", "ngram_lengths", "word_lengths", "profiles"):
-        assert np.array_equal(getattr(after, name)[:len(getattr(before, name))], getattr(before, name)), name
+        assert np.array_equal(getattr(after_rows, name)[:len(getattr(before_rows, name))], getattr(before_rows, name)), name
     for name in ("piece_vectors", "piece_spans", "piece_window_norms"):
-        assert np.array_equal(getattr(after, name)[:pieces], getattr(before, name)), name
+        assert np.array_equal(getattr(after_rows, name)[:pieces], getattr(before_rows, name)), name
     for name in ("ngram_ids", "ngram_counts", "word_ids", "word_counts"):
-        assert np.array_equal(getattr(after, name)[:len(getattr(before, name))], getattr(before, name)), name
+        assert np.array_equal(getattr(after_rows, name)[:len(getattr(before_rows, name))], getattr(before_rows, name)), name
     assert vocabulary_words(after_vocabulary).items() >= vocabulary_words(before_vocabulary).items()  # ids stable
 
     # global statistics equal those of a build from scratch
@@ -92,15 +94,16 @@ def test_an_added_document_appends_rows_and_encodes_only_new_words(seeds_copy, t
     assert np.array_equal(removed.ngrams.df, before.ngrams.df)
     assert np.array_equal(removed.words.df[:before_vocabulary.size], before.words.df)
     assert not removed.words.df[before_vocabulary.size:].any()
-    assert np.array_equal(removed.piece_vectors, before.piece_vectors)
+    assert np.array_equal(removed.segments[-1].piece_vectors, before_rows.piece_vectors)
 
 
 def test_ragged_files_that_disagree_with_their_pointers_are_named(seed_index, tmp_path):
-    folder = tmp_path / "generation"
+    folder = tmp_path / "segment"
     directory = IndexDirectory(seed_index)
-    shutil.copytree(directory.generation_path(directory.current_generation()), folder)
-    RankingRows(folder)  # consistent as built
+    generation = directory.generation_path(directory.current_generation())
+    shutil.copytree(next(generation.glob("seg-*")), folder)
+    SegmentRows(folder)  # consistent as built
     ids = np.load(folder / "ngram_ids.npy")
     np.save(folder / "ngram_ids.npy", ids[:-1], allow_pickle=False)  # a valid file, one entry short
     with pytest.raises(IndexCorruptError, match="ngram_ids.*qa index --rebuild"):
-        RankingRows(folder)
+        SegmentRows(folder)

@@ -87,7 +87,7 @@ def damage(path: Path, how: str) -> None:
 
 def index_files(index_dir: Path) -> list[Path]:
     generation = IndexDirectory(index_dir).current_generation()
-    return [index_dir / CURRENT_FILE, *sorted((index_dir / generation).iterdir())]
+    return [index_dir / CURRENT_FILE, *sorted(p for p in (index_dir / generation).rglob("*") if p.is_file())]
 
 
 @pytest.mark.parametrize("how", ["truncate", "flip"])
@@ -233,10 +233,11 @@ def test_a_file_missing_from_the_live_generation_is_still_reported_as_damage(see
     copy = tmp_path / "index"
     shutil.copytree(seed_index, copy)
     generation = IndexDirectory(copy).current_generation()
+    segment = next((copy / generation).glob("seg-*")).name
     for name in ("vectors.faiss", "chunks.sqlite"):
         damaged = tmp_path / f"damaged-{name}"
         shutil.copytree(copy, damaged)
-        (damaged / generation / name).unlink()
+        (damaged / generation / segment / name).unlink()
         with pytest.raises(qa.IndexCorruptError, match=f"{name} is missing; run `qa index --rebuild`"):
             qa.load(damaged)
 

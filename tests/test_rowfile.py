@@ -47,5 +47,5 @@ def test_read_rows_rank_and_quote_exactly_as_mapped_ones(seed_index, monkeypatch
     before = [(mapped.retrieve(q, k=3), mapped.ask(q).citations) for q in questions]
     monkeypatch.setattr(ranking_rows, "_MAPPED_FILE_BYTES", 0)  # every large file through pread
     read = qa.load(seed_index)
-    assert isinstance(read.snapshot().generation.rows.piece_vectors, RowFile)
+    assert isinstance(read.snapshot().generation.rows.segments[0].piece_vectors, RowFile)
     assert [(read.retrieve(q, k=3), read.ask(q).citations) for q in questions] == before

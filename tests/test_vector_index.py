@@ -127,7 +127,7 @@ def test_build_index_records_and_honours_the_choice(seeds_copy, tmp_path, monkey
     qa.build_index(seeds_copy, index_dir, progress=False, vector_index="ivf-sq8")
     generation, manifest = IndexDirectory(index_dir).open_manifest()
     assert manifest.vector_index["type"] == IVF_SQ8 and manifest.vector_index["requested"] == IVF_SQ8
-    assert HALF_ROWS_FILE in manifest.files
+    assert f"{manifest.segments[0].name}/{HALF_ROWS_FILE}" in manifest.files
     hits = qa.load(index_dir).retrieve("¿Quién suministró drones a Rusia?", k=2)
     assert hits and hits[0].score >= hits[-1].score
 

@@ -60,6 +60,7 @@ def build_index(
     timings: dict[str, float] | None = None,
     ray: str | None = None,
     ray_workers: int | None = None,
+    one_segment: bool = False,
 ) -> BuildReport:
     """Bring the index at ``index_dir`` up to date with the files in ``docs_dir``.
 
@@ -78,7 +79,9 @@ def build_index(
     encoders (default: one per CPU of the cluster); see :mod:`qa.build.ray_embedding`. The
     documents folder must be readable at the same path on every Ray node.
     ``index_dir`` may also be a vector engine's URI (``milvus://HOST:PORT/NAME``,
-    ``milvus-lite:///path/qa.db``): see :mod:`qa.build.engine`.
+    ``milvus-lite:///path/qa.db``): see :mod:`qa.build.engine`. ``one_segment`` merges an
+    update into one segment instead of adding one (see :mod:`qa.store.segments`), as a
+    publish to an engine needs; first builds and rebuilds always write one.
     """
     if is_engine(index_dir):  # a vector engine's URI: built locally, then published (:mod:`qa.build.engine`)
         from .engine import build_on_engine
@@ -98,7 +101,10 @@ def build_index(
             directory.remove_stale()
             steps.start("Checking the index")
             if not rebuild and directory.current_generation() is not None:
-                previous = LocalGenerations(directory.path).open(full=True)  # every file checked in full
+                # at a fixed cost per file: segments by size (linked unread; a merge checks in full
+                # those it reads, build/artifacts.py), the files it copies and changes by samples;
+                # vector indexes are read only if the build merges their segments
+                previous = LocalGenerations(directory.path).open(for_update=True)
             if rebuild:  # start over, but with the index's own settings unless told otherwise
                 model, chunk_size, chunk_overlap, vector_index = _settings_to_keep(
                     directory, model, chunk_size, chunk_overlap, vector_index)
@@ -107,7 +113,7 @@ def build_index(
             settings = _choose_settings(chunk_size, chunk_overlap, previous, directory.path)
             ray_cluster = RayCluster(ray, ray_workers) if ray is not None else None
             return _Build(directory, Path(docs_dir), previous, embedder, settings, max_file_bytes, progress,
-                          vector_index, ocr, steps, ray_cluster).run()
+                          vector_index, ocr, steps, ray_cluster, one_segment).run()
         finally:
             steps.end()
             if previous is not None:
@@ -158,8 +164,9 @@ class _Build:
     def __init__(self, directory: IndexDirectory, docs_dir: Path, previous: LocalGeneration | None,
                  embedder: Embedder, settings: ChunkSettings, max_file_bytes: int, progress: bool,
                  vector_index: str | None = None, ocr: OcrSettings = OcrSettings(),
-                 steps: Steps | None = None, ray: RayCluster | None = None) -> None:
+                 steps: Steps | None = None, ray: RayCluster | None = None, one_segment: bool = False) -> None:
         self.directory = directory
+        self.one_segment = one_segment
         self.docs_dir = docs_dir
         self.previous = previous
         self.embedder = embedder
@@ -260,14 +267,19 @@ class _Build:
     def _commit(self, entries: dict[str, IndexedDocument], new_documents: dict[str, NewDocument]) -> None:
         live_ids = {entry.doc_id for entry in entries.values()}
         previous = self.previous
-        kept_rows, kept = np.zeros(0, dtype=np.int64), []
+        kept_rows = np.empty(0, dtype=np.int64)
+        self.steps.start("Finding the rows to keep")
         if previous is not None:
-            kept_rows, kept = previous.chunks.of_documents(sorted(live_ids - set(new_documents)))
+            # the rows of the documents that are gone (bounded by them), not every kept chunk
+            gone = sorted({entry.doc_id for entry in previous.manifest.documents.values()} - live_ids)
+            removed, _ = previous.chunks.of_documents(gone)
+            live = previous.live_rows()
+            kept_rows = live[~np.isin(live, removed)] if len(removed) else live
         # in folder order, so that the documents of one file (a mail's attachments) come together
         fresh_documents = sorted((d for d in new_documents.values() if d.doc_id in live_ids),
                                  key=lambda d: (d.file.source, d.source))
         fresh_count = sum(len(d) for d in fresh_documents)
-        writer = LocalGenerationWriter(self.directory, previous, self.embedder.dimension)
+        writer = LocalGenerationWriter(self.directory, previous, self.embedder.dimension, one_segment=self.one_segment)
         try:
             if previous is not None:
                 writer.keep(previous, kept_rows)
@@ -279,7 +291,7 @@ class _Build:
             self.report.chunks_embedded = fresh_count
             attached = AttachedFiles(self.max_file_bytes)
             fresh = (chunk for document in fresh_documents for chunk, _ in document.chunks(self.ocr, attached))
-            self.report.words_searched = writer.finish(itertools.chain(kept, fresh), encode_words, table, requested_index=self.vector_index,
+            self.report.words_searched = writer.finish(fresh, encode_words, table, requested_index=self.vector_index,
                                                        progress=self.progress, step=self.steps.start)
             self.steps.end()
         except BaseException:
@@ -290,10 +302,12 @@ class _Build:
             chunking=self.settings.to_dict(),
             vector_index=writer.vector_index,
             documents=dict(sorted(entries.items())),
-            chunks=len(kept) + fresh_count,
+            chunks=len(kept_rows) + fresh_count,
             docs_dir=str(self.docs_dir.resolve()),
             built_at=_now(),
             libraries=library_versions(*_LIBRARIES),
+            segments=writer.segments,
+            deleted=writer.deleted,
         )
         self.steps.start("Saving the new version (checksums)")
         writer.commit(manifest)
@@ -303,7 +317,7 @@ class _Build:
         self.directory.remove_stale()
         self.steps.end()
         self.report.documents = len(entries)
-        self.report.chunks = len(kept) + fresh_count
+        self.report.chunks = len(kept_rows) + fresh_count
 
     def _embed(self, documents: list[NewDocument], count: int, writer: LocalGenerationWriter) -> None:
         """Encode the new chunks with their pieces (here, or on Ray workers), compute their

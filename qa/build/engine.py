@@ -68,7 +68,8 @@ def build_on_engine(build_index: Callable[..., BuildReport], docs_dir, uri: str,
             if index.exists():
                 say(f"The staged copy in {index} is not what {uri} holds: embedding everything again")
                 shutil.rmtree(index)
-        report = build_index(docs_dir, index, progress=progress, lock_timeout=lock_timeout, **options)
+        # one segment, no deleted rows: the publish copies rows 0.. of one chunk table and row set
+        report = build_index(docs_dir, index, progress=progress, lock_timeout=lock_timeout, one_segment=True, **options)
         report.index_dir = uri
         staged = _staged_sha256(index)
         if staged is None or staged == published_from:

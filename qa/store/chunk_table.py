@@ -76,7 +76,10 @@ class ChunkTable:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._query = ReadOnlyDatabase(path).query
-        self.count()  # fail now, with the file's name, if it is not a chunk table
+        # fail now, with the file's name, if it is not a chunk table; rows are 0..n-1, so the
+        # last one tells their number without counting a million (the primary key's b-tree)
+        last = self._query("SELECT MAX(row) FROM chunks")[0][0]
+        self.rows = 0 if last is None else int(last) + 1
         # an index of text files has no places: its queries skip the second lookup
         self._has_spans = bool(self._query("SELECT 1 FROM spans LIMIT 1"))
 

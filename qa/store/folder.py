@@ -38,14 +38,16 @@ from typing import Callable, Iterator
 from ..errors import IndexCorruptError, IndexLockedError, IndexNotFoundError, QAError
 from ..checksums import sha256_file
 from .manifest import MANIFEST_FILE, FileEntry, Manifest
+from .segments import SEGMENT_PREFIX
 
 CURRENT_FILE = "CURRENT"
 LOCK_FILE = ".lock"
 # Files up to this size get their full SHA-256 checked on every open (about 35 ms); larger
 # ones get their size and a digest of sampled blocks (see _sample_sha256), because hashing
 # the ~2 GB of a 1M-chunk index would take longer than the 2 s its opening may cost. The
-# full check of every file runs at each build (which reads the previous generation) and
-# on demand (`qa info --verify`).
+# full check of every file runs when it is written (its checksum is made from the bytes
+# written), before a build merges segments (of the files it reads) and on demand (`qa info
+# --verify`); a build checks the generation it starts from by samples only.
 FULL_CHECK_MAX_BYTES = 64 << 20
 _SAMPLE_BLOCK = 64 << 10
 _SAMPLE_BLOCKS = 64
@@ -140,8 +142,14 @@ class IndexDirectory:
         opened.lease.release()
         return opened.name, opened.manifest
 
-    def open_generation(self, full: bool = True) -> OpenedGeneration:
+    def open_generation(self, full: bool = True, for_update: bool = False) -> OpenedGeneration:
         """The live generation, verified as :meth:`open_manifest` does, with a lease on it.
+
+        ``for_update``: a build's check of the generation it starts from, at a fixed cost per
+        file. The files of its segments (``seg-*/``) by size: the build links them unread, with
+        the checksums they were written with, which readers go on checking (a merge checks
+        in full those it reads). Every other file (word tables, statistics: those it copies
+        and changes) by its size and sampled blocks, whatever its size.
 
         The lease is taken before the files are checked and CURRENT is read again under it:
         if a writer swapped generations meanwhile, the new one is opened instead. So a file
@@ -160,13 +168,14 @@ class IndexDirectory:
                     continue  # a writer swapped generations (and may have removed this one): follow it
                 raise IndexCorruptError(f"{folder / MANIFEST_FILE} is missing; run `qa index --rebuild`")
             try:
-                return OpenedGeneration(pointer["generation"], self._verified_manifest(folder, pointer, full), lease)
+                return OpenedGeneration(pointer["generation"],
+                                        self._verified_manifest(folder, pointer, full, for_update), lease)
             except BaseException:
                 lease.release()
                 raise
         raise IndexCorruptError(f"{self.path} keeps changing under the reader; try again")
 
-    def _verified_manifest(self, folder: Path, pointer: dict, full: bool) -> Manifest:
+    def _verified_manifest(self, folder: Path, pointer: dict, full: bool, for_update: bool) -> Manifest:
         try:
             manifest_bytes = (folder / MANIFEST_FILE).read_bytes()
         except FileNotFoundError:
@@ -176,8 +185,19 @@ class IndexDirectory:
                                     f"{self.path / CURRENT_FILE}; one of them is damaged; run `qa index --rebuild`")
         manifest = Manifest.from_json(manifest_bytes.decode("utf-8", "replace"), str(folder / MANIFEST_FILE))
         for name, expected in manifest.files.items():
-            _verify_file(folder / name, expected, full)
+            if for_update:
+                _verify_file(folder / name, expected, full=False, samples=True, size_only=name.startswith(SEGMENT_PREFIX))
+            else:
+                _verify_file(folder / name, expected, full)
         return manifest
+
+    def verify_files(self, generation: str, manifest: Manifest, under: tuple[str, ...]) -> None:
+        """Check the whole checksum of each of ``generation``'s files whose name starts with
+        one of ``under`` (a build does before it reads every row of those files to merge them)."""
+        folder = self.generation_path(generation)
+        for name, expected in manifest.files.items():
+            if name.startswith(under):
+                _verify_file(folder / name, expected, full=True)
 
     def built_with_model(self) -> str | None:
         """The ``--model`` name the live generation was built with, read without any check
@@ -242,21 +262,34 @@ class IndexDirectory:
         path.mkdir(parents=True)
         return path
 
-    def commit(self, workspace: Path, manifest: Manifest) -> str:
+    def commit(self, workspace: Path, manifest: Manifest, previous: OpenedGeneration | None = None) -> str:
         """Seal ``workspace`` with ``manifest`` and make it the live generation; returns its name.
 
+        A file hard-linked from the ``previous`` generation (the same file, at the same place)
+        keeps the size and checksums its manifest records, unhashed, and needs no fsync: it
+        was checked and made durable when it was written. Every other file is hashed.
         Call with the write lock held.
         """
-        manifest.files = {
-            p.name: FileEntry(bytes=p.stat().st_size, sha256=sha256_file(p), sample_sha256=_sample_sha256(p))
-            for p in sorted(workspace.iterdir())
-            if p.name != MANIFEST_FILE
-        }
+        carried = _carried_entries(self.generation_path(previous.name), previous.manifest) if previous else {}
+        files = sorted((p.relative_to(workspace).as_posix(), p) for p in workspace.rglob("*") if p.is_file())
+        manifest.files = {}
+        written: list[Path] = []
+        for name, path in files:
+            if name == MANIFEST_FILE:
+                continue
+            entry = carried.get(name)
+            if entry is not None and entry[0] == _identity(path):
+                manifest.files[name] = entry[1]
+            else:
+                manifest.files[name] = FileEntry(bytes=path.stat().st_size, sha256=sha256_file(path),
+                                                 sample_sha256=_sample_sha256(path))
+                written.append(path)
         manifest_bytes = manifest.to_json().encode("utf-8")
         (workspace / MANIFEST_FILE).write_bytes(manifest_bytes)
-        for p in workspace.iterdir():
-            _fsync_file(p)
-        _fsync_dir(workspace)
+        for path in [*written, workspace / MANIFEST_FILE]:
+            _fsync_file(path)
+        for folder in sorted({p.parent for _, p in files} | {workspace}, key=lambda f: -len(f.parts)):
+            _fsync_dir(folder)
 
         name = self._next_generation_name()
         os.rename(workspace, self.path / name)
@@ -301,8 +334,34 @@ class IndexDirectory:
         return f"{_GENERATION_PREFIX}{max(numbers, default=0) + 1:06d}"
 
     def size_bytes(self, generation: str) -> int:
-        """Bytes on disk of one generation's files."""
-        return sum(p.stat().st_size for p in self.generation_path(generation).iterdir() if p.is_file())
+        """Bytes of one generation's files (files it shares with another generation included)."""
+        return sum(p.stat().st_size for p in self.generation_path(generation).rglob("*") if p.is_file())
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """``target`` as a hard link to ``source`` (generations never change their files, so they
+    can share one), or a copy where the file system has no links."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    info = path.stat()
+    return info.st_dev, info.st_ino
+
+
+def _carried_entries(folder: Path, manifest: Manifest) -> dict[str, tuple[tuple[int, int], FileEntry]]:
+    """The previous generation's files with their manifest entries and the identity of the
+    file on disk: a new generation's file of the same identity is that very file."""
+    carried = {}
+    for name, entry in manifest.files.items():
+        try:
+            carried[name] = (_identity(folder / name), entry)
+        except OSError:
+            continue
+    return carried
 
 
 def _remove_unleased(folder: Path) -> None:
@@ -320,7 +379,10 @@ def _remove_unleased(folder: Path) -> None:
         os.close(descriptor)
 
 
-def _verify_file(path: Path, expected: FileEntry, full: bool) -> None:
+def _verify_file(path: Path, expected: FileEntry, full: bool, samples: bool = False, size_only: bool = False) -> None:
+    """Check ``path`` against its manifest entry: its size, then its whole SHA-256 (``full``,
+    or a file up to FULL_CHECK_MAX_BYTES), else its sampled blocks (a larger one, or any with
+    ``samples``); ``size_only``: its size alone."""
     try:
         size = path.stat().st_size
     except FileNotFoundError:
@@ -329,7 +391,9 @@ def _verify_file(path: Path, expected: FileEntry, full: bool) -> None:
         raise IndexCorruptError(
             f"{path} has {size} bytes, the manifest says {expected.bytes}; run `qa index --rebuild`"
         )
-    if not full and size > FULL_CHECK_MAX_BYTES and expected.sample_sha256 is not None:
+    if size_only:
+        return
+    if (samples or not full and size > FULL_CHECK_MAX_BYTES) and expected.sample_sha256 is not None:
         matches = _sample_sha256(path) == expected.sample_sha256
     else:
         matches = sha256_file(path) == expected.sha256

@@ -14,10 +14,13 @@ from typing import Any
 
 from ..errors import IndexCorruptError, IndexFormatError
 from ..types import IndexedDocument
+from .segments import SegmentEntry
 
 # 3: the chunk table keeps each chunk's pages/slides/sheet rows (table ``spans``);
-# 4: int8 piece vectors with piece_scales.npy, uint8 term counts
-FORMAT_VERSION = 4
+# 4: int8 piece vectors with piece_scales.npy, uint8 term counts;
+# 5: segments (:mod:`qa.store.segments`): chunk table, vectors and per-row files in seg-*/
+#    folders, deleted.npy, and the live rows' statistics with their piece count
+FORMAT_VERSION = 5
 MANIFEST_FILE = "manifest.json"
 
 
@@ -49,6 +52,10 @@ class Manifest:
     format_version: int = FORMAT_VERSION
     libraries: dict[str, str] = field(default_factory=dict)
     files: dict[str, FileEntry] = field(default_factory=dict)
+    #: the generation's segments in row order (:mod:`qa.store.segments`) and how many of their
+    #: rows are deleted; ``chunks`` counts the live ones
+    segments: list[SegmentEntry] = field(default_factory=list)
+    deleted: int = 0
 
     def to_json(self) -> str:
         raw = asdict(self)
@@ -79,6 +86,8 @@ class Manifest:
                 format_version=version,
                 libraries=dict(raw.get("libraries", {})),
                 files={str(k): FileEntry(**v) for k, v in raw["files"].items()},
+                segments=[SegmentEntry(str(e["name"]), int(e["rows"]), dict(e["vector_index"])) for e in raw["segments"]],
+                deleted=int(raw["deleted"]),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise IndexCorruptError(f"{where} is not a valid manifest ({exc}); run `qa index --rebuild`") from exc

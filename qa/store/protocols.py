@@ -21,9 +21,11 @@ A build writes a new generation through a :class:`GenerationWriter`, which makes
 in one step (:meth:`GenerationWriter.commit`), so a reader never sees half of an update.
 
 The local implementation is a folder of files (:mod:`qa.store.local`): FAISS for vectors
-(:mod:`qa.store.vectors`), SQLite for chunks and words, NumPy row files for ranking rows.
-Row numbers are the chunk ids shared by all parts: row ``i`` of the vector index is row ``i``
-of the chunk store and of the ranking rows.
+(:mod:`qa.store.vectors`), SQLite for chunks and words, NumPy row files for ranking rows, in
+immutable segments (:mod:`qa.store.segments`). Row numbers are the chunk ids shared by all
+parts: row ``i`` of the vector index is row ``i`` of the chunk store and of the ranking rows.
+They need not be consecutive: a row deleted by an update keeps its number, and no search,
+``of_documents`` or count returns it.
 """
 
 from __future__ import annotations
@@ -224,7 +226,8 @@ class GenerationWriter(Protocol):
         """Vocabulary ids of ``words``; words never seen get new ids (appended)."""
 
     def keep(self, previous: Generation, rows: np.ndarray) -> None:
-        """Carry the previous generation's ``rows`` (vectors and ranking rows) over, in order."""
+        """Carry the previous generation's ``rows`` (vectors, chunks and ranking rows) over;
+        its other rows are gone. How is the writer's: the local one links their segments."""
 
     def add(self, chunk_vectors: np.ndarray, rows: Any) -> None:
         """Append a batch of new chunks: their vectors and ranking rows (:class:`~qa.store.ranking_rows.NewRows`)."""
@@ -233,7 +236,8 @@ class GenerationWriter(Protocol):
                previous: Generation | None, progress: bool, step) -> int:
         """Write the rest, in order: the vocabulary's new words, the chunk table, the
         vector index, the ranking rows and the stored translations; returns the number of
-        words whose translations were searched."""
+        words whose translations were searched. ``chunks`` are the chunks given to :meth:`add`,
+        in that order (rows numbered from 0): the kept ones were named by :meth:`keep`."""
 
     def commit(self, manifest: Manifest) -> str:
         """Seal the generation with ``manifest`` and make it current; returns its name."""

@@ -29,13 +29,16 @@ they were; cosines within 2e-3 of float32, and every ``qa eval`` figure within 0
 points): :meth:`RankingRows.piece_vectors_of` returns them as float32, and
 :meth:`RankingRows.piece_cosines` their cosines with a question.
 
-Plus, per index: ``ngram_df.npy`` (int32 per 4-gram bucket, 4 MB), ``word_df.npy`` (int32
-per vocabulary word) and ``lexical.json`` (row count and total lengths).
+These files belong to a segment (:mod:`qa.store.segments`): a generation is one or more
+segments, and its rows are numbered across them. Plus, per generation: ``ngram_df.npy``
+(int32 per 4-gram bucket, 4 MB), ``word_df.npy`` (int32 per vocabulary word) and
+``lexical.json`` (live rows, their pieces and total lengths), all counting live rows only.
 
-A build writes the files as it goes (:class:`RankingRowWriter`): an incremental build copies the
-retained rows from the previous generation block by block (never loading a whole file),
-then each batch of new rows is appended as soon as it is encoded; document frequencies
-are updated by subtracting the removed rows and adding the new ones.
+A build writes a segment's files as it goes (:class:`SegmentRowWriter`): each batch of new
+rows is appended as soon as it is encoded, and a merge of segments copies their live rows
+block by block (never loading a whole file). The generation's statistics
+(:func:`write_statistics`) are the previous ones minus the removed rows' terms plus the new
+rows' terms: the work of an update is that of the rows it changes.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from ..errors import IndexCorruptError
 from ..text.lexical import Collection, TermRow
 from .protocols import window_sums
 from .row_files import GrowingRowFile, RowFile
+from .segments import split_rows
 
 LEXICAL_STATS_FILE = "lexical.json"
 PROFILE_TOKENS = 30
@@ -129,17 +133,15 @@ def rows_in_memory() -> int:
     return sum(len(rows) for rows in list(_LIVE_ROWS))
 
 
-class RankingRows:
-    """The per-row artifacts of one generation, memory-mapped; safe to share between threads.
-
-    The local :class:`~qa.store.protocols.RankingRowStore`: search reads it through the
-    protocol's methods only, never its arrays.
-    """
+class SegmentRows:
+    """The per-row files of one segment, memory-mapped; safe to share between threads. Rows
+    and pieces are the segment's own, numbered from 0."""
 
     def __init__(self, folder: Path) -> None:
         def load(name: str) -> np.ndarray:
             return _load(folder / f"{name}.npy")
 
+        self.folder = folder
         self.piece_ptr = load("piece_ptr")
         self.piece_vectors = _rows(folder / "piece_vectors.npy")
         self.piece_scales = load("piece_scales")
@@ -152,16 +154,10 @@ class RankingRows:
         self.word_ids, self.word_counts = _rows(folder / "word_ids.npy"), _rows(folder / "word_counts.npy")
         self.word_lengths = load("word_lengths")
         self.profiles = load("profiles")
-        try:
-            stats = json.loads((folder / LEXICAL_STATS_FILE).read_text(encoding="utf-8"))
-            self.ngrams = Collection(int(stats["rows"]), int(stats["ngram_length"]), load("ngram_df"))
-            self.words = Collection(int(stats["rows"]), int(stats["word_length"]), load("word_df"))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise IndexCorruptError(f"cannot read {folder / LEXICAL_STATS_FILE} ({exc}); run `qa index --rebuild`") from exc
         self.rows = len(self.piece_ptr) - 1
         rows = {"piece_ptr": self.rows, "ngram_ptr": len(self.ngram_ptr) - 1, "word_ptr": len(self.word_ptr) - 1,
                 "ngram_lengths": len(self.ngram_lengths), "word_lengths": len(self.word_lengths),
-                "profiles": len(self.profiles), LEXICAL_STATS_FILE: self.ngrams.rows}
+                "profiles": len(self.profiles)}
         # Every ragged file must hold exactly what its pointer file says: a short or swapped
         # file would otherwise surface as an IndexError, or silently wrong rows, mid-query.
         entries = [
@@ -170,7 +166,6 @@ class RankingRows:
              "piece_spans": len(self.piece_spans), "piece_window_norms": len(self.piece_window_norms)},
             {"ngram_ptr": int(self.ngram_ptr[-1]), "ngram_ids": len(self.ngram_ids), "ngram_counts": len(self.ngram_counts)},
             {"word_ptr": int(self.word_ptr[-1]), "word_ids": len(self.word_ids), "word_counts": len(self.word_counts)},
-            {"ngram_df": len(self.ngrams.df), "hash buckets": lexical.NGRAM_BUCKETS},
         ]
         if len(set(rows.values())) != 1 or any(len(set(group.values())) != 1 for group in entries):
             raise IndexCorruptError(f"{folder} has per-row files that disagree ({rows}, {entries}); "
@@ -208,10 +203,7 @@ class RankingRows:
     def pieces(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(piece rows of ``rows`` concatenated, the position in ``rows`` owning each)."""
         starts = np.asarray(self.piece_ptr[rows], dtype=np.int64)
-        counts = np.asarray(self.piece_ptr[rows + 1], dtype=np.int64) - starts
-        owner = np.repeat(np.arange(len(rows)), counts)
-        pieces = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(starts, counts)
-        return pieces, owner
+        return _piece_runs(starts, np.asarray(self.piece_ptr[rows + 1], dtype=np.int64) - starts)
 
     def piece_vectors_of(self, pieces: np.ndarray) -> np.ndarray:
         """float32 vectors of the piece rows ``pieces`` (stored as int8 codes and a scale)."""
@@ -224,6 +216,150 @@ class RankingRows:
         widening bfloat16 was; scaling every vector first took twice as long)."""
         codes = self.piece_vectors[pieces]
         return (codes.astype(np.float32) @ vector) * np.asarray(self.piece_scales[pieces], dtype=np.float32)
+
+
+
+
+class RankingRows:
+    """The :class:`~qa.store.protocols.RankingRowStore` of a generation: its segments' rows,
+    numbered across them (row ``r`` of segment ``i`` is row ``starts[i] + r``, and its pieces
+    likewise), and the generation's statistics; safe to share between threads.
+
+    Search reads it through the protocol's methods only, never its arrays. ``rows`` counts
+    the row numbers in use, the deleted rows of a segment included (they are never asked
+    for: the vector index leaves them out); the statistics count live rows only.
+    """
+
+    def __init__(self, folder: Path, segments: Sequence[SegmentRows]) -> None:
+        self.segments = list(segments)
+        self._single = self.segments[0] if len(self.segments) == 1 else None
+        self.starts = np.concatenate([[0], np.cumsum([s.rows for s in self.segments])]).astype(np.int64)
+        self.piece_starts = np.concatenate([[0], np.cumsum([s.piece_total for s in self.segments])]).astype(np.int64)
+        self.rows = int(self.starts[-1])
+        try:
+            stats = json.loads((folder / LEXICAL_STATS_FILE).read_text(encoding="utf-8"))
+            self.ngrams = Collection(int(stats["rows"]), int(stats["ngram_length"]), _load(folder / "ngram_df.npy"))
+            self.words = Collection(int(stats["rows"]), int(stats["word_length"]), _load(folder / "word_df.npy"))
+            self._pieces = int(stats["pieces"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise IndexCorruptError(f"cannot read {folder / LEXICAL_STATS_FILE} ({exc}); run `qa index --rebuild`") from exc
+        if len(self.ngrams.df) != lexical.NGRAM_BUCKETS:
+            raise IndexCorruptError(f"{folder / 'ngram_df.npy'} has {len(self.ngrams.df)} entries, not "
+                                    f"{lexical.NGRAM_BUCKETS}; run `qa index --rebuild`")
+
+    @property
+    def piece_total(self) -> int:
+        """Sentence pieces of the live rows."""
+        return self._pieces
+
+    def _by_segment(self, numbers: np.ndarray, starts: np.ndarray):
+        """(segment index, positions in ``numbers``, the segment's own numbers) for each
+        segment that ``numbers`` (rows or pieces, by ``starts``) fall in."""
+        return split_rows(numbers, starts)
+
+    def _gather(self, numbers: np.ndarray, starts: np.ndarray, read, dtype) -> np.ndarray:
+        parts = list(self._by_segment(numbers, starts))
+        if not parts:
+            return np.asarray(read(self.segments[0], np.asarray(numbers, dtype=np.int64)), dtype=dtype)
+        first = np.asarray(read(self.segments[parts[0][0]], parts[0][2]))
+        result = np.empty((len(numbers), *first.shape[1:]), dtype=dtype)
+        result[parts[0][1]] = first
+        for index, positions, own in parts[1:]:
+            result[positions] = read(self.segments[index], own)
+        return result
+
+    def pieces(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(piece rows of ``rows`` concatenated, the position in ``rows`` owning each)."""
+        if self._single is not None:
+            return self._single.pieces(rows)
+        rows = np.asarray(rows, dtype=np.int64)
+        starts = np.empty(len(rows), dtype=np.int64)
+        counts = np.empty(len(rows), dtype=np.int64)
+        for index, positions, own in self._by_segment(rows, self.starts):
+            ptr = self.segments[index].piece_ptr
+            first = np.asarray(ptr[own], dtype=np.int64)
+            starts[positions] = first + self.piece_starts[index]
+            counts[positions] = np.asarray(ptr[own + 1], dtype=np.int64) - first
+        return _piece_runs(starts, counts)
+
+    def piece_vectors_of(self, pieces: np.ndarray) -> np.ndarray:
+        if self._single is not None:
+            return self._single.piece_vectors_of(pieces)
+        return self._gather(pieces, self.piece_starts, SegmentRows.piece_vectors_of, np.float32)
+
+    def piece_cosines(self, pieces: np.ndarray, vector: np.ndarray) -> np.ndarray:
+        if self._single is not None:
+            return self._single.piece_cosines(pieces, vector)
+        return self._gather(pieces, self.piece_starts, lambda s, own: s.piece_cosines(own, vector), np.float32)
+
+    def piece_spans_of(self, pieces: np.ndarray) -> np.ndarray:
+        if self._single is not None:
+            return self._single.piece_spans_of(pieces)
+        return self._gather(pieces, self.piece_starts, SegmentRows.piece_spans_of, np.int32)
+
+    def window_norms_of(self, pieces: np.ndarray) -> np.ndarray:
+        if self._single is not None:
+            return self._single.window_norms_of(pieces)
+        return self._gather(pieces, self.piece_starts, SegmentRows.window_norms_of, np.float32)
+
+    def _matches(self, name: str, rows: np.ndarray, ids: np.ndarray) -> lexical.Matches:
+        parts = [(positions, getattr(self.segments[index], name)(own, ids)) for index, positions, own in
+                 self._by_segment(rows, self.starts)]
+        if not parts:
+            return getattr(self.segments[0], name)(np.asarray(rows, dtype=np.int64), ids)
+        owner = np.concatenate([positions[found.owner] for positions, found in parts])
+        order = np.argsort(owner, kind="stable")  # in the order of ``rows``, as one segment's are
+        return lexical.Matches(owner[order], np.concatenate([found.term for _, found in parts])[order],
+                               np.concatenate([found.counts for _, found in parts])[order])
+
+    def ngram_matches(self, rows: np.ndarray, ids: np.ndarray) -> lexical.Matches:
+        if self._single is not None:
+            return self._single.ngram_matches(rows, ids)
+        return self._matches("ngram_matches", rows, ids)
+
+    def word_matches(self, rows: np.ndarray, ids: np.ndarray) -> lexical.Matches:
+        if self._single is not None:
+            return self._single.word_matches(rows, ids)
+        return self._matches("word_matches", rows, ids)
+
+    def ngram_lengths_of(self, rows: np.ndarray) -> np.ndarray:
+        if self._single is not None:
+            return self._single.ngram_lengths_of(rows)
+        return self._gather(rows, self.starts, SegmentRows.ngram_lengths_of, np.int32)
+
+    def word_lengths_of(self, rows: np.ndarray) -> np.ndarray:
+        if self._single is not None:
+            return self._single.word_lengths_of(rows)
+        return self._gather(rows, self.starts, SegmentRows.word_lengths_of, np.int32)
+
+    def profiles_of(self, rows: np.ndarray) -> np.ndarray:
+        if self._single is not None:
+            return self._single.profiles_of(rows)
+        return self._gather(rows, self.starts, SegmentRows.profiles_of, np.uint32)
+
+    def word_ids_of(self, row: int) -> np.ndarray:
+        """The vocabulary ids of the words of chunk ``row`` (int64)."""
+        ((index, _, own),) = self._by_segment(np.array([row]), self.starts)
+        return self.segments[index].word_ids_of(int(own[0]))
+
+    def totals_of(self, rows: np.ndarray) -> dict[str, int]:
+        """The pieces and total n-gram and word lengths of ``rows``."""
+        totals = {"pieces": 0, "ngram_length": 0, "word_length": 0}
+        for index, _, own in self._by_segment(rows, self.starts):
+            segment = self.segments[index]
+            totals["pieces"] += int((np.asarray(segment.piece_ptr[own + 1]) - np.asarray(segment.piece_ptr[own])).sum())
+            totals["ngram_length"] += int(np.asarray(segment.ngram_lengths[own]).sum(dtype=np.int64))
+            totals["word_length"] += int(np.asarray(segment.word_lengths[own]).sum(dtype=np.int64))
+        return totals
+
+    def term_ids_of(self, name: str, rows: np.ndarray) -> np.ndarray:
+        """Every term id of ``rows`` (``name``: ngram or word), repeated per row that has it:
+        what the rows add to the document frequencies."""
+        parts = [np.empty(0, dtype=np.uint32)]
+        for index, _, own in self._by_segment(rows, self.starts):
+            ptr, ids = getattr(self.segments[index], f"{name}_ptr"), getattr(self.segments[index], f"{name}_ids")
+            parts.extend(np.asarray(ids[int(ptr[a]):int(ptr[b])]) for a, b in _runs(np.sort(own)))
+        return np.concatenate(parts)
 
 
 # Every per-row file but the pointers: (rows it follows, dtype, shape of one entry). Rows
@@ -244,46 +380,40 @@ _COLUMNS = {
 _GROUPS = ("piece", "ngram", "word")
 
 
-class RankingRowWriter:
-    """Writes the per-row files of a generation as its rows arrive, so that a build holds
+class SegmentRowWriter:
+    """Writes the per-row files of one segment as its rows arrive, so that a build holds
     one batch of rows at a time, never all of them.
 
-    Rows go in order: :meth:`keep` copies rows of the previous generation block by block,
-    :meth:`add` appends a batch of new ones; :meth:`finish` writes the pointer files,
-    document frequencies and totals. Term counts are stored as uint8 (a 4-gram or word
-    seen more than 255 times in one chunk counts 255; the BM25 of such a count is
-    saturated long before).
+    Rows go in order: :meth:`copy` appends live rows of an existing segment block by block
+    (a merge), :meth:`add` a batch of new ones; :meth:`finish` writes the pointer files.
+    Term counts are stored as uint8 (a 4-gram or word seen more than 255 times in one chunk
+    counts 255; the BM25 of such a count is saturated long before). The new rows' document
+    frequencies and lengths are kept for :func:`write_statistics`.
     """
 
-    def __init__(self, workspace: Path, dimension: int) -> None:
-        self.workspace = workspace
-        self._files = {name: GrowingRowFile(workspace / f"{name}.npy", dtype, (dimension,) if shape is None else shape)
+    def __init__(self, folder: Path, dimension: int) -> None:
+        self.folder = folder
+        self._files = {name: GrowingRowFile(folder / f"{name}.npy", dtype, (dimension,) if shape is None else shape)
                        for name, (_, dtype, shape) in _COLUMNS.items()}
         self._sizes: dict[str, list[np.ndarray]] = {group: [] for group in _GROUPS}
-        self._lengths = {"ngram": 0, "word": 0}
-        self._new_df = {"ngram": np.zeros(lexical.NGRAM_BUCKETS, dtype=np.int64), "word": np.zeros(0, dtype=np.int64)}
-        self._previous: RankingRows | None = None
-        self._kept = np.empty(0, dtype=np.int64)
+        #: what the rows given to :meth:`add` bring: total lengths and document frequencies
+        self.new_lengths = {"ngram": 0, "word": 0}
+        self.new_df = {"ngram": np.zeros(lexical.NGRAM_BUCKETS, dtype=np.int64), "word": np.zeros(0, dtype=np.int64)}
+        self.new_rows = self.new_pieces = 0
         self.rows = 0
 
-    def keep(self, previous: RankingRows, kept_rows: np.ndarray) -> None:
-        """Append rows ``kept_rows`` of ``previous`` (copied, never re-encoded). Called at most
-        once, before any :meth:`add`: frequencies are carried over from ``previous``."""
-        if self._previous is not None or self.rows:
-            raise ValueError("RankingRowWriter.keep comes first, once")
-        kept_rows = np.asarray(kept_rows, dtype=np.int64)
-        self._previous, self._kept = previous, kept_rows
-        runs = {"row": _runs(kept_rows)}
+    def copy(self, source: SegmentRows, rows: np.ndarray) -> None:
+        """Append rows ``rows`` (sorted) of the segment ``source``, copied, never re-encoded."""
+        rows = np.asarray(rows, dtype=np.int64)
+        runs = {"row": _runs(rows)}
         for group in _GROUPS:
-            ptr = getattr(previous, f"{group}_ptr")
-            self._sizes[group].append(np.asarray(ptr[kept_rows + 1]) - np.asarray(ptr[kept_rows]))
+            ptr = getattr(source, f"{group}_ptr")
+            self._sizes[group].append(np.asarray(ptr[rows + 1]) - np.asarray(ptr[rows]))
             runs[group] = [(int(ptr[a]), int(ptr[b])) for a, b in runs["row"]]
         for name, (group, _, _) in _COLUMNS.items():
-            for block in _blocks(getattr(previous, name), runs[group]):
+            for block in _blocks(getattr(source, name), runs[group]):
                 self._files[name].append(block)
-                if name.endswith("_lengths"):
-                    self._lengths[name.split("_")[0]] += int(block.sum(dtype=np.int64))
-        self.rows += len(kept_rows)
+        self.rows += len(rows)
 
     def add(self, new: NewRows) -> None:
         """Append a batch of freshly encoded rows."""
@@ -300,31 +430,53 @@ class RankingRowWriter:
                 np.minimum(_concat([r.counts for r in term_rows], np.uint16), np.iinfo(np.uint8).max))
             lengths = np.array([r.length for r in term_rows], dtype=np.int32)
             self._files[f"{group}_lengths"].append(lengths)
-            self._lengths[group] += int(lengths.sum(dtype=np.int64))
+            self.new_lengths[group] += int(lengths.sum(dtype=np.int64))
             self._sizes[group].append(np.array([len(r.ids) for r in term_rows], dtype=np.int64))
-            df = self._new_df[group]
+            df = self.new_df[group]
             if len(ids) and int(ids.max()) >= len(df):  # the vocabulary grows as the build goes
-                df = self._new_df[group] = np.concatenate([df, np.zeros(int(ids.max()) + 1 - len(df), np.int64)])
+                df = self.new_df[group] = np.concatenate([df, np.zeros(int(ids.max()) + 1 - len(df), np.int64)])
             df += np.bincount(ids, minlength=len(df))
         self.rows += len(new)
+        self.new_rows += len(new)
+        self.new_pieces += len(spans)
 
-    def finish(self, vocabulary_size: int) -> np.ndarray:
-        """Close the files and write pointers, frequencies and totals; returns the vocabulary
-        words' document frequencies in the generation."""
+    def finish(self) -> None:
+        """Close the files and write the pointers."""
         for file in self._files.values():
             file.close()
         for group in _GROUPS:
             sizes = np.concatenate([np.empty(0, np.int64), *self._sizes[group]])
-            np.save(self.workspace / f"{group}_ptr.npy", np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
+            np.save(self.folder / f"{group}_ptr.npy", np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
                     allow_pickle=False)
-        removed = np.setdiff1d(np.arange(self._previous.rows if self._previous is not None else 0), self._kept)
-        ngram_df = _document_frequencies(self._previous, "ngram", lexical.NGRAM_BUCKETS, removed, self._new_df["ngram"])
-        word_df = _document_frequencies(self._previous, "word", vocabulary_size, removed, self._new_df["word"])
-        np.save(self.workspace / "ngram_df.npy", ngram_df, allow_pickle=False)
-        np.save(self.workspace / "word_df.npy", word_df, allow_pickle=False)
-        stats = {"rows": self.rows, **{f"{group}_length": total for group, total in self._lengths.items()}}
-        (self.workspace / LEXICAL_STATS_FILE).write_text(json.dumps(stats), encoding="utf-8")
-        return word_df
+
+
+def write_statistics(workspace: Path, previous: RankingRows | None, removed: np.ndarray, added: SegmentRowWriter,
+                     vocabulary_size: int) -> np.ndarray:
+    """Write a generation's document frequencies and totals: ``previous``'s, minus those of
+    its rows ``removed``, plus those of the rows ``added`` brought; returns the vocabulary
+    words' document frequencies. Reads only the removed rows' terms."""
+    removed = np.asarray(removed, dtype=np.int64)
+    stats = {"rows": added.new_rows, "pieces": added.new_pieces,
+             "ngram_length": added.new_lengths["ngram"], "word_length": added.new_lengths["word"]}
+    if previous is not None:
+        gone = previous.totals_of(removed)
+        stats["rows"] += previous.ngrams.rows - len(removed)
+        stats["pieces"] += previous.piece_total - gone["pieces"]
+        stats["ngram_length"] += previous.ngrams.total_length - gone["ngram_length"]
+        stats["word_length"] += previous.words.total_length - gone["word_length"]
+    frequencies = {}
+    for name, size in (("ngram", lexical.NGRAM_BUCKETS), ("word", vocabulary_size)):
+        df = np.zeros(size, dtype=np.int64)
+        if previous is not None:
+            old = getattr(previous, f"{name}s").df
+            df[:len(old)] = old
+            df -= np.bincount(previous.term_ids_of(name, removed), minlength=size)[:size]
+        new = added.new_df[name]
+        df[:min(size, len(new))] += new[:size]
+        frequencies[name] = df.astype(np.int32)
+        np.save(workspace / f"{name}_df.npy", frequencies[name], allow_pickle=False)
+    (workspace / LEXICAL_STATS_FILE).write_text(json.dumps(stats), encoding="utf-8")
+    return frequencies["word"]
 
 
 def _blocks(source: np.ndarray | RowFile, runs: list[tuple[int, int]]):
@@ -336,20 +488,13 @@ def _blocks(source: np.ndarray | RowFile, runs: list[tuple[int, int]]):
             yield np.asarray(source[start:min(b, start + block)])
 
 
-def _document_frequencies(old: RankingRows | None, name: str, size: int, removed: np.ndarray,
-                          new_df: np.ndarray) -> np.ndarray:
-    """The previous frequencies, minus the removed rows' terms, plus the new rows' terms."""
-    df = np.zeros(size, dtype=np.int32)
-    if old is not None:
-        previous = getattr(old, f"{name}s").df
-        df[:len(previous)] = previous
-        ptr, ids = getattr(old, f"{name}_ptr"), getattr(old, f"{name}_ids")
-        for a, b in _runs(removed):  # run by run: removing most of a large index gathers nothing at once
-            for start in range(a, b, _REMOVED_ROWS_BLOCK):
-                end = min(b, start + _REMOVED_ROWS_BLOCK)
-                df -= np.bincount(ids[int(ptr[start]):int(ptr[end])], minlength=size).astype(np.int32)[:size]
-    df[:min(size, len(new_df))] += new_df[:size].astype(np.int32)
-    return df
+def _piece_runs(starts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the pieces of rows whose pieces are ``starts[i]`` .. ``starts[i] + counts[i] - 1``, in
+    order, and the position of each one's row)."""
+    owner = np.repeat(np.arange(len(starts)), counts)
+    pieces = (np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+              + np.repeat(starts, counts))
+    return pieces, owner
 
 
 def _concat(parts: list[np.ndarray], dtype) -> np.ndarray:

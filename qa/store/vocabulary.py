@@ -17,7 +17,6 @@ word's neighbours are the graph's and the recent words' candidates merged
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -26,6 +25,7 @@ import faiss
 import numpy as np
 
 from ..errors import IndexCorruptError
+from .folder import link_or_copy
 from .neighbour_table import NEIGHBOURS_FILE, NeighbourTable
 from .protocols import MIN_TRANSLATION_COSINE, TRANSLATIONS_PER_WORD, Neighbours
 from .sqlite import ReadOnlyDatabase, open_for_writing, rows_in
@@ -274,7 +274,7 @@ class VocabularyBuilder:
         if self.previous is not None:
             recent = np.vstack([read_recent(self.previous, self.dimension), new_vectors])
             if len(recent) <= RECENT_WORDS_MAX:
-                _link_or_copy(self.previous / WORD_VECTORS_FILE, graph_file)
+                link_or_copy(self.previous / WORD_VECTORS_FILE, graph_file)
                 np.save(recent_file, recent, allow_pickle=False)
                 return
             graph = faiss.read_index(str(self.previous / WORD_VECTORS_FILE))
@@ -291,10 +291,3 @@ class VocabularyBuilder:
         np.save(recent_file, np.empty((0, self.dimension), dtype=np.float16), allow_pickle=False)
 
 
-def _link_or_copy(source: Path, target: Path) -> None:
-    """``target`` as a hard link to ``source`` (generations never change their files, so they
-    can share one), or a copy where the file system has no links."""
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)

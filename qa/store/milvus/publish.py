@@ -24,7 +24,9 @@ from typing import Callable
 
 import numpy as np
 
+from ...errors import IndexCorruptError
 from ..local import LocalGeneration
+from ..ranking_rows import SegmentRows
 from ..neighbour_table import NEIGHBOURS_FILE
 from ..sqlite import ReadOnlyDatabase
 from ..vocabulary import VOCABULARY_FILE
@@ -167,8 +169,18 @@ def _insert(client, name: str, entities: list[dict]) -> None:
         client.insert(name, entities)
 
 
+def _only_segment(generation: LocalGeneration) -> SegmentRows:
+    """The staged generation's per-row files: one segment without deleted rows, as
+    :func:`qa.build.engine.build_on_engine` builds it (rows 0.. are then the chunk rows)."""
+    segments = generation.rows.segments
+    if len(segments) != 1 or generation.manifest.deleted:
+        raise IndexCorruptError(f"{generation.folder} has {len(segments)} segments and {generation.manifest.deleted} "
+                                "deleted rows; a publish needs one segment (build it with one_segment=True)")
+    return segments[0]
+
+
 def _insert_chunks(client, name: str, generation: LocalGeneration) -> int:
-    rows = generation.rows
+    rows = _only_segment(generation)
     total_bytes = 0
     for start in range(0, generation.manifest.chunks, _CHUNK_BATCH):
         batch = np.arange(start, min(start + _CHUNK_BATCH, generation.manifest.chunks), dtype=np.int64)
@@ -200,7 +212,7 @@ def _insert_chunks(client, name: str, generation: LocalGeneration) -> int:
 
 
 def _insert_pieces(client, name: str, generation: LocalGeneration) -> tuple[int, int]:
-    rows = generation.rows
+    rows = _only_segment(generation)
     total = rows.piece_total
     owner = np.repeat(np.arange(rows.rows, dtype=np.int64), np.diff(np.asarray(rows.piece_ptr)))
     total_bytes = 0

@@ -39,6 +39,20 @@ def selector(among: np.ndarray | None) -> faiss.IDSelector | None:
     return faiss.IDSelectorBatch(len(among), faiss.swig_ptr(among))
 
 
+class Exclusion:
+    """Rows a search leaves out (a segment's deleted rows), as a FAISS selector made once for
+    every search of an opened generation: a filter in the search itself, so the results are
+    the best ``k`` of the other rows however many are left out."""
+
+    def __init__(self, rows: np.ndarray) -> None:
+        self.rows = np.ascontiguousarray(np.unique(np.asarray(rows, dtype=np.int64)))
+        self._left_out = selector(self.rows)  # IDSelectorNot keeps a pointer only: kept alive here
+        self.selector = faiss.IDSelectorNot(self._left_out)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
 class FaissIndex:
     """A vector index kept in a FAISS index (:class:`qa.store.protocols.VectorIndex`); a
     subclass names its ``kind`` and does the search itself (:meth:`_search`)."""
@@ -57,20 +71,25 @@ class FaissIndex:
     def dimension(self) -> int:
         return int(self.faiss_index.d)
 
-    def search(self, queries: np.ndarray, k: int, among: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, among: np.ndarray | None = None,
+               without: Exclusion | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` scores and rows for each query row, best first; rows are -1 where there
-        are fewer. ``among`` (chunk rows) restricts the search to those rows."""
+        are fewer. ``among`` (chunk rows) restricts the search to those rows; else
+        ``without`` leaves its rows out."""
         # One OpenMP thread for interactive queries: on a shared 2-core machine a second
         # thread made a single query 3 to 5 times slower (per calling thread in OpenMP).
         faiss.omp_set_num_threads(1)
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dimension)
-        k = min(k, self.size if among is None else len(among))
+        if among is not None or without is not None and not len(without):
+            without = None
+        k = min(k, (self.size - len(without or ())) if among is None else len(among))
         if k <= 0:
             empty = np.empty((len(queries), 0))
             return empty.astype(np.float32), empty.astype(np.int64)
-        return self._search(queries, k, among)
+        return self._search(queries, k, among, without)
 
-    def _search(self, queries: np.ndarray, k: int, among: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    def _search(self, queries: np.ndarray, k: int, among: np.ndarray | None,
+                without: Exclusion | None) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
     def save(self, folder: Path) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..row_files import RowFile
 from .choice import AUTO, FLAT
-from .base import VECTORS_FILE, FaissIndex, batches, read_faiss, selector
+from .base import VECTORS_FILE, Exclusion, FaissIndex, batches, read_faiss, selector
 
 
 class FlatIndex(FaissIndex):
@@ -29,10 +29,13 @@ class FlatIndex(FaissIndex):
     def load(cls, folder: Path, description: dict[str, Any]) -> FlatIndex:
         return cls(read_faiss(folder / VECTORS_FILE), description.get("requested", AUTO))
 
-    def _search(self, queries: np.ndarray, k: int, among: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        if among is None:
-            return self.faiss_index.search(queries, k)
-        return self.faiss_index.search(queries, k, params=faiss.SearchParameters(sel=selector(among)))
+    def _search(self, queries: np.ndarray, k: int, among: np.ndarray | None,
+                without: Exclusion | None) -> tuple[np.ndarray, np.ndarray]:
+        if among is not None:
+            return self.faiss_index.search(queries, k, params=faiss.SearchParameters(sel=selector(among)))
+        if without is not None:
+            return self.faiss_index.search(queries, k, params=faiss.SearchParameters(sel=without.selector))
+        return self.faiss_index.search(queries, k)
 
     def vectors(self, rows: np.ndarray) -> np.ndarray:
         rows = np.asarray(rows, dtype=np.int64)

@@ -13,7 +13,7 @@ import numpy as np
 from ...errors import IndexCorruptError
 from ..row_files import RowFile
 from .choice import AUTO, IVF_SQ8, IndexPolicy, IndexSpec, needs_retrain, unbalanced
-from .base import HALF_ROWS_FILE, VECTORS_FILE, FaissIndex, batches, read_faiss, selector
+from .base import HALF_ROWS_FILE, VECTORS_FILE, Exclusion, FaissIndex, batches, read_faiss, selector
 from .float16_rows import Float16Rows, write_rows
 
 # k-means: 20 iterations on at most 64 points per list (the study's settings: more of
@@ -86,15 +86,17 @@ class IvfSq8Index(FaissIndex):
             raise IndexCorruptError(f"{folder / HALF_ROWS_FILE} does not match {path}; run `qa index --rebuild`")
         return cls(index, spec, description.get("requested", AUTO), half_rows, training)
 
-    def _search(self, queries: np.ndarray, k: int, among: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    def _search(self, queries: np.ndarray, k: int, among: np.ndarray | None,
+                without: Exclusion | None) -> tuple[np.ndarray, np.ndarray]:
         # exact scores: the candidates are re-scored from the float16 vectors
         if among is not None and len(among) <= _EXACT_FILTER_ROWS:
             return self._exact_among(queries, k, np.asarray(among, dtype=np.int64))
         depth = max(k, self.spec.rerank)
-        if among is None:
+        chosen = selector(among) if among is not None else without.selector if without is not None else None
+        if chosen is None:
             _, candidates = self.faiss_index.search(queries, depth)
         else:
-            params = faiss.SearchParametersIVF(sel=selector(among), nprobe=self.spec.nprobe)
+            params = faiss.SearchParametersIVF(sel=chosen, nprobe=self.spec.nprobe)
             _, candidates = self.faiss_index.search(queries, depth, params=params)
         scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
         rows = np.full((len(queries), k), -1, dtype=np.int64)
