@@ -178,6 +178,9 @@ class IndexedDocument:
     without them (read from the chunk table when listed: see :meth:`qa.api.Index.documents`).
     ``container`` is the file of the folder a document was found in when it is not a file of
     its own (a mail, for its attachments; see :mod:`qa.ingest.attachments`), else None.
+    ``file_stamp`` is the file's size, times and inode when it was read
+    (:func:`qa.ingest.documents.file_stamp`): a build does not read a file whose stamp is
+    unchanged. None for attachments, and for entries of a qa that did not record it.
     """
 
     source: str
@@ -187,6 +190,7 @@ class IndexedDocument:
     indexed_at: str
     places: str = ""
     container: str | None = None
+    file_stamp: str | None = None
 
 
 @dataclass(frozen=True)

@@ -251,3 +251,57 @@ def test_open_or_build_builds_a_missing_index_and_rebuilds_an_older_one(seeds_co
     _, report = open_or_build(empty, tmp_path / "index-2", say=said.append, progress=False)
     assert empty.is_dir() and report.documents == 0
     assert said[-2] == f"Created an empty documents folder {empty}: add files there or upload them in the app."
+
+
+def _settle() -> None:
+    """Wait until files written now are old enough for their stamps to be trusted
+    (qa.ingest.documents._SETTLED_SECONDS)."""
+    import time
+
+    time.sleep(2.2)
+
+
+def test_an_unchanged_file_is_not_read_again(tmp_path, monkeypatch):
+    import qa.build.builder as builder
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(SEED_ARTICLE, docs / "seed.txt")
+    shutil.copy(FIXTURES / "schwebebahn.txt", docs / "schwebebahn.txt")
+    _settle()
+    qa.build_index(docs, tmp_path / "index", progress=False)
+    read = []
+    real_read = builder.read_bytes
+    monkeypatch.setattr(builder, "read_bytes", lambda file: read.append(file.source) or real_read(file))
+
+    report = qa.build_index(docs, tmp_path / "index", progress=False)
+    assert (report.unchanged, report.chunks_embedded, read) == (2, 0, [])  # both known by their stamps
+
+    (docs / "seed.txt").touch()  # new times, same content: read once, still unchanged
+    _settle()
+    report = qa.build_index(docs, tmp_path / "index", progress=False)
+    assert (report.unchanged, report.chunks_embedded, read) == (2, 0, ["seed.txt"])
+
+
+def test_a_rewrite_of_the_same_size_with_its_old_modification_time_is_still_a_change(tmp_path):
+    import os
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    path = docs / "note.txt"
+    path.write_text("El puerto de Valparaíso abrió un muelle nuevo en 2019.\n", encoding="utf-8")
+    _settle()
+    qa.build_index(docs, tmp_path / "index", progress=False)
+    before = path.stat()
+
+    # at once (too recent for a stamp), then again after settling: the change time differs
+    for wait in (False, True):
+        year = "2020" if not wait else "2021"
+        path.write_text(f"El puerto de Valparaíso abrió un muelle nuevo en {year}.\n", encoding="utf-8")
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        assert path.stat().st_size == before.st_size and path.stat().st_mtime_ns == before.st_mtime_ns
+        if wait:
+            _settle()
+        report = qa.build_index(docs, tmp_path / "index", progress=False)
+        assert (report.changed, report.chunks_embedded) == (1, 1)
+        assert year in qa.load(tmp_path / "index").retrieve("When did Valparaíso open a new pier?", k=1)[0].text

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import itertools
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
@@ -205,7 +205,7 @@ class _Build:
             for s in skipped
         ]
         self._count_changes(entries)
-        if self.previous is not None and entries == self.old_entries:
+        if self.previous is not None and _without_stamps(entries) == _without_stamps(self.old_entries):
             self.report.documents = len(entries)
             self.report.chunks = self.previous.manifest.chunks
             return self.report
@@ -215,12 +215,15 @@ class _Build:
     def _entries_for(self, file: SourceFile, new_documents: dict[str, NewDocument],
                      skipped: list[SkippedFile]) -> dict[str, IndexedDocument]:
         """The documents of a file, by name: the file's own, then any attached to it (a
-        mail's). An unchanged file keeps its entries without being read; attachments that
-        cannot be read go to ``skipped``."""
-        data = read_bytes(file)
+        mail's). A file whose stamp is unchanged keeps its entries without being read, one
+        whose content is unchanged keeps them with its new stamp; attachments that cannot be
+        read go to ``skipped``."""
         old = self.old_entries.get(file.source)
-        if old is not None and old.doc_id == content_id(data):
+        if old is not None and _unchanged(old, file):
             return self._old_entries_of(file.source)
+        data = read_bytes(file)
+        if old is not None and old.doc_id == content_id(data):
+            return {**self._old_entries_of(file.source), file.source: replace(old, file_stamp=file.stamp or None)}
         entries = {file.source: self._entry(file, file.source, data, new_documents)}
         if holds_files(file.source):
             unpacked = unpack(data, file.source, self.max_file_bytes)
@@ -241,8 +244,9 @@ class _Build:
             chunks = split(document, self.settings)
             new_documents[doc_id] = NewDocument.of(file, document, chunks, piece_spans(document.text, chunks))
         chunks = known if known is not None else len(new_documents[doc_id])
+        own = source == file.source
         return IndexedDocument(source=source, doc_id=doc_id, chunks=chunks, bytes=len(data), indexed_at=_now(),
-                             container=file.source if source != file.source else None)
+                               container=None if own else file.source, file_stamp=(file.stamp or None) if own else None)
 
     def _old_entries_of(self, source: str) -> dict[str, IndexedDocument]:
         """The previous index's entries of the file ``source``: its own and its attachments'."""
@@ -357,6 +361,17 @@ class _Build:
             chunk_vectors, piece_vectors = encoder.encode(texts, spans)
             yield EncodedBatch(texts, spans, chunk_vectors, piece_vectors,
                                np.array([profile for _, _, profile in batch], dtype=np.uint32))
+
+
+def _unchanged(entry: IndexedDocument, file: SourceFile) -> bool:
+    """Whether ``file`` is the one ``entry`` was read from, by its stamp (a recently written
+    file has none, and is read)."""
+    return bool(file.stamp) and entry.file_stamp == file.stamp
+
+
+def _without_stamps(entries: dict[str, IndexedDocument]) -> dict[str, IndexedDocument]:
+    """The entries as documents, whatever their files' stamps (a touched file is not a change)."""
+    return {source: replace(entry, file_stamp=None) for source, entry in entries.items()}
 
 
 def _now() -> str:

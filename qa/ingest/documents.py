@@ -10,6 +10,7 @@ import hashlib
 import io
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,15 +34,33 @@ DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024
 
 @dataclass(frozen=True)
 class SourceFile:
-    """A candidate file found in the documents folder."""
+    """A candidate file found in the documents folder; ``stamp`` is its :func:`file_stamp`
+    when it was found, empty if it was written too recently to be trusted."""
 
     path: Path
     source: str
     size: int
+    stamp: str = ""
 
     @property
     def suffix(self) -> str:
         return self.path.suffix.lower()
+
+
+# A file written less than this long before it is looked at may be written again within the
+# same clock tick without its times changing (git's "racily clean" files): no stamp then.
+_SETTLED_SECONDS = 2
+
+
+def file_stamp(status: os.stat_result, looked_at: float) -> str:
+    """What a write to a file changes, as git's index records it: size, modification and
+    change times (the change time cannot be set back, as a restored modification time can)
+    and the inode (a file replaced by another); an equal stamp means the same content. Empty
+    for a file written within _SETTLED_SECONDS of ``looked_at`` (seconds since the epoch,
+    taken before ``status``)."""
+    if max(status.st_mtime_ns, status.st_ctime_ns) / 1e9 > looked_at - _SETTLED_SECONDS:
+        return ""
+    return f"{status.st_size}:{status.st_mtime_ns}:{status.st_ctime_ns}:{status.st_ino}"
 
 
 def content_id(data: bytes) -> str:
@@ -74,7 +93,9 @@ def scan(
             if reason:
                 skipped.append(SkippedFile(source, reason))
             else:
-                found.append(SourceFile(path, source, path.stat().st_size))
+                looked_at = time.time()
+                status = path.stat()
+                found.append(SourceFile(path, source, status.st_size, file_stamp(status, looked_at)))
     return found, skipped
 
 
