@@ -10,6 +10,7 @@ import hashlib
 import io
 import logging
 import os
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,31 +85,39 @@ def scan(
     skipped: list[SkippedFile] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        folder = Path(dirpath)
+        prefix = folder.relative_to(root).as_posix() + "/" if folder != root else ""
         for name in sorted(filenames):
             if name.startswith("."):
                 continue
-            path = Path(dirpath) / name
-            source = path.relative_to(root).as_posix()
-            reason = _reason_to_skip(path, real_root, max_file_bytes)
-            if reason:
-                skipped.append(SkippedFile(source, reason))
+            path = folder / name
+            looked_at = time.time()
+            status, reason = _status_or_reason(path, real_root, max_file_bytes)
+            if status is None:
+                skipped.append(SkippedFile(prefix + name, reason))
             else:
-                looked_at = time.time()
-                status = path.stat()
-                found.append(SourceFile(path, source, status.st_size, file_stamp(status, looked_at)))
+                found.append(SourceFile(path, prefix + name, status.st_size, file_stamp(status, looked_at)))
     return found, skipped
 
 
-def _reason_to_skip(path: Path, real_root: Path, max_file_bytes: int) -> str | None:
-    if path.is_symlink():
+def _status_or_reason(path: Path, real_root: Path, max_file_bytes: int) -> tuple[os.stat_result | None, str]:
+    """The file's status if it is to be read, else why not; one ``stat`` (two for a symlink):
+    a large folder is scanned on every update."""
+    if os.path.islink(path):
         target = path.resolve()
         if not target.is_relative_to(real_root):
-            return "symlink leads outside the documents folder"
+            return None, "symlink leads outside the documents folder"
         if not target.exists():
-            return "broken symlink"
-    if path.suffix.lower() in SUPPORTED_SUFFIXES and not path.is_file():
-        return "not a regular file"
-    return reason_not_to_read(path.name, path.stat().st_size if path.is_file() else 0, max_file_bytes)
+            return None, "broken symlink"
+    try:
+        status = os.stat(path)
+    except OSError as exc:
+        return None, f"cannot read file: {exc.strerror or exc}"
+    regular = stat.S_ISREG(status.st_mode)
+    if path.suffix.lower() in SUPPORTED_SUFFIXES and not regular:
+        return None, "not a regular file"
+    reason = reason_not_to_read(path.name, status.st_size if regular else 0, max_file_bytes)
+    return (status, "") if reason is None else (None, reason)
 
 
 def reason_not_to_read(name: str, size: int, max_file_bytes: int) -> str | None:
