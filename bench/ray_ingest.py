@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -25,14 +24,7 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(1, str(BENCH.parent))
 
 import corpus  # noqa: E402
-
-
-def _cpu() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            flags = Path("/proc/cpuinfo").read_text()
-            return f"{line.split(':', 1)[1].strip()} ({'with' if 'avx512_bf16' in flags else 'without'} AVX512-BF16)"
-    return platform.processor() or "unknown"
+from formats import cpu  # noqa: E402
 
 
 def _timed_build(docs: Path, work: Path, **options) -> tuple[float, int]:
@@ -72,7 +64,7 @@ def main() -> None:
             ray.shutdown()
     base = results["one process"]["chunks_per_second"]
     summary = {
-        "cpu": _cpu(),
+        "cpu": cpu(),
         "ray_cluster_start_seconds": round(cluster_start, 1),
         "builds": results,
         "ray_2_over_1_encoders": round(results["ray, 2 encoders"]["chunks_per_second"]

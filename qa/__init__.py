@@ -10,7 +10,7 @@ first: a module imports only from its own part and from lower layers, and the pa
 one line do not import one another (tests/test_architecture.py reads every import and checks
 this list):
 
-    1. errors | types | machine | checksums
+    1. errors | types | machine | checksums | recently_used
     2. text
     3. ingest | encode | store
     4. build | search

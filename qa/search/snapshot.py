@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from ..encode.base import Embedder
 from ..encode.models import choose_embedder
 from ..store.protocols import Generation, Generations
-from .recently_used import RecentlyUsed
+from ..recently_used import RecentlyUsed
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from ..store.protocols import MIN_TRANSLATION_COSINE, Neighbours
-from .recently_used import RecentlyUsed
+from ..recently_used import RecentlyUsed
 
 if TYPE_CHECKING:
     from ..encode.base import Embedder

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterable, Sequence
@@ -23,6 +22,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ...errors import IndexCorruptError, IndexNotFoundError
+from ...recently_used import RecentlyUsed
 from ...text import lexical
 from ...text.lexical import Collection
 from ...types import Chunk, PageSpan
@@ -216,7 +216,7 @@ def _stored_chunk(entity: dict) -> Chunk:
 class MilvusChunks:
     """Chunk text and provenance on the engine (a :class:`~qa.store.protocols.ChunkStore`)."""
 
-    def __init__(self, client, name: str, count: int, places: dict[str, str], recent: _Recent) -> None:
+    def __init__(self, client, name: str, count: int, places: dict[str, str], recent: RecentlyUsed) -> None:
         self.client, self.name, self._count, self._places = client, name, count, places
         self._recent = recent  # the candidates' chunks, read with their ranking rows
 
@@ -249,29 +249,6 @@ class MilvusChunks:
         return dict(self._places)
 
 
-class _Recent:
-    """Values of recently read chunk rows, the oldest dropped past _CACHED_ROWS; thread-safe."""
-
-    def __init__(self) -> None:
-        self._rows: OrderedDict[int, object] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, rows: Iterable[int]) -> dict:
-        with self._lock:
-            found = {}
-            for r in rows:
-                if r in self._rows:
-                    self._rows.move_to_end(r)
-                    found[r] = self._rows[r]
-            return found
-
-    def put(self, found: dict) -> None:
-        with self._lock:
-            self._rows.update(found)
-            while len(self._rows) > _CACHED_ROWS:
-                self._rows.popitem(last=False)
-
-
 class MilvusRankingRows:
     """The per-chunk ranking rows on the engine (a :class:`~qa.store.protocols.RankingRowStore`).
 
@@ -284,8 +261,8 @@ class MilvusRankingRows:
         self.rows = int(stats["rows"])
         self._piece_total = int(stats["piece_total"])
         self.ngrams, self.words = ngrams, words
-        self._recent = _Recent()  # row -> (its RankingRow, its pieces' codes)
-        self.chunks = _Recent()  # row -> Chunk, read with the ranking rows for MilvusChunks
+        self._recent = RecentlyUsed(_CACHED_ROWS)  # row -> (its RankingRow, its pieces' codes)
+        self.chunks = RecentlyUsed(_CACHED_ROWS)  # row -> Chunk, read with the ranking rows for MilvusChunks
         self._piece_owner: dict[int, int] = {}  # piece row -> chunk row, for the rows cached
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="qa-milvus-rows")
         self._owner_lock = threading.Lock()
@@ -307,7 +284,7 @@ class MilvusRankingRows:
             entities = self.client.query(self._names["chunks"], filter=f"row in {missing}",
                                          output_fields=_CHUNK_FIELDS + ["ranking"])
             packed = {e["row"]: unpack_ranking(e["ranking"]) for e in entities}
-            self.chunks.put({e["row"]: _stored_chunk(e) for e in entities})
+            self.chunks.put([e["row"] for e in entities], [_stored_chunk(e) for e in entities])
             codes = {e["piece"]: e["codes"] for e in pieces.result()}
             expected = sum(len(row.piece_scales) for row in packed.values())
             if len(packed) != len(missing) or len(codes) != expected:
@@ -322,7 +299,7 @@ class MilvusRankingRows:
                 own = range(row.piece_start, row.piece_start + len(row.piece_scales))
                 matrix = np.array([np.frombuffer(decode(codes[p]), np.int8) for p in own], dtype=np.int8)
                 fresh[r] = (row, matrix.reshape(len(own), -1))
-            self._recent.put(fresh)
+            self._recent.put(list(fresh), list(fresh.values()))
             with self._owner_lock:
                 for r, (row, _) in fresh.items():
                     for p in range(row.piece_start, row.piece_start + len(row.piece_scales)):

@@ -1,28 +1,28 @@
 """A small thread-safe map that forgets the least recently used: the query path's caches of
-word vectors and neighbours."""
+word vectors and neighbours, and an engine's recently read chunk rows. Foundation: imports
+nothing from qa."""
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Iterable, Sequence
+from typing import Hashable, Iterable, Sequence
 
 
 class RecentlyUsed:
-    """A bounded word -> value map that evicts the least recently used; thread-safe.
+    """A bounded key -> value map that evicts the least recently used; thread-safe.
 
-    Holds query-word vectors (standalone encodings of single words, or the vocabulary's
-    float16 copy) and query words' neighbours in one index generation: values a word would
-    get again, so the caches change speed, not results.
+    Holds values a key would get again (query-word vectors and neighbours in one index
+    generation, an engine generation's chunk rows), so the caches change speed, not results.
     """
 
     def __init__(self, capacity: int = 20_000) -> None:
         self.capacity = capacity
-        self._items: OrderedDict[str, object] = OrderedDict()
+        self._items: OrderedDict[Hashable, object] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, words: Iterable[str]) -> dict:
-        """The cached values of those ``words`` that are cached (marked recently used)."""
+    def get(self, words: Iterable[Hashable]) -> dict:
+        """The cached values of those ``words`` (keys) that are cached (marked recently used)."""
         with self._lock:
             found = {}
             for word in words:
@@ -32,7 +32,7 @@ class RecentlyUsed:
                     found[word] = value
             return found
 
-    def put(self, words: Sequence[str], values: Sequence) -> None:
+    def put(self, words: Sequence[Hashable], values: Sequence) -> None:
         """Cache ``values`` under ``words``, evicting the least recently used beyond capacity."""
         with self._lock:
             for word, value in zip(words, values):
