@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from qa.encode.models import load_embedder
-from qa.search.recently_used import RecentlyUsed
+from qa.recently_used import RecentlyUsed
 from qa.build.neighbours import store_neighbours
 from qa.search.translations import Translations
 from qa.store.vocabulary import Vocabulary, VocabularyBuilder
