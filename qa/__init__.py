@@ -44,7 +44,8 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from .ingest.documents import DEFAULT_MAX_FILE_BYTES, SUPPORTED_SUFFIXES
+    from .ingest.documents import SUPPORTED_SUFFIXES
+    from .ingest.limits import DEFAULT_MAX_FILE_BYTES
     from .build.builder import build_index
     from .api import Index, load, retrieve
     from .types import BuildReport, Hit, IndexedDocument, IndexStats, SkippedFile
@@ -53,7 +54,7 @@ if TYPE_CHECKING:
 # questions never imports the build side (document parsers, chunker, word table), which
 # took a third of a cold `qa ask`.
 _LAZY = {
-    "DEFAULT_MAX_FILE_BYTES": "ingest.documents", "SUPPORTED_SUFFIXES": "ingest.documents", "build_index": "build.builder",
+    "DEFAULT_MAX_FILE_BYTES": "ingest.limits", "SUPPORTED_SUFFIXES": "ingest.documents", "build_index": "build.builder",
     "Index": "api", "load": "api", "retrieve": "api", "BuildReport": "types", "Hit": "types",
     "IndexedDocument": "types", "IndexStats": "types", "SkippedFile": "types",
 }

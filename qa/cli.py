@@ -9,7 +9,7 @@ from dataclasses import asdict
 
 import click
 
-from .ingest.documents import DEFAULT_MAX_FILE_BYTES
+from .ingest.limits import DEFAULT_MAX_FILE_BYTES
 from .errors import QAError
 from .text.places import describe
 

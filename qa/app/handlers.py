@@ -21,7 +21,7 @@ from ..answer.llm import LLMSettings
 from ..api import Index, open_or_build
 from ..build.builder import build_index
 from ..errors import QAError, first_line
-from ..ingest.documents import DEFAULT_MAX_FILE_BYTES
+from ..ingest.limits import DEFAULT_MAX_FILE_BYTES
 from ..ingest.uploads import add_uploads
 from ..store.locations import is_engine
 from ..types import BuildReport

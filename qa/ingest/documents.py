@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DocumentError, first_line
+from .limits import DEFAULT_MAX_FILE_BYTES
 from .ocr import INSTALL_HINT, RENDER_DPI, OcrSettings, available, recognise_pages
 from .plain_text import decode_text, html_text
 from .provenance import TextAssembler
@@ -29,7 +30,6 @@ SUPPORTED_SUFFIXES = TEXT_SUFFIXES + HTML_SUFFIXES + (
 # Office Open XML files (docx, pptx, xlsx) are zip archives, unless a password encrypts
 # them: then they are OLE compound files, which begin with this signature.
 _OLE_SIGNATURE = bytes.fromhex("d0cf11e0a1b11ae1")
-DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024
 
 
 
