@@ -185,6 +185,20 @@ def test_bundled_weights_are_prepared_once_and_checked(tmp_path, monkeypatch):
         assert arrays["a"].shape == (1000,)
 
 
+def test_prepared_weights_without_a_writable_cache_are_made_for_the_process(tmp_path, monkeypatch):
+    from qa.encode.usem3_files import dense_weights
+
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder would be")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+    source = tmp_path / "weights.npz"
+    np.savez_compressed(source, a=np.arange(5, dtype=np.float32))
+    copy = dense_weights(source)
+    assert not copy.is_relative_to(blocked)
+    with np.load(copy) as arrays:
+        assert arrays["a"].tolist() == [0, 1, 2, 3, 4]
+
+
 def test_another_installs_prepared_weights_survive_until_unused_for_a_week(tmp_path, monkeypatch):
     """Two environments with their own install of the encoder share the cache folder: making
     one's copy must not remove the other's while it is in use, only once it is stale."""

@@ -17,7 +17,9 @@ are written under a temporary name and renamed, so a reader never sees half a fi
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -66,7 +68,7 @@ def prepared_copy(source: Path, kind: str, suffix: str, write: Callable[[Path, P
 
     Every use touches the file; another install's file of this ``kind`` is removed once
     unused for :data:`STALE_COPY_SECONDS`. When the cache folder is not writable the file
-    is made in a new temporary folder, for this process only."""
+    is made in a temporary folder removed when this process exits."""
     stat = source.stat()
     stem = f"usem3-{kind}-{stat.st_size}-{stat.st_mtime_ns}"
     folder = cache_dir()
@@ -90,7 +92,9 @@ def prepared_copy(source: Path, kind: str, suffix: str, write: Callable[[Path, P
             os.replace(pending, copy)
             return copy
         except OSError:
-            private = Path(tempfile.mkdtemp(prefix="qa-usem3-")) / f"{stem}{suffix}"
+            folder = Path(tempfile.mkdtemp(prefix="qa-usem3-"))
+            atexit.register(shutil.rmtree, folder, ignore_errors=True)  # a mapped file outlives its name
+            private = folder / f"{stem}{suffix}"
             write(source, private)
             return private
 
