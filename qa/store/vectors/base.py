@@ -45,7 +45,8 @@ class Exclusion:
     the best ``k`` of the other rows however many are left out."""
 
     def __init__(self, rows: np.ndarray) -> None:
-        self.rows = np.ascontiguousarray(np.unique(np.asarray(rows, dtype=np.int64)))
+        # with counts, np.unique skips the check for masked arrays that imports numpy.ma (a cold start's 40-60 ms)
+        self.rows = np.ascontiguousarray(np.unique(np.asarray(rows, dtype=np.int64), return_counts=True)[0])
         self._left_out = selector(self.rows)  # IDSelectorNot keeps a pointer only: kept alive here
         self.selector = faiss.IDSelectorNot(self._left_out)
 
