@@ -209,3 +209,34 @@ def test_damage_in_a_linked_segment_is_still_caught_and_never_merged(tmp_path, m
     with pytest.raises(qa.IndexCorruptError, match=f"{base}/chunks.sqlite does not match its checksum"):
         qa.build_index(docs, index_dir, progress=False)
     assert live_folder(index_dir).name == before
+
+
+def test_a_reader_reopening_after_an_update_hashes_only_what_the_update_wrote(tmp_path, monkeypatch):
+    """The segments an update links are the files the reader already verified (same inode,
+    size and time): reopening hashes the update's own files, and a file changed since is
+    hashed again and reported."""
+    from qa.store import folder as folder_module
+
+    monkeypatch.setattr(folder_module, "VERIFIED_SETTLE_SECONDS", -1.0)  # the files here are seconds old
+    hashed: list[Path] = []
+    real_sha256 = folder_module.sha256_file
+    monkeypatch.setattr(folder_module, "sha256_file", lambda path: hashed.append(Path(path)) or real_sha256(path))
+    docs = write_docs(tmp_path / "docs", paragraphs(24))
+    index_dir = tmp_path / "index"
+    qa.build_index(docs, index_dir, progress=False)
+    index = qa.load(index_dir)
+    base = manifest(index_dir)["segments"][0]["name"]
+    assert any(path.parent.name == base for path in hashed)
+    (docs / "valparaiso.txt").write_text(NEW_DOC, encoding="utf-8")
+    qa.build_index(docs, index_dir, progress=False)
+    hashed.clear()
+    assert "valparaiso.txt" in {h.source for h in index.retrieve("Valparaíso ascensores", k=3)}  # reopened
+    new = manifest(index_dir)["segments"][-1]["name"]
+    assert any(path.parent.name == new for path in hashed)
+    assert not any(path.parent.name == base for path in hashed)
+    damaged = live_folder(index_dir) / base / "chunks.sqlite"
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2] ^= 1
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(qa.IndexCorruptError, match=f"{base}/chunks.sqlite does not match its checksum"):
+        qa.load(index_dir)

@@ -62,7 +62,8 @@ class Library:
     def prepare_for_uploads(self) -> threading.Thread:
         """Load in the background what the first upload would otherwise wait for: the build
         side's modules with the text splitter (over a second to import) and the encoder's
-        word table, so that the first upload costs what the later ones do."""
+        word table with what an update reads of it, so that the first upload costs what the
+        later ones do."""
 
         def warm_up() -> None:
             try:
@@ -71,7 +72,9 @@ class Library:
                 from ..ingest.documents import parse
 
                 split(parse(b"Warm-up.", "warm-up.txt"))
-                word_table(self.index.embedder)
+                table = word_table(self.index.embedder)
+                if table is not None:
+                    table.prepare_for_updates()
             except Exception:  # only a head start: the upload itself reports any problem
                 log.exception("preparing for uploads failed")
 

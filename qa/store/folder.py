@@ -37,6 +37,7 @@ from typing import Callable, Iterator
 
 from ..errors import IndexCorruptError, IndexLockedError, IndexNotFoundError, QAError
 from ..checksums import sha256_file
+from ..recently_used import RecentlyUsed
 from .manifest import MANIFEST_FILE, FileEntry, Manifest
 from .segments import SEGMENT_PREFIX
 
@@ -382,23 +383,39 @@ def _remove_unleased(folder: Path) -> None:
 def _verify_file(path: Path, expected: FileEntry, full: bool, samples: bool = False, size_only: bool = False) -> None:
     """Check ``path`` against its manifest entry: its size, then its whole SHA-256 (``full``,
     or a file up to FULL_CHECK_MAX_BYTES), else its sampled blocks (a larger one, or any with
-    ``samples``); ``size_only``: its size alone."""
+    ``samples``); ``size_only``: its size alone.
+
+    A file this process already found sound is not hashed again while its identity (device,
+    inode, size, modification time) is the same: a new generation hard-links the segments it
+    keeps, so a reader that reopens after an update hashes only what the update wrote (not
+    the change time: linking changes it). Only files last modified VERIFIED_SETTLE_SECONDS
+    before the check are remembered (a write within the file system's clock tick may leave
+    the modification time unchanged)."""
     try:
-        size = path.stat().st_size
+        stat = path.stat()
     except FileNotFoundError:
         raise IndexCorruptError(f"{path} is missing; run `qa index --rebuild`") from None
+    size = stat.st_size
     if size != expected.bytes:
         raise IndexCorruptError(
             f"{path} has {size} bytes, the manifest says {expected.bytes}; run `qa index --rebuild`"
         )
     if size_only:
         return
-    if (samples or not full and size > FULL_CHECK_MAX_BYTES) and expected.sample_sha256 is not None:
-        matches = _sample_sha256(path) == expected.sample_sha256
-    else:
-        matches = sha256_file(path) == expected.sha256
+    whole = not (samples or not full and size > FULL_CHECK_MAX_BYTES) or expected.sample_sha256 is None
+    identity = (stat.st_dev, stat.st_ino, size, stat.st_mtime_ns, expected.sha256, whole)
+    if _verified.get([identity]) or (not whole and _verified.get([identity[:-1] + (True,)])):
+        return
+    matches = sha256_file(path) == expected.sha256 if whole else _sample_sha256(path) == expected.sample_sha256
     if not matches:
         raise IndexCorruptError(f"{path} does not match its checksum; run `qa index --rebuild`")
+    if time.time() - stat.st_mtime > VERIFIED_SETTLE_SECONDS:
+        _verified.put([identity], [True])
+
+
+#: How long after its last write a verified file is remembered as sound (see _verify_file).
+VERIFIED_SETTLE_SECONDS = 2.0
+_verified = RecentlyUsed(capacity=4096)  # identities of files this process found sound
 
 
 def _sample_sha256(path: Path) -> str:
