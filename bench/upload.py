@@ -7,8 +7,8 @@ large index, then the first answer that cites the new document.
 The index is made as bench/update_cost.py makes it (``--synthetic-from`` a real index: rows
 repeated, vectors derived, no encoding; its documents are stand-in files). The app's
 ``Library`` opens it and makes its upload warm-up, as ``python app.py`` does; then each run
-uploads a new one-paragraph article (another place and wood each run; the earlier
-uploads stay, as a user's would) through ``qa.app.handlers.index_uploads`` (saved into
+uploads a new one-paragraph article (a pier number of its own, another place and wood;
+the earlier uploads stay, as a user's would) through ``qa.app.handlers.index_uploads`` (saved into
 the documents folder, indexed, the index reloaded) and asks a question only that article
 answers. Reported per run: the upload handler's seconds, the build's own clock per phase
 (the steps the app's progress bar shows, in order), the document's embedding (the "Embedding"
@@ -34,15 +34,24 @@ sys.path.insert(1, str(REPO))
 import corpus  # noqa: E402
 from update_cost import _EMBEDDING_STEPS, DOCUMENT, synthetic_index  # noqa: E402
 
-QUESTION = "¿De qué madera es el muelle flotante de los pescadores de {place}?"
-# each run's article: another place and another wood (new content, and words of its own)
+QUESTION = "¿De qué madera es el muelle flotante número {number} de los pescadores de {place}?"
+# each run's article: another place and wood, and a pier number no earlier upload had (an
+# article already indexed would be recognised by its content and not embedded again)
 VARIANTS = (("Chiloé", "alerce"), ("Quellón", "ciprés de las Guaitecas"), ("Ancud", "coigüe"),
             ("Quemchi", "mañío"), ("Achao", "roble pellín"))
 
 
-def article(run: int) -> str:
+SYLLABLES = ("ca", "lle", "pu", "hue", "qui", "llan", "co", "ñi", "tra", "mau")
+
+
+def article(run: int, number: int) -> str:
+    """The run's article, with a carpenter's surname made from ``number``: a word the index
+    lacks, as a new document's names are (its translations are searched and stored)."""
     place, wood = VARIANTS[run % len(VARIANTS)]
-    return DOCUMENT.replace("Chiloé", place).replace("alerce", wood)
+    surname = "".join(SYLLABLES[int(digit)] for digit in str(number)).capitalize()
+    return (DOCUMENT.replace("Chiloé", place).replace("alerce", wood)
+            .replace("un muelle flotante", f"el muelle flotante número {number}")
+            .replace("diseñado por carpinteros", f"diseñado por el maestro {surname} y carpinteros"))
 
 
 def measure(docs: Path, index_dir: Path, runs: int, log) -> list[dict]:
@@ -63,13 +72,14 @@ def measure(docs: Path, index_dir: Path, runs: int, log) -> list[dict]:
     try:
         with tempfile.TemporaryDirectory() as uploads:
             for run in range(runs):
-                name = f"zz-upload-{time.time_ns()}.txt"
+                number = time.time_ns() // 1000 % 1_000_000
+                name = f"zz-upload-{number}.txt"
                 upload = Path(uploads) / name
-                upload.write_text(article(run), encoding="utf-8")
+                upload.write_text(article(run, number), encoding="utf-8")
                 started = time.perf_counter()
                 _, _, message, _ = index_uploads(library, [str(upload)])
                 indexed = time.perf_counter() - started
-                answer = library.index.ask(QUESTION.format(place=VARIANTS[run % len(VARIANTS)][0]))
+                answer = library.index.ask(QUESTION.format(number=number, place=VARIANTS[run % len(VARIANTS)][0]))
                 answered = time.perf_counter() - started
                 cited = bool(answer.citations) and answer.citations[0].source == name
                 embedding = sum(phases.get(step, 0.0) for step in _EMBEDDING_STEPS)
