@@ -34,13 +34,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from qa.api import Index
-from qa.eval import answers
-from qa.eval.benchmark import Benchmark, Question, embedder_for, load_benchmark
-from qa.search import evidence, verification
-from qa.search.question_forms import is_cue_word, read_question
-from qa.text import lexical
-from qa.text.sentences import split_sentences
+# qa from this checkout: run as a script, Python puts bench/ first and would import whichever
+# qa is installed (another checkout's, in a shared virtual environment)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from qa.eval import answers  # noqa: E402
+from qa.eval.benchmark import Benchmark, Question, embedder_for, load_benchmark  # noqa: E402
+from qa.search import evidence, verification  # noqa: E402
+from qa.search.question_forms import is_cue_word, read_question  # noqa: E402
+from qa.text import lexical  # noqa: E402
+from qa.text.sentences import split_sentences  # noqa: E402
 
 THRESHOLDS = (0.0, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 
