@@ -240,3 +240,22 @@ def test_a_reader_reopening_after_an_update_hashes_only_what_the_update_wrote(tm
     damaged.write_bytes(bytes(data))
     with pytest.raises(qa.IndexCorruptError, match=f"{base}/chunks.sqlite does not match its checksum"):
         qa.load(index_dir)
+
+
+def test_a_reader_reopening_after_an_update_shares_the_segments_it_has_open(tmp_path):
+    """The linked segment is not opened again: the new generation holds the very parts the
+    old one has, and answers as a fresh build does."""
+    docs = write_docs(tmp_path / "docs", paragraphs(24))
+    index_dir = tmp_path / "index"
+    qa.build_index(docs, index_dir, progress=False)
+    index = qa.load(index_dir)
+    before = index.snapshot().generation
+    (docs / "valparaiso.txt").write_text(NEW_DOC, encoding="utf-8")
+    qa.build_index(docs, index_dir, progress=False)
+    after = index.snapshot().generation
+    assert after.name != before.name and len(after.segment_chunks) == 2
+    assert after.segment_chunks[0] is before.segment_chunks[0]
+    assert after.segment_vectors[0] is before.segment_vectors[0]
+    fresh = tmp_path / "fresh"
+    qa.build_index(docs, fresh, progress=False)
+    assert_same_retrieval(index_dir, fresh)

@@ -10,7 +10,10 @@ fresh build) is read through that segment's own parts.
 
 from __future__ import annotations
 
+import json
 import os
+import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +24,7 @@ from .chunk_table import CHUNKS_FILE, ChunkTable
 from .folder import GenerationLease, IndexDirectory
 from .manifest import Manifest
 from .ranking_rows import RankingRows, SegmentRows
-from .segments import SegmentedChunks, SegmentedVectors, read_deleted, starts_of
+from .segments import SegmentedChunks, SegmentedVectors, SegmentEntry, read_deleted, starts_of
 from .vectors.factory import load_vector_index
 from .vectors.base import VECTORS_FILE
 from .vocabulary import Vocabulary
@@ -100,6 +103,46 @@ class _OnFirstUse:
         return getattr(self._index, name)
 
 
+class _OpenSegments:
+    """The segments open in this process, shared by the generations that hold them.
+
+    An update links the segments it keeps, unchanged, into the next generation: the same
+    files (device, inode, size, modification time). A reader that reopens after the update
+    takes the parts it already has open for them and opens only the update's own segment
+    (at 100k chunks, each segment's 15 files took ~0.1 s to open). Weak: a segment that no
+    open generation holds is let go. Sharing is safe: the parts are read-only, and an open
+    file outlives the folder that a writer removes once no lease holds it."""
+
+    def __init__(self) -> None:
+        self._vectors: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+        self._tables: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+        self._rows: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+        self._lock = threading.Lock()
+
+    def parts(self, where: Path, entry: SegmentEntry) -> tuple:
+        """The vector index, chunk table and per-row files of the segment at ``where``."""
+        key = (entry.name, entry.rows, json.dumps(entry.vector_index, sort_keys=True),
+               *(_identity(where / name) for name in (CHUNKS_FILE, VECTORS_FILE)))
+        with self._lock:
+            parts = (self._vectors.get(key), self._tables.get(key), self._rows.get(key))
+            if None not in parts:
+                return parts
+            parts = (load_vector_index(where, entry.vector_index), ChunkTable(where / CHUNKS_FILE), SegmentRows(where))
+            self._vectors[key], self._tables[key], self._rows[key] = parts
+            return parts
+
+
+def _identity(path: Path) -> tuple[int, int, int, int]:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise IndexCorruptError(f"{path} is missing; run `qa index --rebuild`") from None
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+_OPEN_SEGMENTS = _OpenSegments()
+
+
 def open_parts(name: str, folder: Path, manifest: Manifest, lease: GenerationLease,
                for_update: bool = False) -> LocalGeneration:
     """The parts of the generation in ``folder``, checked against each other and the manifest;
@@ -109,10 +152,13 @@ def open_parts(name: str, folder: Path, manifest: Manifest, lease: GenerationLea
     vectors, tables, segment_rows = [], [], []
     for entry in manifest.segments:
         where = folder / entry.name
-        vectors.append(_OnFirstUse(where, entry.vector_index, entry.rows) if for_update
-                       else load_vector_index(where, entry.vector_index))
-        tables.append(ChunkTable(where / CHUNKS_FILE))
-        segment_rows.append(SegmentRows(where))
+        if for_update:
+            parts = (_OnFirstUse(where, entry.vector_index, entry.rows), ChunkTable(where / CHUNKS_FILE), SegmentRows(where))
+        else:
+            parts = _OPEN_SEGMENTS.parts(where, entry)
+        vectors.append(parts[0])
+        tables.append(parts[1])
+        segment_rows.append(parts[2])
         counts = {"manifest": entry.rows, VECTORS_FILE: vectors[-1].size, CHUNKS_FILE: tables[-1].rows,
                   "per-row files": segment_rows[-1].rows}
         if len(set(counts.values())) != 1:
