@@ -20,7 +20,9 @@ from .segments import SegmentEntry
 # 4: int8 piece vectors with piece_scales.npy, uint8 term counts;
 # 5: segments (:mod:`qa.store.segments`): chunk table, vectors and per-row files in seg-*/
 #    folders, deleted.npy, and the live rows' statistics with their piece count
-FORMAT_VERSION = 5
+# 6: smaller rows (:mod:`qa.store.codecs`): 4-bit piece vectors, 3-byte n-gram terms
+#    (ngram_terms.npy), deflated chunk text with a dictionary, int8 re-score vectors
+FORMAT_VERSION = 6
 MANIFEST_FILE = "manifest.json"
 
 
