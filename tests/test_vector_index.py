@@ -14,7 +14,7 @@ import qa
 import qa.store.vectors.choice
 from qa.encode.models import load_embedder
 from qa.errors import IndexCorruptError
-from qa.store.vectors.int8_rows import Int8Rows, int8_rows, write_rows
+from qa.store.vectors.float16_rows import Float16Rows, write_rows
 from qa.store.vectors.choice import FLAT, IVF_SQ8, IndexPolicy, choose_spec
 from qa.store.folder import IndexDirectory
 from qa.store.vectors.factory import create_vector_index, load_vector_index
@@ -109,20 +109,17 @@ def test_requested_type_is_kept_until_changed():
     assert create_vector_index(clustered(60), 16, requested="auto", previous=forced, policy=SMALL).kind == FLAT
 
 
-def test_int8_row_file_reads_scattered_and_contiguous_rows(tmp_path):
+def test_half_row_file_reads_scattered_and_contiguous_rows(tmp_path):
     vectors = clustered(1000)
-    write_rows(tmp_path / "rows.npy", int8_rows(vectors))
-    rows = Int8Rows(tmp_path / "rows.npy")
+    write_rows(tmp_path / "rows.npy", vectors)
+    rows = Float16Rows(tmp_path / "rows.npy")
     wanted = np.array([999, 3, 4, 5, 3, 0])
-    read = rows.read(wanted)
-    # each component within half a step of its row's scale (largest magnitude / 127)
-    step = np.abs(vectors[wanted]).max(axis=1, keepdims=True) / 127
-    assert (np.abs(read - vectors[wanted]) <= step / 2 + 1e-7).all()
+    np.testing.assert_allclose(rows.read(wanted), vectors[wanted].astype(np.float16).astype(np.float32))
     with pytest.raises(IndexCorruptError, match="no row 1000"):
         rows.read(np.array([1000]))
     (tmp_path / "cut.npy").write_bytes((tmp_path / "rows.npy").read_bytes()[:-10])
     with pytest.raises(IndexCorruptError, match="truncated"):
-        Int8Rows(tmp_path / "cut.npy")
+        Float16Rows(tmp_path / "cut.npy")
 
 
 def test_build_index_records_and_honours_the_choice(seeds_copy, tmp_path, monkeypatch):

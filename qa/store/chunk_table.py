@@ -11,6 +11,7 @@ takes about 40 % of its UTF-8 bytes (50 % deflated alone, without the dictionary
 
 from __future__ import annotations
 
+import functools
 import zlib
 from dataclasses import replace
 from itertools import chain
@@ -132,13 +133,17 @@ class ChunkTable:
         self.rows = 0 if last is None else int(last) + 1
         # an index of text files has no places: its queries skip the second lookup
         self._has_spans = bool(self._query("SELECT 1 FROM spans LIMIT 1"))
-        dictionary = self._query("SELECT bytes FROM text_dictionary")
+    @functools.cached_property
+    def _dictionary(self) -> bytes:
+        """The texts' preset dictionary, read when a text is first asked for (an update that
+        links this table never reads it)."""
+        found = self._query("SELECT bytes FROM text_dictionary")
         try:
-            self._dictionary = zlib.decompress(dictionary[0][0]) if len(dictionary) == 1 else None
+            if len(found) == 1:
+                return zlib.decompress(found[0][0])
         except (zlib.error, TypeError):
-            self._dictionary = None
-        if self._dictionary is None:
-            raise IndexCorruptError(f"{path} has no text dictionary; run `qa index --rebuild`")
+            pass
+        raise IndexCorruptError(f"{self.path} has no readable text dictionary; run `qa index --rebuild`")
 
     def _chunk(self, values: tuple) -> Chunk:
         """A chunk of a row ``(id, doc_id, char_start, char_end, page, deflated text)``."""

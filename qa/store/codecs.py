@@ -3,12 +3,15 @@
 Every codec keeps a fixed width per entry: a query reads the rows of its ~50 candidates
 with one slice each, and a merge copies rows as bytes, never decoding them.
 
-- Piece vectors as PIECE_BITS-bit codes with a float32 scale per vector.
 - Term rows as one fixed-width entry a term (:class:`TermLayout`): a hashed 4-gram in 3
   bytes, its 20-bit bucket and its count in 4 bits (a count past 16 counts 16; BM25's term
   frequency is saturated by then); a vocabulary word in 4 bytes, a 24-bit id and a count to 256.
-- Chunk vectors as int8 codes with a float32 scale per vector (the exact re-score copy of
-  an approximate vector index).
+- Sentence-piece vectors as int8 codes with a float32 scale per vector.
+
+Measured and not taken (bench/disk_size.py, ``qa eval``; see the README's "Speed"): 4- and
+5-bit piece codes, which change the sentence chosen from a passage's pieces often enough to
+move the dense-only answer_hit by 0.4 to 0.65 points; and an int8 re-score copy of the chunk
+vectors in place of the float16 one, which lost 1.1 points of recall@10 at 100k chunks.
 """
 
 from __future__ import annotations
@@ -18,48 +21,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..text.lexical import NGRAM_BUCKET_BITS
-
-#: Bits of a piece vector's code (:func:`to_codes`).
-PIECE_BITS = 5
-
-
-def to_codes(vectors: np.ndarray, bits: int = PIECE_BITS) -> tuple[np.ndarray, np.ndarray]:
-    """float32 rows of a dimension divisible by 8 -> (uint8 [rows, dimension * bits / 8]
-    codes, float32 scale per row): each row scaled by its largest magnitude to
-    -top..top (top = 2**(bits-1) - 1), stored as code + top in ``bits`` bits, little-endian,
-    8 codes in ``bits`` bytes."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    rows, dimension = vectors.shape
-    if dimension % 8:
-        raise ValueError(f"{bits}-bit codes need a dimension divisible by 8, not {dimension}")
-    top = (1 << (bits - 1)) - 1
-    scales = np.abs(vectors).max(axis=1, initial=0.0) / top
-    safe = np.where(scales > 0, scales, 1).astype(np.float32)
-    codes = (np.rint(vectors / safe[:, None]).astype(np.int16) + top).astype(np.uint16).reshape(rows, dimension // 8, 8)
-    packed = np.zeros((rows, dimension // 8, bits + 1), dtype=np.uint16)  # a spare byte: a code may end past the group
-    for k in range(8):
-        byte, shift = divmod(bits * k, 8)
-        shifted = codes[:, :, k] << shift
-        packed[:, :, byte] |= shifted & 0xFF
-        packed[:, :, byte + 1] |= shifted >> 8
-    return packed[:, :, :bits].astype(np.uint8).reshape(rows, dimension * bits // 8), scales.astype(np.float32)
-
-
-def from_codes(packed: np.ndarray, bits: int = PIECE_BITS) -> np.ndarray:
-    """The int8 codes (-top..top) of rows packed by :func:`to_codes`."""
-    packed = np.asarray(packed, dtype=np.uint8)
-    rows = packed.shape[0]
-    size = packed.shape[1] // bits
-    groups = np.zeros((rows, size, bits + 1), dtype=np.uint16)
-    groups[:, :, :bits] = packed.reshape(rows, size, bits)
-    codes = np.empty((rows, groups.shape[1], 8), dtype=np.int16)
-    mask = (1 << bits) - 1
-    for k in range(8):
-        byte, shift = divmod(bits * k, 8)
-        codes[:, :, k] = ((groups[:, :, byte] | (groups[:, :, byte + 1] << 8)) >> shift) & mask
-    codes -= (1 << (bits - 1)) - 1
-    return codes.astype(np.int8).reshape(rows, size * 8)
-
 
 def to_int8(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """float32 rows -> (int8 codes, float32 scale per row), each row scaled by its largest

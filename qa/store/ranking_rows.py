@@ -10,10 +10,9 @@ the 212 chunks of the Spanish XQuAD-R pool, bench/disk_size.py):
 file                          what                                            bytes/chunk
 ============================  ==============================================  ============
 piece_ptr.npy                 int64, first piece of each row                  8
-piece_vectors.npy             uint8 [pieces, dim / 2], in-context sentence    ~1,440
-                              vectors (5.6 pieces per chunk) as 4-bit codes,
-                              each scaled by its largest magnitude
-                              (:func:`~qa.store.codecs.to_int4`)
+piece_vectors.npy             int8 [pieces, dim], in-context sentence         ~2,880
+                              vectors (5.6 pieces per chunk), each scaled
+                              by its largest magnitude
 piece_scales.npy              float32, each piece vector's scale              ~23
 piece_spans.npy               int32 [pieces, 2], piece offsets in the chunk   ~45
 piece_window_norms.npy        float32, norm of piece + half its neighbours    ~23
@@ -30,10 +29,13 @@ profiles.npy                  uint32 [profiles, 30], each distinct profile    ~1
                               (hashed), its language profile
 ============================  ==============================================  ============
 
-Piece vectors are 4-bit codes with a float32 scale per piece (a quarter of the bytes of
-the bfloat16 they were; cosines with a question within about 0.004, standard deviation):
-:meth:`RankingRows.piece_vectors_of` returns them as float32, and
-:meth:`RankingRows.piece_cosines` their cosines with a question.
+Piece vectors are int8 with a float32 scale per piece (half the bytes of the bfloat16
+they were; cosines within 2e-3 of float32, and every ``qa eval`` figure within 0.3
+points): :meth:`RankingRows.piece_vectors_of` returns them as float32, and
+:meth:`RankingRows.piece_cosines` their cosines with a question. Fewer bits were measured
+(bench/disk_size.py, format 6): 5-bit codes save 1.1 KB a chunk, but the sentence chosen
+from a passage's pieces changes for about 1 question in 200, which moves ``qa eval``'s
+dense-only answer_hit by 0.4 to 0.5 points.
 
 These files belong to a segment (:mod:`qa.store.segments`): a generation is one or more
 segments, and its rows are numbered across them. Plus, per generation: ``ngram_df.npy``
@@ -62,7 +64,7 @@ from ..text import lexical
 from ..errors import IndexCorruptError
 from ..text.lexical import Collection, TermRow
 from .protocols import window_sums
-from .codecs import NGRAM_TERMS, PIECE_BITS, WORD_TERMS, from_codes, pack_terms, to_codes, unpack_terms
+from .codecs import NGRAM_TERMS, WORD_TERMS, pack_terms, to_int8, unpack_terms
 from .row_files import GrowingRowFile, RowFile
 from .segments import split_rows
 
@@ -100,8 +102,8 @@ class NewRows:
     the next; :func:`rows_in_memory` counts the rows of the instances alive."""
 
     piece_spans: list[list[tuple[int, int]]]
-    piece_vectors: np.ndarray  # uint8 [pieces, dimension / 2]: 4-bit codes (:func:`~qa.store.codecs.to_int4`)
-    piece_scales: np.ndarray  # float32 [pieces]: vector = codes * scale
+    piece_vectors: np.ndarray  # int8 [pieces, dimension]
+    piece_scales: np.ndarray  # float32 [pieces]: vector = piece_vectors * scale
     piece_window_norms: np.ndarray  # float32 [pieces]
     ngram_rows: list[TermRow]
     word_rows: list[TermRow]
@@ -116,8 +118,8 @@ class NewRows:
     @classmethod
     def encoded(cls, piece_spans: list[list[tuple[int, int]]], piece_vectors: np.ndarray, ngram_rows: list[TermRow],
                 word_rows: list[TermRow], profiles: np.ndarray) -> NewRows:
-        """Rows from float32 piece vectors, which are stored as 4-bit codes with their window norms."""
-        codes, scales = to_codes(piece_vectors)
+        """Rows from float32 piece vectors, which are stored as int8 with their window norms."""
+        codes, scales = to_int8(piece_vectors)
         return cls(piece_spans, codes, scales, window_norms(piece_vectors, [len(s) for s in piece_spans]),
                    ngram_rows, word_rows, np.asarray(profiles, dtype=np.uint32).reshape(-1, PROFILE_TOKENS))
 
@@ -178,12 +180,8 @@ class SegmentRows:
 
     @property
     def dimension(self) -> int:
-        """The piece vectors' dimension (two 4-bit codes a byte)."""
-        return int(self.piece_vectors.shape[1]) * 8 // PIECE_BITS
-
-    def piece_codes(self, start: int, end: int) -> np.ndarray:
-        """The int8 codes (-7..7) of pieces ``start`` .. ``end - 1``: vector = codes * scale."""
-        return from_codes(self.piece_vectors[start:end])
+        """The piece vectors' dimension."""
+        return int(self.piece_vectors.shape[1])
 
     def terms(self, group: str, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
         """(uint32 ids, uint8 counts) of entries ``start`` .. ``end - 1`` of the ``group``
@@ -232,15 +230,15 @@ class SegmentRows:
         return _piece_runs(starts, np.asarray(self.piece_ptr[rows + 1], dtype=np.int64) - starts)
 
     def piece_vectors_of(self, pieces: np.ndarray) -> np.ndarray:
-        """float32 vectors of the piece rows ``pieces`` (stored as 4-bit codes and a scale)."""
-        codes = from_codes(self.piece_vectors[pieces])
+        """float32 vectors of the piece rows ``pieces`` (stored as int8 codes and a scale)."""
+        codes = self.piece_vectors[pieces]
         return codes.astype(np.float32) * np.asarray(self.piece_scales[pieces], dtype=np.float32)[:, None]
 
     def piece_cosines(self, pieces: np.ndarray, vector: np.ndarray) -> np.ndarray:
         """The cosines of the piece rows ``pieces`` with the unit ``vector``: as
         ``piece_vectors_of(pieces) @ vector``, but scaled after the product (as fast as
         widening bfloat16 was; scaling every vector first took twice as long)."""
-        codes = from_codes(self.piece_vectors[pieces])
+        codes = self.piece_vectors[pieces]
         return (codes.astype(np.float32) @ vector) * np.asarray(self.piece_scales[pieces], dtype=np.float32)
 
 
@@ -392,7 +390,7 @@ class RankingRows:
 # Every per-row file but the pointers: (rows it follows, dtype, shape of one entry). Rows
 # of a group are ragged (``<group>_ptr``); ``row`` files hold one entry per chunk.
 _COLUMNS = {
-    "piece_vectors": ("piece", np.uint8, None),  # None: the embedder's dimension * PIECE_BITS / 8
+    "piece_vectors": ("piece", np.int8, None),  # None: the embedder's dimension
     "piece_scales": ("piece", np.float32, ()),
     "piece_spans": ("piece", np.int32, (2,)),
     "piece_window_norms": ("piece", np.float32, ()),
@@ -420,7 +418,7 @@ class SegmentRowWriter:
 
     def __init__(self, folder: Path, dimension: int) -> None:
         self.folder = folder
-        self._files = {name: GrowingRowFile(folder / f"{name}.npy", dtype, (dimension * PIECE_BITS // 8,) if shape is None else shape)
+        self._files = {name: GrowingRowFile(folder / f"{name}.npy", dtype, (dimension,) if shape is None else shape)
                        for name, (_, dtype, shape) in _COLUMNS.items()}
         self._sizes: dict[str, list[np.ndarray]] = {group: [] for group in _GROUPS}
         #: what the rows given to :meth:`add` bring: total lengths and document frequencies

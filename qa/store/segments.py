@@ -4,7 +4,7 @@
 
     gen-000009/
       manifest.json          the segments in order (name, rows, vector index), checksums
-      seg-000001/            the base: chunks.sqlite, vectors.faiss (+ vectors.i8.npy),
+      seg-000001/            the base: chunks.sqlite, vectors.faiss (+ vectors.f16.npy),
                              per-row files (piece_*.npy, ngram_*.npy, word_*.npy, profiles.npy)
       seg-000004/            a later update's new rows: the same files, a flat vector index
       deleted.npy            rows of the segments above that are gone (sorted, int64)

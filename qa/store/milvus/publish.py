@@ -217,7 +217,7 @@ def _insert_pieces(client, name: str, generation: LocalGeneration) -> tuple[int,
     total_bytes = 0
     for start in range(0, total, _PIECE_BATCH):
         end = min(start + _PIECE_BATCH, total)
-        codes = rows.piece_codes(start, end)  # 4-bit codes widened: Milvus keeps int8 codes
+        codes = np.asarray(rows.piece_vectors[start:end], dtype=np.int8)
         entities = [{"piece": p, "row": int(owner[p]), "codes": encode(codes[p - start].tobytes()),
                      "placeholder": PLACEHOLDER} for p in range(start, end)]
         total_bytes += sum(16 + 8 + len(e["codes"]) for e in entities)

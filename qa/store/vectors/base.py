@@ -13,7 +13,7 @@ from ...errors import IndexCorruptError
 from ..row_files import RowFile
 
 VECTORS_FILE = "vectors.faiss"
-HALF_ROWS_FILE = "vectors.i8.npy"  # the re-score copy of an approximate index (int8_rows)
+HALF_ROWS_FILE = "vectors.f16.npy"
 _ADD_BATCH = 65_536
 
 

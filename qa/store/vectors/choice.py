@@ -2,7 +2,7 @@
 
 Exact search is used while it is fast enough; past a size threshold an inverted-file index
 with 8-bit scalar-quantised codes (``ivf-sq8``) takes over, and its candidates are re-scored
-from an int8 copy of the vectors. The numbers come from the scale study measured
+exactly from a float16 copy of the vectors. The numbers come from the scale study measured
 on a 2-core machine (README, "Speed"): exact search costs about 0.08 ms per 1,000 vectors,
 so it stays under 4 ms up to 50k vectors and misses a 10 ms budget by 100k.
 """
@@ -41,7 +41,7 @@ class IndexPolicy:
     #: nprobe = nlist / 64 in every band: the same 1.6 % of the data is scanned. IVF1024 up
     #: to 400k, IVF2048 above (measured to 2M; IVF4096 trained 4x longer for +0.1 recall).
     bands: tuple[IvfBand, ...] = (IvfBand(400_000, 1024, 16), IvfBand(2**63 - 1, 2048, 32))
-    #: Candidates re-scored from the int8 vectors (recall@10 +1 to 1.5 points).
+    #: Candidates re-scored exactly from the float16 vectors (recall@10 +1 to 1.5 points).
     rerank: int = 50
     #: Small indexes have few lists, and one probe would cover a single topic.
     min_nprobe: int = 4

@@ -1,6 +1,6 @@
 """Approximate search for large indexes: ``IVF<nlist>,SQ8`` (an inverted file of 8-bit
-scalar-quantised codes), whose candidates are re-scored from an int8 copy of the vectors
-with a scale per vector (:mod:`qa.store.vectors.int8_rows`)."""
+scalar-quantised codes), whose candidates are re-scored exactly from a float16 copy of the
+vectors (:mod:`qa.store.vectors.float16_rows`)."""
 
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ from ...errors import IndexCorruptError
 from ..row_files import RowFile
 from .choice import AUTO, IVF_SQ8, IndexPolicy, IndexSpec, needs_retrain, unbalanced
 from .base import HALF_ROWS_FILE, VECTORS_FILE, Exclusion, FaissIndex, batches, read_faiss, selector
-from .int8_rows import Int8Rows, decode, int8_rows, write_rows
+from .float16_rows import Float16Rows, write_rows
 
 # k-means: 20 iterations on at most 64 points per list (the study's settings: more of
 # either changed recall by less than its noise and cost build time).
 _KMEANS_ITERATIONS = 20
 _TRAIN_POINTS_PER_LIST = 64
-# A filter of at most this many rows is searched exactly over their int8 vectors: the
+# A filter of at most this many rows is searched exactly over their float16 vectors: the
 # inverted file probes only nprobe lists, which may hold none of a small filter's rows, and
 # scoring 20k rows exactly takes about as long as an unfiltered probe.
 _EXACT_FILTER_ROWS = 20_000
@@ -28,11 +28,11 @@ _EXACT_FILTER_ROWS = 20_000
 
 class IvfSq8Index(FaissIndex):
     """Approximate search with exact scores: the ``rerank`` best candidates of the inverted
-    file are re-scored from the int8 vectors."""
+    file are re-scored from the float16 vectors."""
 
     kind = IVF_SQ8
 
-    def __init__(self, index: faiss.Index, spec: IndexSpec, requested: str, half_rows: np.ndarray | Int8Rows,
+    def __init__(self, index: faiss.Index, spec: IndexSpec, requested: str, half_rows: np.ndarray | Float16Rows,
                  training: dict[str, Any]) -> None:
         super().__init__(index, requested)
         self.spec = spec
@@ -67,7 +67,7 @@ class IvfSq8Index(FaissIndex):
     @classmethod
     def load(cls, folder: Path, description: dict[str, Any]) -> IvfSq8Index:
         """Read an index written by :meth:`save`, as its manifest entry describes it; the
-        int8 rows stay on disk and are read as needed."""
+        float16 rows stay on disk and are read as needed."""
         path = folder / VECTORS_FILE
         index = read_faiss(path)
         try:
@@ -81,14 +81,14 @@ class IvfSq8Index(FaissIndex):
             nlist = None
         if nlist != spec.nlist:
             raise IndexCorruptError(f"{path} is not the {IVF_SQ8} index its manifest describes; run `qa index --rebuild`")
-        half_rows = Int8Rows(folder / HALF_ROWS_FILE)
+        half_rows = Float16Rows(folder / HALF_ROWS_FILE)
         if (half_rows.rows, half_rows.dimension) != (index.ntotal, index.d):
             raise IndexCorruptError(f"{folder / HALF_ROWS_FILE} does not match {path}; run `qa index --rebuild`")
         return cls(index, spec, description.get("requested", AUTO), half_rows, training)
 
     def _search(self, queries: np.ndarray, k: int, among: np.ndarray | None,
                 without: Exclusion | None) -> tuple[np.ndarray, np.ndarray]:
-        # exact scores: the candidates are re-scored from the int8 vectors
+        # exact scores: the candidates are re-scored from the float16 vectors
         if among is not None and len(among) <= _EXACT_FILTER_ROWS:
             return self._exact_among(queries, k, np.asarray(among, dtype=np.int64))
         depth = max(k, self.spec.rerank)
@@ -113,13 +113,13 @@ class IvfSq8Index(FaissIndex):
         return np.take_along_axis(exact, best, axis=1).astype(np.float32), among[best]
 
     def vectors(self, rows: np.ndarray) -> np.ndarray:
-        """The stored vectors of ``rows``, in that order (int8 precision)."""
+        """The stored vectors of ``rows``, in that order (float16 precision)."""
         rows = np.asarray(rows, dtype=np.int64)
         if rows.size == 0:
             return np.empty((0, self.dimension), dtype=np.float32)
-        if isinstance(self._half_rows, Int8Rows):
+        if isinstance(self._half_rows, Float16Rows):
             return self._half_rows.read(rows)
-        return decode(self._half_rows[rows])
+        return self._half_rows[rows].astype(np.float32)
 
     def describe(self) -> dict[str, Any]:
         return {"type": IVF_SQ8, "requested": self.requested, "nlist": self.spec.nlist, "nprobe": self.spec.nprobe,
@@ -128,7 +128,7 @@ class IvfSq8Index(FaissIndex):
     def save(self, folder: Path) -> None:
         super().save(folder)
         rows = self._half_rows
-        write_rows(folder / HALF_ROWS_FILE, rows[:] if isinstance(rows, Int8Rows) else rows)
+        write_rows(folder / HALF_ROWS_FILE, rows.read(np.arange(rows.rows)) if isinstance(rows, Float16Rows) else rows)
 
 
 def _add(index: faiss.Index, vectors: np.ndarray | RowFile) -> float:
@@ -139,8 +139,8 @@ def _add(index: faiss.Index, vectors: np.ndarray | RowFile) -> float:
 
 
 def _half(vectors: np.ndarray | RowFile) -> np.ndarray:
-    """The int8 copy of ``vectors`` (:func:`int8_rows`), converted a batch at a time."""
-    stored = np.empty((len(vectors), vectors.shape[1] + 4), dtype=np.int8)
+    """The float16 copy of ``vectors``, converted a batch at a time."""
+    half = np.empty((len(vectors), vectors.shape[1]), dtype=np.float16)
     for start, batch in batches(vectors):
-        stored[start:start + len(batch)] = int8_rows(batch)
-    return stored
+        half[start:start + len(batch)] = batch
+    return half
