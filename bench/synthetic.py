@@ -115,7 +115,7 @@ def _write_features(workspace: Path, segment: Path, real_segment: Path, source: 
     for name in (VOCABULARY_FILE, WORD_VECTORS_FILE, RECENT_VECTORS_FILE, NEIGHBOURS_FILE):
         if (source / name).exists():  # an index built before words were kept apart has no recent ones
             shutil.copyfile(source / name, workspace / name)
-    rows = SegmentRowWriter(segment, real_rows.piece_vectors.shape[1])
+    rows = SegmentRowWriter(segment, real_rows.dimension)
     rows.copy(real_rows, cycle)
     rows.finish()
     repeats, rest = divmod(len(cycle), real.rows)

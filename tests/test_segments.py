@@ -206,7 +206,10 @@ def test_damage_in_a_linked_segment_is_still_caught_and_never_merged(tmp_path, m
     monkeypatch.setattr(artifacts, "COMPACT_SHARE", 0.01)
     (docs / "p001.txt").unlink()
     before = live_folder(index_dir).name
-    with pytest.raises(qa.IndexCorruptError, match=f"{base}/chunks.sqlite does not match its checksum"):
+    # the build reads the removed document's rows first: its texts are deflated with the
+    # table's dictionary, so damage there may be caught before the merge's checksum check
+    with pytest.raises(qa.IndexCorruptError,
+                       match=f"{base}/chunks.sqlite (does not match its checksum|has no readable text dictionary)"):
         qa.build_index(docs, index_dir, progress=False)
     assert live_folder(index_dir).name == before
 

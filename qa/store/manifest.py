@@ -21,7 +21,10 @@ from .segments import SegmentEntry
 # 4: int8 piece vectors with piece_scales.npy, uint8 term counts;
 # 5: segments (:mod:`qa.store.segments`): chunk table, vectors and per-row files in seg-*/
 #    folders, deleted.npy, and the live rows' statistics with their piece count
-FORMAT_VERSION = 5
+# 6: smaller rows (:mod:`qa.store.codecs`): 3-byte n-gram and 4-byte word terms
+#    (*_terms.npy), distinct profiles once (profile_ids.npy), deflated chunk text with a
+#    dictionary and a documents table (:mod:`qa.store.chunk_table`)
+FORMAT_VERSION = 6
 MANIFEST_FILE = "manifest.json"
 
 

@@ -3,31 +3,39 @@
 Every file is a NumPy ``.npy`` array (never pickled) opened memory-mapped, so a query
 reads only the rows of its ~50 candidates and an index of a million chunks is not loaded
 into memory. Ragged data (pieces, term rows) is stored CSR-style: ``*_ptr[i]:*_ptr[i+1]``
-are row ``i``'s entries. Per chunk (1500-character chunks, bundled encoder):
+are row ``i``'s entries. Per chunk (1500-character chunks, bundled encoder; measured on
+the 212 chunks of the Spanish XQuAD-R pool, bench/disk_size.py):
 
 ============================  ==============================================  ============
 file                          what                                            bytes/chunk
-                              (measured on 17k chunks of the bench's real text)
 ============================  ==============================================  ============
 piece_ptr.npy                 int64, first piece of each row                  8
-piece_vectors.npy             int8 [pieces, dim], in-context sentence         ~3,100
-                              vectors (6.1 pieces per chunk), each scaled
+piece_vectors.npy             int8 [pieces, dim], in-context sentence         ~2,880
+                              vectors (5.6 pieces per chunk), each scaled
                               by its largest magnitude
-piece_scales.npy              float32, each piece vector's scale              ~24
-piece_spans.npy               int32 [pieces, 2], piece offsets in the chunk   ~49
-piece_window_norms.npy        float32, norm of piece + half its neighbours    ~24
-ngram_ptr/ids/counts.npy      hashed char 4-gram term row (uint32 + uint8)    ~2,350
+piece_scales.npy              float32, each piece vector's scale              ~23
+piece_spans.npy               int32 [pieces, 2], piece offsets in the chunk   ~45
+piece_window_norms.npy        float32, norm of piece + half its neighbours    ~23
+ngram_ptr.npy, ngram_terms    hashed char 4-gram term row: 3 bytes a term,    ~1,260
+.npy                          bucket and count (:func:`~qa.store.codecs
+                              .pack_terms`)
 ngram_lengths.npy             int32, 4-grams in the row                       4
-word_ptr/ids/counts.npy       vocabulary-word term row (uint32 + uint8)       ~470
+word_ptr.npy, word_terms.npy  vocabulary-word term row: 4 bytes a term, id   ~330
+                              and count
 word_lengths.npy              int32, words in the row                         4
-profiles.npy                  uint32 [30], the row's document's most          120
-                              frequent tokens (hashed): its language profile
+profile_ids.npy               uint32, the row's profile in profiles.npy       4
+profiles.npy                  uint32 [profiles, 30], each distinct profile    ~1 per
+                              once: a document's most frequent tokens         document
+                              (hashed), its language profile
 ============================  ==============================================  ============
 
 Piece vectors are int8 with a float32 scale per piece (half the bytes of the bfloat16
 they were; cosines within 2e-3 of float32, and every ``qa eval`` figure within 0.3
 points): :meth:`RankingRows.piece_vectors_of` returns them as float32, and
-:meth:`RankingRows.piece_cosines` their cosines with a question.
+:meth:`RankingRows.piece_cosines` their cosines with a question. Fewer bits were measured
+(bench/disk_size.py, format 6): 5-bit codes save 1.1 KB a chunk, but the sentence chosen
+from a passage's pieces changes for about 1 question in 200, which moves ``qa eval``'s
+dense-only answer_hit by 0.4 to 0.5 points.
 
 These files belong to a segment (:mod:`qa.store.segments`): a generation is one or more
 segments, and its rows are numbered across them. Plus, per generation: ``ngram_df.npy``
@@ -56,6 +64,7 @@ from ..text import lexical
 from ..errors import IndexCorruptError
 from ..text.lexical import Collection, TermRow
 from .protocols import window_sums
+from .codecs import NGRAM_TERMS, WORD_TERMS, pack_terms, to_int8, unpack_terms
 from .row_files import GrowingRowFile, RowFile
 from .segments import split_rows
 
@@ -64,15 +73,6 @@ PROFILE_TOKENS = 30
 _COPY_BLOCK_BYTES = 64 << 20
 _REMOVED_ROWS_BLOCK = 4096
 _MAPPED_FILE_BYTES = 64 << 20
-
-
-def to_int8(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """float32 rows -> (int8 codes, float32 scale per row), each row scaled by its largest
-    magnitude: ``codes * scale`` restores it within half a step (cosines within 2e-3)."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    scales = np.abs(vectors).max(axis=1, initial=0.0) / 127
-    safe = np.where(scales > 0, scales, 1).astype(np.float32)
-    return np.rint(vectors / safe[:, None]).astype(np.int8), scales.astype(np.float32)
 
 
 def language_profile(text: str) -> np.ndarray:
@@ -148,25 +148,28 @@ class SegmentRows:
         self.piece_spans = load("piece_spans")
         self.piece_window_norms = load("piece_window_norms")
         self.ngram_ptr = load("ngram_ptr")
-        self.ngram_ids, self.ngram_counts = _rows(folder / "ngram_ids.npy"), _rows(folder / "ngram_counts.npy")
+        self.ngram_terms = _rows(folder / "ngram_terms.npy")  # uint8 [entries, 3]: :func:`~qa.store.codecs.pack_terms`
         self.ngram_lengths = load("ngram_lengths")
         self.word_ptr = load("word_ptr")
-        self.word_ids, self.word_counts = _rows(folder / "word_ids.npy"), _rows(folder / "word_counts.npy")
+        self.word_terms = _rows(folder / "word_terms.npy")  # uint8 [entries, 4]
         self.word_lengths = load("word_lengths")
-        self.profiles = load("profiles")
+        self.profile_ids = load("profile_ids")
+        self.profiles = load("profiles")  # each distinct profile once; rows name theirs in profile_ids
         self.rows = len(self.piece_ptr) - 1
         rows = {"piece_ptr": self.rows, "ngram_ptr": len(self.ngram_ptr) - 1, "word_ptr": len(self.word_ptr) - 1,
                 "ngram_lengths": len(self.ngram_lengths), "word_lengths": len(self.word_lengths),
-                "profiles": len(self.profiles)}
+                "profile_ids": len(self.profile_ids)}
         # Every ragged file must hold exactly what its pointer file says: a short or swapped
         # file would otherwise surface as an IndexError, or silently wrong rows, mid-query.
         entries = [
             {"piece_ptr": int(self.piece_ptr[-1]), "piece_vectors": len(self.piece_vectors),
              "piece_scales": len(self.piece_scales),
              "piece_spans": len(self.piece_spans), "piece_window_norms": len(self.piece_window_norms)},
-            {"ngram_ptr": int(self.ngram_ptr[-1]), "ngram_ids": len(self.ngram_ids), "ngram_counts": len(self.ngram_counts)},
-            {"word_ptr": int(self.word_ptr[-1]), "word_ids": len(self.word_ids), "word_counts": len(self.word_counts)},
+            {"ngram_ptr": int(self.ngram_ptr[-1]), "ngram_terms": len(self.ngram_terms)},
+            {"word_ptr": int(self.word_ptr[-1]), "word_terms": len(self.word_terms)},
         ]
+        if len(self.profile_ids) and int(self.profile_ids.max()) >= len(self.profiles):
+            raise IndexCorruptError(f"{folder} names profiles that profiles.npy lacks; run `qa index --rebuild`")
         if len(set(rows.values())) != 1 or any(len(set(group.values())) != 1 for group in entries):
             raise IndexCorruptError(f"{folder} has per-row files that disagree ({rows}, {entries}); "
                                     "run `qa index --rebuild`")
@@ -175,17 +178,38 @@ class SegmentRows:
     def piece_total(self) -> int:
         return int(self.piece_ptr[-1])
 
+    @property
+    def dimension(self) -> int:
+        """The piece vectors' dimension."""
+        return int(self.piece_vectors.shape[1])
+
+    def terms(self, group: str, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
+        """(uint32 ids, uint8 counts) of entries ``start`` .. ``end - 1`` of the ``group``
+        ("ngram" or "word") term rows."""
+        return unpack_terms(getattr(self, f"{group}_terms")[start:end], _LAYOUTS[group])
+
     def piece_spans_of(self, pieces: np.ndarray) -> np.ndarray:
         return np.asarray(self.piece_spans[pieces])
 
     def window_norms_of(self, pieces: np.ndarray) -> np.ndarray:
         return np.asarray(self.piece_window_norms[pieces], dtype=np.float32)
 
+    def _matches(self, group: str, rows: np.ndarray, ids: np.ndarray) -> lexical.Matches:
+        # one slice (one read) of packed terms per row, unpacked together, then matched in memory
+        rows = np.asarray(rows, dtype=np.int64)
+        ptr, terms, layout = getattr(self, f"{group}_ptr"), getattr(self, f"{group}_terms"), _LAYOUTS[group]
+        starts, ends = np.asarray(ptr[rows], np.int64), np.asarray(ptr[rows + 1], np.int64)
+        packed = [terms[a:b] for a, b in zip(starts.tolist(), ends.tolist())]
+        term_ids, counts = unpack_terms(np.concatenate(packed) if packed else np.empty((0, layout.width), np.uint8),
+                                        layout)
+        return lexical.matches(np.concatenate([[0], np.cumsum(ends - starts)]), term_ids, counts,
+                               np.arange(len(rows), dtype=np.int64), ids)
+
     def ngram_matches(self, rows: np.ndarray, ids: np.ndarray) -> lexical.Matches:
-        return lexical.matches(self.ngram_ptr, self.ngram_ids, self.ngram_counts, rows, ids)
+        return self._matches("ngram", rows, ids)
 
     def word_matches(self, rows: np.ndarray, ids: np.ndarray) -> lexical.Matches:
-        return lexical.matches(self.word_ptr, self.word_ids, self.word_counts, rows, ids)
+        return self._matches("word", rows, ids)
 
     def ngram_lengths_of(self, rows: np.ndarray) -> np.ndarray:
         return np.asarray(self.ngram_lengths[rows])
@@ -194,11 +218,11 @@ class SegmentRows:
         return np.asarray(self.word_lengths[rows])
 
     def profiles_of(self, rows: np.ndarray) -> np.ndarray:
-        return np.asarray(self.profiles[rows])
+        return np.asarray(self.profiles[np.asarray(self.profile_ids[rows], dtype=np.int64)])
 
     def word_ids_of(self, row: int) -> np.ndarray:
         """The vocabulary ids of the words of chunk ``row`` (int64)."""
-        return np.asarray(self.word_ids[int(self.word_ptr[row]):int(self.word_ptr[row + 1])], dtype=np.int64)
+        return self.terms("word", int(self.word_ptr[row]), int(self.word_ptr[row + 1]))[0].astype(np.int64)
 
     def pieces(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(piece rows of ``rows`` concatenated, the position in ``rows`` owning each)."""
@@ -357,8 +381,9 @@ class RankingRows:
         what the rows add to the document frequencies."""
         parts = [np.empty(0, dtype=np.uint32)]
         for index, _, own in self._by_segment(rows, self.starts):
-            ptr, ids = getattr(self.segments[index], f"{name}_ptr"), getattr(self.segments[index], f"{name}_ids")
-            parts.extend(np.asarray(ids[int(ptr[a]):int(ptr[b])]) for a, b in _runs(np.sort(own)))
+            segment = self.segments[index]
+            ptr = getattr(segment, f"{name}_ptr")
+            parts.extend(segment.terms(name, int(ptr[a]), int(ptr[b]))[0] for a, b in _runs(np.sort(own)))
         return np.concatenate(parts)
 
 
@@ -369,15 +394,14 @@ _COLUMNS = {
     "piece_scales": ("piece", np.float32, ()),
     "piece_spans": ("piece", np.int32, (2,)),
     "piece_window_norms": ("piece", np.float32, ()),
-    "ngram_ids": ("ngram", np.uint32, ()),
-    "ngram_counts": ("ngram", np.uint8, ()),
+    "ngram_terms": ("ngram", np.uint8, (NGRAM_TERMS.width,)),
     "ngram_lengths": ("row", np.int32, ()),
-    "word_ids": ("word", np.uint32, ()),
-    "word_counts": ("word", np.uint8, ()),
+    "word_terms": ("word", np.uint8, (WORD_TERMS.width,)),
     "word_lengths": ("row", np.int32, ()),
-    "profiles": ("row", np.uint32, (PROFILE_TOKENS,)),
+    "profile_ids": ("row", np.uint32, ()),
 }
 _GROUPS = ("piece", "ngram", "word")
+_LAYOUTS = {"ngram": NGRAM_TERMS, "word": WORD_TERMS}
 
 
 class SegmentRowWriter:
@@ -386,8 +410,9 @@ class SegmentRowWriter:
 
     Rows go in order: :meth:`copy` appends live rows of an existing segment block by block
     (a merge), :meth:`add` a batch of new ones; :meth:`finish` writes the pointer files.
-    Term counts are stored as uint8 (a 4-gram or word seen more than 255 times in one chunk
-    counts 255; the BM25 of such a count is saturated long before). The new rows' document
+    Term counts are capped (a word seen more than 256 times in one chunk counts 256, a
+    4-gram 16: :class:`~qa.store.codecs.TermLayout`): the BM25 of such a count is saturated
+    long before. The new rows' document
     frequencies and lengths are kept for :func:`write_statistics`.
     """
 
@@ -401,6 +426,8 @@ class SegmentRowWriter:
         self.new_df = {"ngram": np.zeros(lexical.NGRAM_BUCKETS, dtype=np.int64), "word": np.zeros(0, dtype=np.int64)}
         self.new_rows = self.new_pieces = 0
         self.rows = 0
+        # the distinct profiles in order of first use (a document's rows share one), written at finish
+        self._profiles: dict[bytes, int] = {}
 
     def copy(self, source: SegmentRows, rows: np.ndarray) -> None:
         """Append rows ``rows`` (sorted) of the segment ``source``, copied, never re-encoded."""
@@ -411,9 +438,19 @@ class SegmentRowWriter:
             self._sizes[group].append(np.asarray(ptr[rows + 1]) - np.asarray(ptr[rows]))
             runs[group] = [(int(ptr[a]), int(ptr[b])) for a, b in runs["row"]]
         for name, (group, _, _) in _COLUMNS.items():
+            if name == "profile_ids":  # renumbered: the profiles are this segment's own
+                for start in range(0, len(rows), _REMOVED_ROWS_BLOCK):
+                    self._files[name].append(self._profile_ids(source.profiles_of(rows[start:start + _REMOVED_ROWS_BLOCK])))
+                continue
             for block in _blocks(getattr(source, name), runs[group]):
                 self._files[name].append(block)
         self.rows += len(rows)
+
+    def _profile_ids(self, profiles: np.ndarray) -> np.ndarray:
+        """The numbers of ``profiles`` among this segment's distinct ones, new ones added."""
+        profiles = np.ascontiguousarray(profiles, dtype=np.uint32)
+        return np.array([self._profiles.setdefault(p.tobytes(), len(self._profiles)) for p in profiles],
+                        dtype=np.uint32)
 
     def add(self, new: NewRows) -> None:
         """Append a batch of freshly encoded rows."""
@@ -421,13 +458,12 @@ class SegmentRowWriter:
         self._sizes["piece"].append(np.array([len(s) for s in new.piece_spans], dtype=np.int64))
         for name, values in (("piece_vectors", new.piece_vectors), ("piece_scales", new.piece_scales),
                              ("piece_spans", spans), ("piece_window_norms", new.piece_window_norms),
-                             ("profiles", new.profiles)):
+                             ("profile_ids", self._profile_ids(new.profiles))):
             self._files[name].append(values)
         for group, term_rows in (("ngram", new.ngram_rows), ("word", new.word_rows)):
             ids = _concat([r.ids for r in term_rows], np.uint32)
-            self._files[f"{group}_ids"].append(ids)
-            self._files[f"{group}_counts"].append(
-                np.minimum(_concat([r.counts for r in term_rows], np.uint16), np.iinfo(np.uint8).max))
+            counts = _concat([r.counts for r in term_rows], np.uint16)
+            self._files[f"{group}_terms"].append(pack_terms(ids, counts, _LAYOUTS[group]))
             lengths = np.array([r.length for r in term_rows], dtype=np.int32)
             self._files[f"{group}_lengths"].append(lengths)
             self.new_lengths[group] += int(lengths.sum(dtype=np.int64))
@@ -441,9 +477,11 @@ class SegmentRowWriter:
         self.new_pieces += len(spans)
 
     def finish(self) -> None:
-        """Close the files and write the pointers."""
+        """Close the files and write the pointers and the distinct profiles."""
         for file in self._files.values():
             file.close()
+        profiles = np.frombuffer(b"".join(self._profiles), dtype=np.uint32).reshape(-1, PROFILE_TOKENS)
+        np.save(self.folder / "profiles.npy", profiles, allow_pickle=False)
         for group in _GROUPS:
             sizes = np.concatenate([np.empty(0, np.int64), *self._sizes[group]])
             np.save(self.folder / f"{group}_ptr.npy", np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),

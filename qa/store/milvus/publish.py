@@ -192,10 +192,9 @@ def _insert_chunks(client, name: str, generation: LocalGeneration) -> int:
             n0, n1 = int(rows.ngram_ptr[i]), int(rows.ngram_ptr[i + 1])
             w0, w1 = int(rows.word_ptr[i]), int(rows.word_ptr[i + 1])
             ranking = pack_ranking(p0, np.asarray(rows.piece_spans[p0:p1]), np.asarray(rows.piece_scales[p0:p1]),
-                                   np.asarray(rows.piece_window_norms[p0:p1]), np.asarray(rows.ngram_ids[n0:n1]),
-                                   np.asarray(rows.ngram_counts[n0:n1]), np.asarray(rows.word_ids[w0:w1]),
-                                   np.asarray(rows.word_counts[w0:w1]), int(rows.ngram_lengths[i]),
-                                   int(rows.word_lengths[i]), np.asarray(rows.profiles[i]))
+                                   np.asarray(rows.piece_window_norms[p0:p1]), *rows.terms("ngram", n0, n1),
+                                   *rows.terms("word", w0, w1), int(rows.ngram_lengths[i]),
+                                   int(rows.word_lengths[i]), rows.profiles_of(np.array([i]))[0])
             spans = json.dumps([[s.page, s.start, s.end, s.kind, s.name, s.row] for s in chunk.spans], ensure_ascii=False)
             for field, text in (("text", chunk.text), ("ranking", ranking), ("spans", spans)):
                 if len(text.encode("utf-8")) > TEXT_MAX:

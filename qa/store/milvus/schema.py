@@ -149,7 +149,7 @@ def pack_ranking(piece_start: int, spans, scales, norms, ngram_ids, ngram_counts
     header = np.array([piece_start, len(scales), len(ngram_ids), len(word_ids), ngram_length, word_length], dtype="<i8")
     parts = [header, np.asarray(spans, "<i4"), np.asarray(scales, "<f4"), np.asarray(norms, "<f4"),
              np.asarray(ngram_ids, "<u4"), np.asarray(word_ids, "<u4"), np.asarray(profile, "<u4"),
-             np.asarray(ngram_counts, "u1"), np.asarray(word_counts, "u1")]
+             np.minimum(ngram_counts, 255).astype("u1"), np.minimum(word_counts, 255).astype("u1")]
     return encode(b"".join(p.tobytes() for p in parts))
 
 
