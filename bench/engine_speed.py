@@ -38,7 +38,8 @@ import corpus  # noqa: E402
 import qa  # noqa: E402
 from qa.store.local import LocalGenerations  # noqa: E402
 from qa.store.milvus.location import MilvusLocation  # noqa: E402
-from qa.store.milvus.publish import drop_generation, generations_on, publish  # noqa: E402
+from qa.store.milvus.publish import publish  # noqa: E402
+from qa.store.milvus.schema import parts_on  # noqa: E402
 
 
 def _free_port() -> int:
@@ -144,8 +145,10 @@ def measure(uri: str, local_dir: Path, chunks: int, questions: int, data_dir: Pa
     client = location.client()
     if location.base in client.list_aliases().get("aliases", []):  # a bench index starts empty
         client.drop_alias(location.base)
-    for number in generations_on(client, location.base):
-        drop_generation(client, location.base, number)
+    for numbers in parts_on(client.list_collections(), location.base).values():
+        for names in numbers.values():
+            for name in names:
+                client.drop_collection(name)
     generation = LocalGenerations(local_dir).open()
     parts: dict[str, float] = {}
     data_before = du(data_dir) if data_dir else 0

@@ -54,11 +54,9 @@ class _Source:
 class LocalGenerationWriter:
     """Writes one new generation into a private workspace of an index folder."""
 
-    def __init__(self, directory: IndexDirectory, previous: LocalGeneration | None, dimension: int, *,
-                 one_segment: bool = False) -> None:
+    def __init__(self, directory: IndexDirectory, previous: LocalGeneration | None, dimension: int) -> None:
         self.directory = directory
         self.previous = previous
-        self.one_segment = one_segment  # merge whatever lies outside the base segment
         self.workspace = directory.new_workspace()
         numbers = [segment_number(e.name) for e in previous.manifest.segments] if previous is not None else []
         self._next_number = max(numbers, default=0) + 1
@@ -158,9 +156,8 @@ class LocalGenerationWriter:
         outside = sum(entries[i].rows for i, _ in kept[1:]) + len(kept[0][1]) + fresh
         live = sum(entries[i].rows - len(own) for i, own in kept) + fresh
         other_kind = requested is not None and requested != previous.segment_vectors[0].requested
-        if kept[0][0] != 0 or outside > COMPACT_SHARE * live or other_kind or (self.one_segment and outside):
-            # the base is gone, too much lies outside it, another vector index was asked for,
-            # or the caller needs one segment
+        if kept[0][0] != 0 or outside > COMPACT_SHARE * live or other_kind:
+            # the base is gone, too much lies outside it, or another vector index was asked for
             self._merge(kept, fresh, requested, alone=True)
         elif len(kept) + (fresh > 0) > MAX_SEGMENTS:  # many small segments: one search each
             self._link(kept[:1])

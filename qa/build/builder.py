@@ -60,7 +60,6 @@ def build_index(
     timings: dict[str, float] | None = None,
     ray: str | None = None,
     ray_workers: int | None = None,
-    one_segment: bool = False,
 ) -> BuildReport:
     """Bring the index at ``index_dir`` up to date with the files in ``docs_dir``.
 
@@ -79,9 +78,7 @@ def build_index(
     encoders (default: one per CPU of the cluster); see :mod:`qa.build.ray_embedding`. The
     documents folder must be readable at the same path on every Ray node.
     ``index_dir`` may also be a vector engine's URI (``milvus://HOST:PORT/NAME``,
-    ``milvus-lite:///path/qa.db``): see :mod:`qa.build.engine`. ``one_segment`` merges an
-    update into one segment instead of adding one (see :mod:`qa.store.segments`), as a
-    publish to an engine needs; first builds and rebuilds always write one.
+    ``milvus-lite:///path/qa.db``): see :mod:`qa.build.engine`.
     """
     if is_engine(index_dir):  # a vector engine's URI: built locally, then published (:mod:`qa.build.engine`)
         from .engine import build_on_engine
@@ -113,7 +110,7 @@ def build_index(
             settings = _choose_settings(chunk_size, chunk_overlap, previous, directory.path)
             ray_cluster = RayCluster(ray, ray_workers) if ray is not None else None
             return _Build(directory, Path(docs_dir), previous, embedder, settings, max_file_bytes, progress,
-                          vector_index, ocr, steps, ray_cluster, one_segment).run()
+                          vector_index, ocr, steps, ray_cluster).run()
         finally:
             steps.end()
             if previous is not None:
@@ -164,9 +161,8 @@ class _Build:
     def __init__(self, directory: IndexDirectory, docs_dir: Path, previous: LocalGeneration | None,
                  embedder: Embedder, settings: ChunkSettings, max_file_bytes: int, progress: bool,
                  vector_index: str | None = None, ocr: OcrSettings = OcrSettings(),
-                 steps: Steps | None = None, ray: RayCluster | None = None, one_segment: bool = False) -> None:
+                 steps: Steps | None = None, ray: RayCluster | None = None) -> None:
         self.directory = directory
-        self.one_segment = one_segment
         self.docs_dir = docs_dir
         self.previous = previous
         self.embedder = embedder
@@ -283,7 +279,7 @@ class _Build:
         fresh_documents = sorted((d for d in new_documents.values() if d.doc_id in live_ids),
                                  key=lambda d: (d.file.source, d.source))
         fresh_count = sum(len(d) for d in fresh_documents)
-        writer = LocalGenerationWriter(self.directory, previous, self.embedder.dimension, one_segment=self.one_segment)
+        writer = LocalGenerationWriter(self.directory, previous, self.embedder.dimension)
         try:
             if previous is not None:
                 writer.keep(previous, kept_rows)
