@@ -183,8 +183,10 @@ def same_as_a_fresh_build(uri: str, docs: Path, fresh: Path) -> None:
 
 def test_an_update_uploads_only_what_it_changed_and_answers_as_a_fresh_build(tmp_path, monkeypatch):
     from qa.build import artifacts
+    from qa.store.milvus import publish
 
     monkeypatch.setattr(artifacts, "COMPACT_SHARE", 100.0)  # on these few chunks, updates stay segments of their own
+    original = publish.publish
     docs = make_docs(tmp_path / "docs")
     uri = lite_uri(tmp_path)
     qa.build_index(docs, uri, progress=False)
@@ -193,10 +195,17 @@ def test_an_update_uploads_only_what_it_changed_and_answers_as_a_fresh_build(tmp
     first = current_record(uri)
     before = set(client.list_collections())
 
-    # one document added: one new segment holding its rows, its new words, a new record
+    # one document added: one new segment holding its rows, its new words, a new record; the
+    # rows went to the engine as they were encoded, so the publish copies none
     (docs / "extra.txt").write_text("The Glória funicular climbs from Restauradores to Bairro Alto since 1885. "
                                     "Its yellow cars were electrified in 1915.", encoding="utf-8")
-    report = qa.build_index(docs, uri, progress=False)
+
+    def copied(*args, **kwargs):
+        raise AssertionError("the publish copied rows that the build had sent to the engine")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(publish, "_insert_chunks", copied)
+        report = qa.build_index(docs, uri, progress=False)
     second = current_record(uri)
     added = qa.load(uri).snapshot().manifest.documents["extra.txt"].chunks
     assert report.added == 1 and report.chunks_embedded == added
@@ -225,11 +234,17 @@ def test_an_update_uploads_only_what_it_changed_and_answers_as_a_fresh_build(tmp
     same_as_a_fresh_build(uri, docs, tmp_path / "fresh-2")
 
     # compaction: past MAX_SEGMENTS the later segments are merged into one, uploaded once
+    # (the rows streamed while encoding are not a segment then: named by no record)
     monkeypatch.setattr(artifacts, "MAX_SEGMENTS", 2)
     shutil.copy(FIXTURES / "schwebebahn.txt", docs / "schwebebahn.txt")
+    streams = []
+    monkeypatch.setattr(publish, "publish", lambda *a, **k: streams.append(k["streamed"].name) or original(*a, **k))
     qa.build_index(docs, uri, progress=False)
+    monkeypatch.setattr(publish, "publish", original)
     fourth = current_record(uri)
     assert fourth["segments"][0] == first["segments"][0] and len(fourth["segments"]) == 2
+    assert streams[0] not in {s["name"] for s in fourth["segments"]}
+    assert f"qa_{streams[0]}_chunks" not in client.list_collections()
     same_as_a_fresh_build(uri, docs, tmp_path / "fresh-3")
 
     # a full compaction: one segment, nothing deleted; the replaced generations' segments go

@@ -77,6 +77,11 @@ class LocalGenerationWriter:
         self.segments: list[SegmentEntry] = []  # the manifest's segments, once finished
         self.deleted = 0  # deleted rows in those segments
 
+    @property
+    def new_segment(self) -> str:
+        """The folder name of the segment the new rows go to (unless :meth:`finish` merges them)."""
+        return self._new.name
+
     def word_ids(self, words: Iterable[str]) -> dict[str, int]:
         return self._vocabulary.ids(words)
 

@@ -4,10 +4,12 @@ The build runs locally, then publishes. The local builder (:mod:`qa.build.builde
 a staged copy of the index up to date in a folder of this machine (``QA_ENGINE_STAGING``,
 default ``~/.cache/qa/engine-staging/<hash of the URI>``), embedding only new or changed
 content as it always does (content hashes) and writing an update's documents as one new
-segment (:mod:`qa.store.segments`); the publish then uploads only the segments, words and
-stored translations the engine lacks and switches to the new generation's record in one
-step (:func:`qa.store.milvus.publish.publish`). So an update costs what it changed on the
-engine as well as here.
+segment (:mod:`qa.store.segments`). The new rows also go straight to the engine, a batch at a
+time as they are encoded here or on Ray workers, into a new segment's collections
+(:class:`~qa.store.milvus.publish.SegmentStream`). The publish then uploads only the
+segments (unless streamed), words and stored translations the engine lacks and switches to
+the new generation's record in one step (:func:`qa.store.milvus.publish.publish`). So an
+update costs what it changed on the engine as well as here.
 
 The staged copy is used only if it is the one the engine's current generation was
 published from (the engine records the staged manifest's SHA-256); otherwise (another
@@ -56,7 +58,7 @@ def build_on_engine(build_index: Callable[..., BuildReport], docs_dir, uri: str,
     """:func:`qa.build_index` for an index at an engine's ``uri`` (see the module docstring);
     ``build_index`` is the local build (passed in: the builder is the one that calls here)."""
     from ..store.milvus.location import MilvusLocation
-    from ..store.milvus.publish import publish, remove_stale
+    from ..store.milvus.publish import SegmentStream, publish, remove_stale
     from ..store.milvus.reader import MilvusGenerations
     from ..store.neighbour_table import NEIGHBOURS_FILE
 
@@ -76,14 +78,17 @@ def build_on_engine(build_index: Callable[..., BuildReport], docs_dir, uri: str,
             neighbours.unlink(missing_ok=True)
         # what earlier publishes left half-written goes before this build writes anything
         remove_stale(engine.client, location.base)
-        report = build_index(docs_dir, index, progress=progress, lock_timeout=lock_timeout, **options)
+        # the new rows go to the engine as they are encoded (here or on Ray workers)
+        stream = SegmentStream(engine.client, location.base)
+        report = build_index(docs_dir, index, progress=progress, lock_timeout=lock_timeout, on_new_rows=stream.add,
+                             **options)
         report.index_dir = uri
         staged = _staged_sha256(index)
         if staged is None or staged == published_from:
             return report  # nothing changed
         generation = LocalGenerations(index).open(full=False)
         try:
-            publish(generation, location, engine.client, source_sha256=staged, progress=say,
+            publish(generation, location, engine.client, source_sha256=staged, progress=say, streamed=stream,
                     published_neighbours=neighbours if neighbours.exists() else None)
             # the table just published, for the next publish to send only its changed rows
             # (a generation's files never change: a link is a copy)

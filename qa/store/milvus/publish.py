@@ -65,11 +65,13 @@ _LAYOUT_1_PARTS = ("chunks", "pieces", "words", "near")  # a generation's own co
 
 @dataclass
 class Published:
-    """What a publish wrote: the generation's name, the segments it uploaded (engine names)
-    and the ones it named again, and the entities it inserted per kind of collection."""
+    """What a publish wrote: the generation's name, the segments it uploaded (engine names),
+    the one the build streamed and the ones it named again, and the entities it inserted per
+    kind of collection (streamed rows not counted: the build inserted them)."""
 
     name: str
     uploaded: list[str] = field(default_factory=list)
+    streamed: list[str] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)
     inserted: dict[str, int] = field(default_factory=lambda: {"chunks": 0, "pieces": 0, "words": 0, "near": 0, "meta": 0})
 
@@ -144,13 +146,14 @@ def segment_digest(generation: LocalGeneration, entry: SegmentEntry) -> str:
 
 
 def publish(generation: LocalGeneration, location: MilvusLocation, client, *, source_sha256: str,
-            published_neighbours: Path | None = None, progress: Callable[[str], None] = lambda message: None,
-            timings: dict[str, float] | None = None) -> Published:
+            published_neighbours: Path | None = None, streamed: SegmentStream | None = None,
+            progress: Callable[[str], None] = lambda message: None, timings: dict[str, float] | None = None) -> Published:
     """Make ``generation`` current on the engine, uploading only what it lacks (see the module
     docstring). ``source_sha256`` (of the local manifest) is recorded to recognise the staged
     copy; ``published_neighbours``, the stored translations table the current engine
     generation was published from (if this machine kept it), lets only changed rows go;
-    ``timings``, if given, gets the seconds each part took."""
+    ``streamed``, the new rows the build already inserted, is named if they stayed a
+    segment of their own; ``timings``, if given, gets the seconds each part took."""
     timings = {} if timings is None else timings
     clock = [time.perf_counter()]
 
@@ -171,7 +174,7 @@ def publish(generation: LocalGeneration, location: MilvusLocation, client, *, so
 
     # segments: named again when the engine holds them, else uploaded
     held = {entry["digest"]: entry for entry in (previous or {}).get("segments", [])}
-    next_segment = max(on["segment"], default=0) + 1
+    next_segment = max(on["segment"], default=0) + 1  # the streamed segment's number included
     segments = []
     for i, entry in enumerate(generation.manifest.segments):
         digest = segment_digest(generation, entry)
@@ -179,23 +182,35 @@ def publish(generation: LocalGeneration, location: MilvusLocation, client, *, so
             segments.append(held[digest])
             result.reused.append(held[digest]["name"])
             continue
-        name = part_name("segment", next_segment)
-        next_segment += 1
         kind = "FLAT" if entry.vector_index.get("type") in _FLAT_LIMIT_KINDS else "HNSW"
-        progress(f"Publishing {entry.rows} chunks to {location.uri}")
         rows = generation.rows.segments[i]
-        chunks, pieces = collection(base, name, "chunks"), collection(base, name, "pieces")
-        _create(client, chunks, "chunks", dimension, kind)
-        _create(client, pieces, "pieces", dimension, kind)
-        size = _insert_chunks(client, chunks, generation, i, rows)
-        lap("chunks")
-        piece_count, piece_bytes = _insert_pieces(client, pieces, rows)
-        lap("pieces")
+        if streamed is not None and streamed.local == entry.name and (streamed.rows, streamed.pieces) == \
+                (entry.rows, rows.piece_total):
+            name, size = streamed.name, streamed.bytes  # inserted as the build encoded them: indexed now
+            chunks, pieces = collection(base, name, "chunks"), collection(base, name, "pieces")
+            for collection_name, part in ((chunks, "chunks"), (pieces, "pieces")):
+                client.flush(collection_name)
+                client.create_index(collection_name, index_params(client, part, kind))
+                client.load_collection(collection_name)
+            piece_count = streamed.pieces
+            result.streamed.append(name)
+        else:
+            name = part_name("segment", next_segment)
+            next_segment += 1
+            progress(f"Publishing {entry.rows} chunks to {location.uri}")
+            chunks, pieces = collection(base, name, "chunks"), collection(base, name, "pieces")
+            _create(client, chunks, "chunks", dimension, kind)
+            _create(client, pieces, "pieces", dimension, kind)
+            size = _insert_chunks(client, chunks, generation, i, rows)
+            lap("chunks")
+            piece_count, piece_bytes = _insert_pieces(client, pieces, rows)
+            size += piece_bytes
+            lap("pieces")
+            result.uploaded.append(name)
+            result.inserted["chunks"] += entry.rows
+            result.inserted["pieces"] += piece_count
         segments.append({"name": name, "digest": digest, "rows": entry.rows, "pieces": piece_count, "index": kind,
-                         "bytes": size + piece_bytes})
-        result.uploaded.append(name)
-        result.inserted["chunks"] += entry.rows
-        result.inserted["pieces"] += piece_count
+                         "bytes": size})
         _check(client, chunks, entry.rows)
         _check(client, pieces, piece_count)
         lap("flush and check")
@@ -266,23 +281,25 @@ def _insert_chunks(client, name: str, generation: LocalGeneration, index: int, r
         chunks = table.get(batch.tolist())
         batch_vectors = vectors.vectors(batch)
         entities = [chunk_entity(rows, i, chunk, vector) for i, chunk, vector in zip(batch.tolist(), chunks, batch_vectors)]
-        total_bytes += sum(4 * len(e["vector"]) + 40 + sum(len(e[f].encode("utf-8")) for f in
-                                                           ("chunk_id", "doc_id", "text", "spans", "ranking"))
-                           for e in entities)
+        total_bytes += sum(_entity_bytes(e) for e in entities)
         _insert(client, name, entities)
     return total_bytes
 
 
 def chunk_entity(rows: SegmentRows, i: int, chunk, vector: np.ndarray) -> dict:
-    """The ``chunks`` entity of a segment's row ``i``: its vector, text, provenance and packed ranking rows."""
+    """The ``chunks`` entity of a segment's row ``i`` from its files."""
     p0, p1 = int(rows.piece_ptr[i]), int(rows.piece_ptr[i + 1])
     n0, n1 = int(rows.ngram_ptr[i]), int(rows.ngram_ptr[i + 1])
     w0, w1 = int(rows.word_ptr[i]), int(rows.word_ptr[i + 1])
-    ranking = pack_ranking(p0, np.asarray(rows.piece_spans[p0:p1]), np.asarray(rows.piece_scales[p0:p1]),
-                           np.asarray(rows.piece_window_norms[p0:p1]), np.asarray(rows.ngram_ids[n0:n1]),
-                           np.asarray(rows.ngram_counts[n0:n1]), np.asarray(rows.word_ids[w0:w1]),
-                           np.asarray(rows.word_counts[w0:w1]), int(rows.ngram_lengths[i]),
-                           int(rows.word_lengths[i]), np.asarray(rows.profiles[i]))
+    return _entity(i, chunk, vector, pack_ranking(
+        p0, np.asarray(rows.piece_spans[p0:p1]), np.asarray(rows.piece_scales[p0:p1]),
+        np.asarray(rows.piece_window_norms[p0:p1]), np.asarray(rows.ngram_ids[n0:n1]), np.asarray(rows.ngram_counts[n0:n1]),
+        np.asarray(rows.word_ids[w0:w1]), np.asarray(rows.word_counts[w0:w1]), int(rows.ngram_lengths[i]),
+        int(rows.word_lengths[i]), np.asarray(rows.profiles[i])))
+
+
+def _entity(i: int, chunk, vector: np.ndarray, ranking: str) -> dict:
+    """The ``chunks`` entity of row ``i``: its vector, text, provenance and packed ranking rows."""
     spans = json.dumps([[s.page, s.start, s.end, s.kind, s.name, s.row] for s in chunk.spans], ensure_ascii=False)
     for field_name, text in (("text", chunk.text), ("ranking", ranking), ("spans", spans)):
         if len(text.encode("utf-8")) > TEXT_MAX:
@@ -291,6 +308,64 @@ def chunk_entity(rows: SegmentRows, i: int, chunk, vector: np.ndarray) -> dict:
     return {"row": i, "vector": np.asarray(vector, dtype=np.float32).tolist(), "chunk_id": chunk.id,
             "doc_id": chunk.doc_id, "start": chunk.start, "end": chunk.end,
             "page": -1 if chunk.page is None else chunk.page, "text": chunk.text, "spans": spans, "ranking": ranking}
+
+
+def _entity_bytes(entity: dict) -> int:
+    return 4 * len(entity["vector"]) + 40 + sum(len(entity[f].encode("utf-8")) for f in
+                                                ("chunk_id", "doc_id", "text", "spans", "ranking"))
+
+
+class SegmentStream:
+    """A build's new rows inserted into a new segment's collections as they are encoded
+    (:data:`qa.build.builder.NewRowsTap`), so that the publish has nothing left to copy when
+    they stay a segment of their own; if the build merges them with others (compaction) the
+    merged segment is uploaded instead and these collections, named by no record, are dropped.
+
+    Every field is known when a batch is encoded, the vocabulary ids of its words included:
+    the build assigns them in order as batches arrive (which is why the build's process
+    inserts, not the Ray workers: a worker cannot know the ids). The collections are indexed
+    at publish time, when the segment's size and kind are known.
+    """
+
+    def __init__(self, client, base: str) -> None:
+        self.client, self.base = client, base
+        self.local: str | None = None  # the build's new segment folder the rows go to
+        self.name: str | None = None  # the engine segment (s000007), once the first rows came
+        self.rows = self.pieces = self.bytes = 0
+
+    def add(self, local: str, chunks, vectors: np.ndarray, rows) -> None:
+        """Insert a batch of new rows (:class:`~qa.store.ranking_rows.NewRows`) with their chunks and vectors."""
+        if self.name is None:
+            number = max(parts_on(self.client.list_collections(), self.base)["segment"], default=0) + 1
+            self.local, self.name = local, part_name("segment", number)
+            for part in ("chunks", "pieces"):
+                self.client.create_collection(collection(self.base, self.name, part),
+                                              schema=schemas(vectors.shape[1])[part], consistency_level="Bounded")
+        elif local != self.local:
+            raise RuntimeError(f"new rows for {local} after rows for {self.local}")
+        counts = [len(own) for own in rows.piece_spans]
+        first = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        entities = []
+        for j, chunk in enumerate(chunks):
+            a, b = int(first[j]), int(first[j + 1])
+            ngrams, words = rows.ngram_rows[j], rows.word_rows[j]
+            entities.append(_entity(self.rows + j, chunk, vectors[j], pack_ranking(
+                self.pieces + a, np.asarray(rows.piece_spans[j], dtype=np.int32).reshape(-1, 2), rows.piece_scales[a:b],
+                rows.piece_window_norms[a:b], ngrams.ids, _stored_counts(ngrams.counts), words.ids,
+                _stored_counts(words.counts), ngrams.length, words.length, rows.profiles[j])))
+        _insert(self.client, collection(self.base, self.name, "chunks"), entities)
+        owner = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+        pieces = [{"piece": self.pieces + p, "row": self.rows + int(owner[p]), "codes": encode(rows.piece_vectors[p].tobytes()),
+                   "placeholder": PLACEHOLDER} for p in range(int(first[-1]))]
+        _insert(self.client, collection(self.base, self.name, "pieces"), pieces)
+        self.bytes += sum(_entity_bytes(e) for e in entities) + sum(16 + 8 + len(e["codes"]) for e in pieces)
+        self.rows += len(entities)
+        self.pieces += int(first[-1])
+
+
+def _stored_counts(counts: np.ndarray) -> np.ndarray:
+    """Term counts as a segment stores them (uint8, saturated: :class:`~qa.store.ranking_rows.SegmentRowWriter`)."""
+    return np.minimum(np.asarray(counts), np.iinfo(np.uint8).max).astype(np.uint8)
 
 
 def _insert_pieces(client, name: str, rows: SegmentRows) -> tuple[int, int]:
