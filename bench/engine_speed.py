@@ -161,12 +161,12 @@ def wait_for_indexes(client, base: str, limit: float = 420.0) -> tuple[float, bo
     and whether it finished within ``limit``."""
     from qa.store.milvus.reader import current_generation, read_stats
 
-    names = [f"{base}_{s['name']}_chunks" for s in read_stats(client, base, current_generation(client, base))["segments"]]
+    segments = read_stats(client, base, current_generation(client, base))["segments"]
     started = time.perf_counter()
     while time.perf_counter() - started < limit:
-        described = [client.describe_index(name, "vector") for name in names]
-        if all(d.get("pending_index_rows", 0) == 0 and d.get("indexed_rows", 0) >= d.get("total_rows", 0)
-               for d in described):
+        # against the segments' own row counts: Milvus 2.3 leaves total_rows at 0
+        if all(client.describe_index(f"{base}_{s['name']}_chunks", "vector").get("indexed_rows", 0) >= s["rows"]
+               for s in segments if s["index"] == "HNSW"):
             return time.perf_counter() - started, True
         time.sleep(2)
     return time.perf_counter() - started, False

@@ -259,6 +259,24 @@ def test_an_update_uploads_only_what_it_changed_and_answers_as_a_fresh_build(tmp
     same_as_a_fresh_build(uri, docs, tmp_path / "fresh-4")
 
 
+def test_a_rebuild_on_the_engine_starts_the_vocabulary_again_and_answers_as_a_fresh_build(tmp_path):
+    docs = make_docs(tmp_path / "docs")
+    uri = lite_uri(tmp_path)
+    qa.build_index(docs, uri, progress=False)
+    first = current_record(uri)
+    (docs / SEED_ARTICLE.name).unlink()  # the first words the vocabulary had are gone from it
+    qa.build_index(docs, uri, progress=False, rebuild=True)
+    rebuilt = current_record(uri)
+    assert rebuilt["words"] != first["words"] and rebuilt["near"] != first["near"]  # word ids differ now
+    assert len(rebuilt["segments"]) == 1 and rebuilt["segments"][0]["name"] != first["segments"][0]["name"]
+    qa.build_index(docs, tmp_path / "fresh", progress=False)
+    engine, fresh = qa.load(uri), qa.load(tmp_path / "fresh")
+    for question in QUESTIONS + [WUPPERTAL]:
+        ours, theirs = engine.retrieve(question, k=5), fresh.retrieve(question, k=5)
+        assert [h.chunk_id for h in ours] == [h.chunk_id for h in theirs], question
+        assert [h.score for h in ours] == pytest.approx([h.score for h in theirs], abs=1e-5)
+
+
 def test_a_reader_during_updates_sees_the_old_or_the_new_index_never_half(tmp_path):
     with_docs, without_docs = make_docs(tmp_path / "with"), make_docs(tmp_path / "without", wuppertal=False)
     expected = {}

@@ -215,10 +215,12 @@ def publish(generation: LocalGeneration, location: MilvusLocation, client, *, so
         lap("flush and check")
 
     progress("Publishing the vocabulary")
-    words = _publish_words(client, base, generation, previous, on, number, dimension, result)
+    words = _publish_words(client, base, generation, previous, on, dimension, result)
     lap("words")
-    near = _publish_near(client, base, generation, previous, on, number, int(current[1:]) if current else 0,
-                         published_neighbours, result)
+    # translations name word ids: a vocabulary started again starts them again too
+    same_words = previous is not None and words["words"] == previous["words"]
+    near = _publish_near(client, base, generation, previous if same_words else None, on, number,
+                         int(current[1:]) if current else 0, published_neighbours, result)
     lap("near")
 
     name = result.name
@@ -386,8 +388,8 @@ def _insert_pieces(client, name: str, rows: SegmentRows) -> tuple[int, int]:
     return total, total_bytes
 
 
-def _publish_words(client, base: str, generation: LocalGeneration, previous: dict | None, on: dict, number: int,
-                   dimension: int, result: Published) -> dict:
+def _publish_words(client, base: str, generation: LocalGeneration, previous: dict | None, on: dict, dimension: int,
+                   result: Published) -> dict:
     """The vocabulary's words the engine lacks: those from the previous generation's size on
     if its words are this vocabulary's first ones (ids only grow), else all in a new
     collection. Returns the record's entry (collection, size, digest, bytes)."""
