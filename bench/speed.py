@@ -6,6 +6,10 @@
     python bench/speed.py --json           # the raw figures as JSON instead of the tables
     python bench/speed.py --build-memory-only --build-memory-sizes 10000,100000,1000000
                                            # first-build peak RSS, chunks/s and bytes/chunk alone
+    python bench/speed.py --store milvus   # the Milvus backend beside the local one, on a standalone
+                                           # server started here: Ray ingestion at 1 and 2 encoders,
+                                           # retrieve/ask p50/p95 at 10k (real) and 100k (synthetic)
+                                           # chunks, one update's publish (bench/engine_speed.py)
 
 Every figure is measured in this run, each in a fresh process (so peak RSS and start-up
 are its own); indexes are built from the documents on disk every time (nothing cached).
@@ -338,7 +342,17 @@ def main() -> None:
                         help="also time one document's update of the synthetic 1M index (copies its ~12 GB once per step)")
     parser.add_argument("--json", action="store_true", help="print the raw figures as JSON")
     parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one, removed)")
+    parser.add_argument("--store", choices=("local", "milvus"), default="local",
+                        help="milvus: the engine backend beside the local one (needs the engine-test and ray extras)")
+    parser.add_argument("--store-sizes", default="10000,100000",
+                        help="with --store milvus: index sizes; the first is real text, the others synthetic rows")
+    parser.add_argument("--ingest-chunks", type=int, default=2000, help="with --store milvus: chunks of the Ray ingestion")
+    parser.add_argument("--store-questions", type=int, default=100,
+                        help="with --store milvus: timed questions per size (after 20 warm-up ones)")
     options = parser.parse_args()
+    if options.store == "milvus":
+        store_main(options)
+        return
     log = (lambda message: print(message, file=sys.stderr, flush=True))
     work = options.work or Path(tempfile.mkdtemp(prefix="qa-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -404,6 +418,39 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
     final = report(started, load_before, cold, corpora, million, build_memory, updates, readers)
     print(json.dumps(final, indent=1) if options.json else render(final))
+
+
+def store_main(options) -> None:
+    """``--store milvus``: bench/engine_speed.py's :func:`store_run`, printed."""
+    import engine_speed
+
+    log = (lambda message: print(message, file=sys.stderr, flush=True))
+    work = options.work or Path(tempfile.mkdtemp(prefix="qa-bench-milvus-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        result = engine_speed.store_run(work, [int(n) for n in options.store_sizes.split(",") if n],
+                                        options.ingest_chunks, options.store_questions, log)
+    finally:
+        if options.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+    if options.json:
+        print(json.dumps(result, indent=1))
+        return
+    print(f"CPU: {result['cpu']} ({result['cores']} cores); load average {result['load_average']}")
+    ingest = result["ray_ingest"]
+    print(f"Ray ingestion straight to Milvus, {ingest[0]['chunks']} chunks: "
+          + ", ".join(f"{r['workers']} encoder(s) {r['chunks_per_s']} chunks/s" for r in ingest)
+          + f"; 2/1 = {result['ray_2_over_1']}x")
+    print("| chunks | rows | publish chunks/s | retrieve p50/p95 local | engine | ask p50/p95 local | engine | top-5 same |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in result["sizes"]:
+        pair = lambda key: f"{r[key]['p50_ms']} / {r[key]['p95_ms']} ms"
+        print(f"| {r['chunks']:,} | {r['rows']} | {r['publish_chunks_per_s']} | {pair('local_retrieve')} | "
+              f"{pair('engine_retrieve')} | {pair('local_ask')} | {pair('engine_ask')} | {r['identical_top5_share']} |")
+    update = result["update"]
+    print(f"One document added: {update['chunks_embedded']} chunks embedded, publish {update['publish_s']} s, "
+          f"inserted {update['inserted']}, segments uploaded {update['segments_uploaded']}, "
+          f"reused {update['segments_reused']}")
 
 
 if __name__ == "__main__":

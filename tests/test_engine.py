@@ -25,8 +25,7 @@ pytest.importorskip("milvus_lite", reason='the engine tests need Milvus Lite: pi
 import qa  # noqa: E402
 from qa.store.milvus.location import MilvusLocation  # noqa: E402
 from qa.store.milvus.publish import generations_on  # noqa: E402
-from qa.store.milvus.reader import MilvusGenerations  # noqa: E402
-from qa.store.milvus.schema import collection  # noqa: E402
+from qa.store.milvus.reader import MilvusGenerations, read_stats  # noqa: E402
 
 from conftest import FIXTURES, SEED_ARTICLE  # noqa: E402
 
@@ -154,10 +153,128 @@ def test_an_update_embeds_only_new_content_and_a_deleted_document_loses_its_rows
     assert all(h.source != "schwebebahn.txt" for h in index.retrieve(WUPPERTAL, k=5))
     assert "Glória" in index.retrieve("Which funicular climbs to Bairro Alto?", k=1)[0].text
     engine = MilvusGenerations(MilvusLocation.parse(uri))
-    current = collection("qa", engine.current_generation(), "chunks")
-    assert engine.client.query(current, filter=f'doc_id == "{gone}"', output_fields=["row"]) == []
+    rows, chunks = engine.open().chunks.of_documents([gone])
+    assert len(rows) == 0 and chunks == []
     assert qa.build_index(docs, uri, progress=False).chunks_embedded == 0  # nothing changed, nothing published
     assert engine.current_generation() == index.snapshot().name
+
+
+def current_record(uri: str) -> dict:
+    engine = MilvusGenerations(MilvusLocation.parse(uri))
+    return read_stats(engine.client, "qa", engine.current_generation())
+
+
+def same_as_a_fresh_build(uri: str, docs: Path, fresh: Path) -> None:
+    """The engine's retrieval equals that of the staged local copy it mirrors (the same
+    segments and deleted rows: passages and scores), and it finds the passages an index
+    built afresh from ``docs`` finds (their scores may differ a little where an update's
+    vocabulary differs from a fresh one's: tests/test_segments.py covers the local updates)."""
+    from qa.build.engine import staging_folder
+
+    qa.build_index(docs, fresh, progress=False)
+    engine, staged, built = qa.load(uri), qa.load(staging_folder(uri) / "index"), qa.load(fresh)
+    assert engine.stats().chunks == staged.stats().chunks == built.stats().chunks
+    for question in QUESTIONS + [WUPPERTAL]:
+        ours, mirrored, theirs = engine.retrieve(question, k=5), staged.retrieve(question, k=5), built.retrieve(question, k=5)
+        assert [h.chunk_id for h in ours] == [h.chunk_id for h in mirrored], question
+        assert [h.score for h in ours] == pytest.approx([h.score for h in mirrored], abs=1e-5)
+        assert {h.chunk_id for h in ours} == {h.chunk_id for h in theirs}, question
+
+
+def test_an_update_uploads_only_what_it_changed_and_answers_as_a_fresh_build(tmp_path, monkeypatch):
+    from qa.build import artifacts
+    from qa.store.milvus import publish
+
+    monkeypatch.setattr(artifacts, "COMPACT_SHARE", 100.0)  # on these few chunks, updates stay segments of their own
+    original = publish.publish
+    docs = make_docs(tmp_path / "docs")
+    uri = lite_uri(tmp_path)
+    qa.build_index(docs, uri, progress=False)
+    engine = MilvusGenerations(MilvusLocation.parse(uri))
+    client = engine.client
+    first = current_record(uri)
+    before = set(client.list_collections())
+
+    # one document added: one new segment holding its rows, its new words, a new record; the
+    # rows went to the engine as they were encoded, so the publish copies none
+    (docs / "extra.txt").write_text("The Glória funicular climbs from Restauradores to Bairro Alto since 1885. "
+                                    "Its yellow cars were electrified in 1915.", encoding="utf-8")
+
+    def copied(*args, **kwargs):
+        raise AssertionError("the publish copied rows that the build had sent to the engine")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(publish, "_insert_chunks", copied)
+        report = qa.build_index(docs, uri, progress=False)
+    second = current_record(uri)
+    added = qa.load(uri).snapshot().manifest.documents["extra.txt"].chunks
+    assert report.added == 1 and report.chunks_embedded == added
+    assert second["segments"][:-1] == first["segments"] and second["segments"][-1]["rows"] == added
+    new = second["segments"][-1]["name"]
+    assert set(client.list_collections()) - before == {f"qa_{new}_chunks", f"qa_{new}_pieces", "qa_g000002_meta"}
+    assert client.query(f"qa_{new}_chunks", filter="", output_fields=["count(*)"])[0]["count(*)"] == added
+    assert second["words"] == first["words"] and 0 < second["vocabulary"] - first["vocabulary"] < 40
+    words = f"qa_{second['words']}_words"
+    assert client.query(words, filter="", output_fields=["count(*)"], consistency_level="Strong")[0]["count(*)"] == \
+           second["vocabulary"]  # the earlier words were not sent again
+    changed = second["near_rows"] - first["near_rows"]
+    assert second["near"] == first["near"] and 0 < changed < first["near_words"] / 10  # only the changed translations
+    same_as_a_fresh_build(uri, docs, tmp_path / "fresh-1")
+
+    # a change and a removal: the changed document's new rows in a segment, its old ones and
+    # the removed document's deleted
+    with open(docs / "lisbon-trams.md", "a", encoding="utf-8") as handle:
+        handle.write("\n\nTram 24 returned to Carris service in 2018 after 23 years.\n")
+    (docs / "schwebebahn.txt").unlink()
+    qa.build_index(docs, uri, progress=False)
+    third = current_record(uri)
+    assert third["segments"][:2] == second["segments"] and len(third["segments"]) == 3
+    generation = engine.open()
+    assert len(generation.vectors.layout.deleted) > 0
+    same_as_a_fresh_build(uri, docs, tmp_path / "fresh-2")
+
+    # compaction: past MAX_SEGMENTS the later segments are merged into one, uploaded once
+    # (the rows streamed while encoding are not a segment then: named by no record)
+    monkeypatch.setattr(artifacts, "MAX_SEGMENTS", 2)
+    shutil.copy(FIXTURES / "schwebebahn.txt", docs / "schwebebahn.txt")
+    streams = []
+    monkeypatch.setattr(publish, "publish", lambda *a, **k: streams.append(k["streamed"].name) or original(*a, **k))
+    qa.build_index(docs, uri, progress=False)
+    monkeypatch.setattr(publish, "publish", original)
+    fourth = current_record(uri)
+    assert fourth["segments"][0] == first["segments"][0] and len(fourth["segments"]) == 2
+    assert streams[0] not in {s["name"] for s in fourth["segments"]}
+    assert f"qa_{streams[0]}_chunks" not in client.list_collections()
+    same_as_a_fresh_build(uri, docs, tmp_path / "fresh-3")
+
+    # a full compaction: one segment, nothing deleted; the replaced generations' segments go
+    monkeypatch.setattr(artifacts, "COMPACT_SHARE", 0.01)
+    monkeypatch.setenv("QA_MILVUS_GRACE_SECONDS", "0")
+    (docs / "extra.txt").unlink()
+    qa.build_index(docs, uri, progress=False)
+    assert len(current_record(uri)["segments"]) == 1 and len(engine.open().vectors.layout.deleted) == 0
+    named = {s["name"] for s in current_record(uri)["segments"]}
+    on = {c.split("_")[1] for c in client.list_collections() if c.endswith(("_chunks", "_pieces"))}
+    assert on == named
+    same_as_a_fresh_build(uri, docs, tmp_path / "fresh-4")
+
+
+def test_a_rebuild_on_the_engine_starts_the_vocabulary_again_and_answers_as_a_fresh_build(tmp_path):
+    docs = make_docs(tmp_path / "docs")
+    uri = lite_uri(tmp_path)
+    qa.build_index(docs, uri, progress=False)
+    first = current_record(uri)
+    (docs / SEED_ARTICLE.name).unlink()  # the first words the vocabulary had are gone from it
+    qa.build_index(docs, uri, progress=False, rebuild=True)
+    rebuilt = current_record(uri)
+    assert rebuilt["words"] != first["words"] and rebuilt["near"] != first["near"]  # word ids differ now
+    assert len(rebuilt["segments"]) == 1 and rebuilt["segments"][0]["name"] != first["segments"][0]["name"]
+    qa.build_index(docs, tmp_path / "fresh", progress=False)
+    engine, fresh = qa.load(uri), qa.load(tmp_path / "fresh")
+    for question in QUESTIONS + [WUPPERTAL]:
+        ours, theirs = engine.retrieve(question, k=5), fresh.retrieve(question, k=5)
+        assert [h.chunk_id for h in ours] == [h.chunk_id for h in theirs], question
+        assert [h.score for h in ours] == pytest.approx([h.score for h in theirs], abs=1e-5)
 
 
 def test_a_reader_during_updates_sees_the_old_or_the_new_index_never_half(tmp_path):
@@ -209,7 +326,7 @@ def test_a_failed_publish_leaves_the_previous_generation_answering(tmp_path, mon
     with pytest.raises(ConnectionError):
         qa.build_index(docs, uri, progress=False)
     client = MilvusGenerations(MilvusLocation.parse(uri)).client
-    assert generations_on(client, "qa") == [1, 2]  # the half-written generation 2 exists...
+    assert generations_on(client, "qa") == [1] and "qa_s000002_chunks" in client.list_collections()  # half a segment...
     reopened = qa.load(uri)  # ...but the alias still names generation 1, whole
     assert reopened.snapshot().name == name and top5(reopened, WUPPERTAL) == before == top5(index, WUPPERTAL)
 
@@ -217,9 +334,11 @@ def test_a_failed_publish_leaves_the_previous_generation_answering(tmp_path, mon
     monkeypatch.setenv("QA_ENGINE_STAGING", str(tmp_path / "staging"))
     report = qa.build_index(docs, uri, progress=False)
     assert report.chunks_embedded == report.chunks  # the staged copy did not match the engine: all again
-    # the half-written generation was dropped and its number taken again (no reader ever knew
+    # the half-written segment was dropped and its number taken again (no reader ever knew
     # it); the replaced generation 1 stays for its grace period
     assert generations_on(client, "qa") == [1, 2] and reopened.snapshot().name == "g000002"
+    assert sorted(c for c in client.list_collections() if c.endswith("_chunks")) == ["qa_s000001_chunks",
+                                                                                     "qa_s000002_chunks"]
     assert all(h.source != "schwebebahn.txt" for h in index.retrieve(WUPPERTAL, k=5))
 
     monkeypatch.setenv("QA_MILVUS_GRACE_SECONDS", "0")
@@ -331,7 +450,8 @@ def test_a_real_milvus_standalone_server_answers_as_the_local_index(tmp_path, st
                           env={**os.environ, "PYTHONPATH": str(Path(qa.__file__).parents[1])})
     assert done.returncode == -signal.SIGKILL, done.stderr.decode(errors="replace")[-2000:]
     client = MilvusGenerations(MilvusLocation.parse(uri)).client
-    assert generations_on(client, "qa_test") == [1, 2]  # half of generation 2 was written
+    assert generations_on(client, "qa_test") == [1]  # half of a new segment was written, no record
+    assert "qa_test_s000002_chunks" in client.list_collections()
     assert top5(engine, WUPPERTAL) == before and top5(qa.load(uri), WUPPERTAL) == before
 
     qa.build_index(docs, uri, progress=False)

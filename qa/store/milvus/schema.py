@@ -1,24 +1,30 @@
-"""The collections of one generation on Milvus, and how rows are packed into their fields.
+"""The collections of an index on Milvus, and how rows are packed into their fields.
 
-Every generation ``G`` of the index ``<base>`` is five collections:
+An index ``<base>`` is made of immutable parts, as a local index is of segments
+(:mod:`qa.store.segments`), and of small generation records that list them:
 
-==========================  =================================================================
-``<base>_G_chunks``          one entity per chunk, primary key its row: the chunk vector (the
-                             ANN index), text and provenance (chunk id, content id, offsets,
-                             first page, places as JSON), and ``ranking``: the chunk's
-                             ranking rows packed (:func:`pack_ranking`): piece spans, scales
-                             and window norms, the n-gram and word term rows, lengths, the
-                             language profile.
-``<base>_G_pieces``          one entity per sentence piece (primary key its piece row, field
-                             ``row`` its chunk): the piece's int8 vector codes.
-``<base>_G_words``           one entity per vocabulary word (primary key the word): its id
-                             and its vector (searched for unknown question words).
-``<base>_G_near``            one entity per word whose translations the build stored (the
-                             vocabulary's and the encoder's whole words): its nearest
-                             vocabulary words' ids and cosines.
-``<base>_G_meta``            the manifest, document frequencies, totals and documents' places,
-                             as text blocks.
-==========================  =================================================================
+==============================  ===============================================================
+``<base>_sNNNNNN_chunks``        a segment's chunks, one entity each, primary key its row in the
+                                 segment: the chunk vector (the ANN index: exact for a flat
+                                 local segment, HNSW otherwise), text and provenance (chunk id,
+                                 content id, offsets, first page, places as JSON), and
+                                 ``ranking``: the chunk's ranking rows packed
+                                 (:func:`pack_ranking`): piece spans, scales and window norms,
+                                 the n-gram and word term rows, lengths, the language profile.
+``<base>_sNNNNNN_pieces``        the segment's sentence pieces (primary key the piece's number in
+                                 the segment, field ``row`` its chunk's): int8 vector codes.
+``<base>_wNNNNNN_words``         the vocabulary (primary key the word): its id and vector. Word
+                                 ids only grow, so one collection serves the generations of a
+                                 vocabulary; a generation reads the ids below its size.
+``<base>_nNNNNNN_near``          the stored translations: per word and generation that changed
+                                 them, the nearest vocabulary words' ids and cosines; a
+                                 generation reads, per word, the latest row not newer than itself.
+``<base>_gNNNNNN_meta``          a generation's record: the segments it is made of (in row order)
+                                 and its deleted rows, its words and translations collections,
+                                 the manifest, document frequencies, totals and documents'
+                                 places, as text blocks. The alias ``<base>`` names the current
+                                 generation's record.
+==============================  ===============================================================
 
 Ragged and small numeric data go in base64 text fields, not ARRAY fields: a query reads ~50
 candidates' rows in one call, and one text field per row decodes with NumPy in microseconds
@@ -39,8 +45,11 @@ import numpy as np
 
 from ..ranking_rows import PROFILE_TOKENS
 
-PARTS = ("chunks", "pieces", "words", "near", "meta")
+#: what each kind of collection is called: ``<base>_<letter>NNNNNN_<part>``
+KINDS = {"segment": ("s", ("chunks", "pieces")), "words": ("w", ("words",)), "near": ("n", ("near",)),
+         "generation": ("g", ("meta",))}
 GENERATION = re.compile(r"g(\d{6})")
+ENGINE_FORMAT = 2  # 2: segments and generation records (1: a whole copy per generation)
 TEXT_MAX = 65_535  # Milvus's VARCHAR limit (bytes)
 META_BLOCK = 48_000  # raw bytes per meta entity: its base64 stays below TEXT_MAX
 WORD_MAX = 4_096
@@ -52,8 +61,28 @@ def generation_name(number: int) -> str:
     return f"g{number:06d}"
 
 
-def collection(base: str, generation: str, part: str) -> str:
-    return f"{base}_{generation}_{part}"
+def part_name(kind: str, number: int) -> str:
+    """``s000003`` (segment 3), ``w000001``, ``n000002`` or ``g000007``."""
+    return f"{KINDS[kind][0]}{number:06d}"
+
+
+def collection(base: str, name: str, part: str) -> str:
+    """The collection of ``part`` of the segment, vocabulary or generation ``name``."""
+    return f"{base}_{name}_{part}"
+
+
+def parts_on(names, base: str) -> dict[str, dict[int, list[str]]]:
+    """The collections of ``base`` among ``names``: {kind: {number: [collection names]}}."""
+    found: dict[str, dict[int, list[str]]] = {kind: {} for kind in KINDS}
+    prefix = f"{base}_"
+    for name in names:
+        if not name.startswith(prefix):
+            continue
+        middle, _, part = name[len(prefix):].partition("_")
+        for kind, (letter, parts) in KINDS.items():
+            if part in parts and re.fullmatch(letter + r"\d{6}", middle):
+                found[kind].setdefault(int(middle[1:]), []).append(name)
+    return found
 
 
 def schemas(dimension: int):
@@ -86,8 +115,10 @@ def schemas(dimension: int):
     words.add_field("id", DataType.INT64)
     words.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
 
-    near = schema()
-    near.add_field("word", DataType.VARCHAR, is_primary=True, max_length=WORD_MAX)
+    near = MilvusClient.create_schema(auto_id=True, enable_dynamic_field=False)
+    near.add_field("key", DataType.INT64, is_primary=True)
+    near.add_field("word", DataType.VARCHAR, max_length=WORD_MAX)
+    near.add_field("generation", DataType.INT64)  # the generation that stored this row
     near.add_field("near", DataType.VARCHAR, max_length=TEXT_MAX)
     near.add_field("placeholder", DataType.FLOAT_VECTOR, dim=len(PLACEHOLDER))
 
