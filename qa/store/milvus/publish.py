@@ -38,6 +38,7 @@ from typing import Callable
 
 import numpy as np
 
+from ...checksums import sha256_file
 from ..codecs import NGRAM_TERMS, WORD_TERMS, TermLayout
 from ..local import LocalGeneration
 from ..neighbour_table import NEIGHBOURS_FILE
@@ -464,7 +465,7 @@ def _changed_rows(connection, previous: dict | None, published: Path | None, wor
     None when all must go: no usable published table, a word gone, or a long collection."""
     if previous is None or published is None or not published.exists() or previous.get("near_table") is None:
         return None
-    if _sha256_file(published) != previous["near_table"] or previous["near_rows"] > _NEAR_ROWS_PER_WORD * max(words, 1):
+    if sha256_file(published) != previous["near_table"] or previous["near_rows"] > _NEAR_ROWS_PER_WORD * max(words, 1):
         return None
     connection.execute("ATTACH DATABASE ? AS old", (published.resolve().as_uri() + "?mode=ro",))
     try:
@@ -477,14 +478,6 @@ def _changed_rows(connection, previous: dict | None, published: Path | None, wor
                                   ).fetchall()
     finally:
         connection.execute("DETACH DATABASE old")
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _meta(generation: LocalGeneration, segments: list[dict], words: dict, near: dict, source_sha256: str) -> list[dict]:
