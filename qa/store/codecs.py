@@ -12,6 +12,8 @@ Measured and not taken (bench/disk_size.py, ``qa eval``; see the README's "Speed
 5-bit piece codes, which change the sentence chosen from a passage's pieces often enough to
 move the dense-only answer_hit by 0.4 to 0.65 points; and an int8 re-score copy of the chunk
 vectors in place of the float16 one, which lost 1.1 points of recall@10 at 100k chunks.
+Rotating, per-dimension scales and principal components do worse than the per-vector scale
+at the same size (bench/piece_codes.py): these vectors are already flat.
 """
 
 from __future__ import annotations
