@@ -296,3 +296,21 @@ def test_the_bundled_encoder_keeps_blas_on_one_thread_while_threads_overlap():
         during.append(blas_threads())
     worker.join()
     assert during and all(seen == {1} for seen in during) and blas_threads() == {1}
+
+
+def test_a_process_that_keeps_asking_switches_to_the_library_tokenizer():
+    """Questions start on the quick tokenizer (no library load for a one-shot ``qa ask``); a
+    process that keeps asking gets the 60x faster library after LoadedModel.QUICK_CALLS
+    calls, with the same vectors."""
+    from qa.encode.usem3 import LoadedModel
+    from qa.encode.usem3_tokenizer import QuickTokenizer
+
+    encoder = UniversalSentenceEncoder(threads=1)
+    model = encoder.backend()
+    question = "Who supplied drones to Russia?"
+    first = encoder.encode_queries([question])
+    assert isinstance(model.tokenizer(1), QuickTokenizer)  # this call counts too
+    for _ in range(LoadedModel.QUICK_CALLS):
+        encoder.encode_queries([question])
+    assert not isinstance(model.tokenizer(1), QuickTokenizer)
+    assert np.array_equal(encoder.encode_queries([question]), first)
