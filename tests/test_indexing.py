@@ -270,6 +270,7 @@ def test_an_unchanged_file_is_not_read_again(tmp_path, monkeypatch):
     shutil.copy(FIXTURES / "schwebebahn.txt", docs / "schwebebahn.txt")
     _settle()
     qa.build_index(docs, tmp_path / "index", progress=False)
+    generation = IndexDirectory(tmp_path / "index").current_generation()
     read = []
     real_read = builder.read_bytes
     monkeypatch.setattr(builder, "read_bytes", lambda file: read.append(file.source) or real_read(file))
@@ -281,6 +282,7 @@ def test_an_unchanged_file_is_not_read_again(tmp_path, monkeypatch):
     _settle()
     report = qa.build_index(docs, tmp_path / "index", progress=False)
     assert (report.unchanged, report.chunks_embedded, read) == (2, 0, ["seed.txt"])
+    assert IndexDirectory(tmp_path / "index").current_generation() == generation  # nothing to commit
 
 
 def test_a_rewrite_of_the_same_size_with_its_old_modification_time_is_still_a_change(tmp_path):

