@@ -80,50 +80,73 @@ def scan(
     root = Path(docs_dir)
     if not root.is_dir():
         raise DocumentError(f"documents folder not found: {root}")
-    real_root = root.resolve()
     found: list[SourceFile] = []
     skipped: list[SkippedFile] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        folder = Path(dirpath)
-        prefix = folder.relative_to(root).as_posix() + "/" if folder != root else ""
-        for name in sorted(filenames):
-            if name.startswith("."):
-                continue
-            path = folder / name
-            looked_at = time.time()
-            status, reason = _status_or_reason(path, real_root, max_file_bytes)
-            if status is None:
-                skipped.append(SkippedFile(prefix + name, reason))
-            else:
-                found.append(SourceFile(path, prefix + name, status.st_size, file_stamp(status, looked_at)))
+    _scan_folder(str(root), "", root.resolve(), max_file_bytes, found, skipped)
     return found, skipped
 
 
-def _status_or_reason(path: Path, real_root: Path, max_file_bytes: int) -> tuple[os.stat_result | None, str]:
-    """The file's status if it is to be read, else why not; one ``stat`` (two for a symlink):
-    a large folder is scanned on every update."""
-    if os.path.islink(path):
-        target = path.resolve()
+def _scan_folder(folder: str, prefix: str, real_root: Path, max_file_bytes: int,
+                 found: list[SourceFile], skipped: list[SkippedFile]) -> None:
+    """``folder``'s files (sorted by name), then its sub-folders', as ``os.walk`` visits them:
+    a folder that is a symlink is not followed, one that cannot be listed is passed over.
+    One ``os.scandir`` entry a file, whose type needs no system call: a large folder is
+    scanned on every update (``os.walk`` and a ``Path`` a file took twice as long)."""
+    try:
+        with os.scandir(folder) as listing:
+            entries = sorted((e for e in listing if not e.name.startswith(".")), key=lambda e: e.name)
+    except OSError:
+        return
+    folders = []
+    for entry in entries:
+        try:
+            is_folder = entry.is_dir()
+        except OSError:
+            is_folder = False
+        if is_folder:
+            folders.append(entry)
+            continue
+        looked_at = time.time()
+        status, reason = _status_or_reason(entry, real_root, max_file_bytes)
+        if status is None:
+            skipped.append(SkippedFile(prefix + entry.name, reason))
+        else:
+            found.append(SourceFile(Path(entry.path), prefix + entry.name, status.st_size, file_stamp(status, looked_at)))
+    for entry in folders:
+        if not entry.is_symlink():
+            _scan_folder(entry.path, f"{prefix}{entry.name}/", real_root, max_file_bytes, found, skipped)
+
+
+def _status_or_reason(entry: os.DirEntry, real_root: Path, max_file_bytes: int) -> tuple[os.stat_result | None, str]:
+    """The file's status if it is to be read, else why not; one ``stat`` (two for a symlink)."""
+    if entry.is_symlink():
+        target = Path(entry.path).resolve()
         if not target.is_relative_to(real_root):
             return None, "symlink leads outside the documents folder"
         if not target.exists():
             return None, "broken symlink"
     try:
-        status = os.stat(path)
+        status = entry.stat()
     except OSError as exc:
         return None, f"cannot read file: {exc.strerror or exc}"
     regular = stat.S_ISREG(status.st_mode)
-    if path.suffix.lower() in SUPPORTED_SUFFIXES and not regular:
+    if suffix_of(entry.name).lower() in SUPPORTED_SUFFIXES and not regular:
         return None, "not a regular file"
-    reason = reason_not_to_read(path.name, status.st_size if regular else 0, max_file_bytes)
+    reason = reason_not_to_read(entry.name, status.st_size if regular else 0, max_file_bytes)
     return (status, "") if reason is None else (None, reason)
+
+
+def suffix_of(name: str) -> str:
+    """``PurePath(name).suffix`` of a file name, without building a path (scanning calls it
+    for every file of the folder)."""
+    dot = name.rfind(".")
+    return name[dot:] if 0 < dot < len(name) - 1 else ""
 
 
 def reason_not_to_read(name: str, size: int, max_file_bytes: int) -> str | None:
     """Why a file of this name and size is not read (unsupported type, empty, too large), or
     None: the checks a file of the folder and a mail's attachment share."""
-    suffix = Path(name).suffix
+    suffix = suffix_of(name)
     if suffix.lower() not in SUPPORTED_SUFFIXES:
         return f"unsupported file type '{suffix or '(none)'}' (supported: {', '.join(SUPPORTED_SUFFIXES)})"
     if size == 0:
