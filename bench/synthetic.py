@@ -34,16 +34,26 @@ from qa.store.vectors.flat import FlatIndex
 from qa.store.vectors.ivf_sq8 import IvfSq8Index
 from qa.types import Chunk, IndexedDocument
 
-CHUNKS_PER_DOCUMENT = 1000
+#: chunks per stand-in document: the real-text corpora hold ~7 per file (84,587 chunks in 11,856
+#: files at 100k), so a synthetic 1M index has the ~140,000 files a real folder of 1M chunks
+#: would, and an update scans and lists them as it would there
+CHUNKS_PER_DOCUMENT = 7
 
 
-def write_documents(folder: Path, n: int) -> None:
+def write_documents(folder: Path, n: int, per_document: int = CHUNKS_PER_DOCUMENT) -> None:
     """A documents folder the synthetic index of ``n`` chunks takes for its own: each file's
     bytes hash to the id its manifest entry holds, so builds find every document unchanged and
-    an added or removed file is a one-document update (bench/update_cost.py)."""
+    an added or removed file is a one-document update (bench/update_cost.py). Files go a
+    thousand to a subfolder, as a large collection is kept."""
     folder.mkdir(parents=True, exist_ok=True)
-    for d in range(-(-n // CHUNKS_PER_DOCUMENT)):
-        (folder / f"doc-{d:05d}.txt").write_bytes(f"synthetic-{d}".encode())
+    for d in range(-(-n // per_document)):
+        path = folder / _document_name(d)
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(f"synthetic-{d}".encode())
+
+
+def _document_name(d: int) -> str:
+    return f"part-{d // 1000:04d}/doc-{d:07d}.txt"
 
 
 def derived_vectors(real: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
@@ -67,10 +77,11 @@ def derived_vectors(real: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     return out
 
 
-def write_index(index_dir: Path, vectors: np.ndarray, source: Path) -> FlatIndex | IvfSq8Index:
+def write_index(index_dir: Path, vectors: np.ndarray, source: Path,
+                per_document: int = CHUNKS_PER_DOCUMENT) -> FlatIndex | IvfSq8Index:
     """Commit a qa index generation of one segment holding ``vectors``, row ``i`` taking
     everything but its vector from row ``i mod R`` of the real generation folder ``source`` (R
-    rows, one segment: a fresh build)."""
+    rows, one segment: a fresh build), in stand-in documents of ``per_document`` rows."""
     directory = IndexDirectory(index_dir)
     n = len(vectors)
     manifest_path = source / MANIFEST_FILE
@@ -79,16 +90,16 @@ def write_index(index_dir: Path, vectors: np.ndarray, source: Path) -> FlatIndex
     real_chunks = ChunkTable(source / real_segment.name / CHUNKS_FILE)
     real = real_chunks.get(list(range(real_chunks.count())))
     cycle = np.arange(n, dtype=np.int64) % len(real)
-    doc_ids = [hashlib.sha256(f"synthetic-{d}".encode()).hexdigest() for d in range(-(-n // CHUNKS_PER_DOCUMENT))]
-    documents = {f"doc-{d:05d}.txt": IndexedDocument(f"doc-{d:05d}.txt", doc_id,
-                                                     min(CHUNKS_PER_DOCUMENT, n - d * CHUNKS_PER_DOCUMENT), 0, "synthetic")
+    doc_ids = [hashlib.sha256(f"synthetic-{d}".encode()).hexdigest() for d in range(-(-n // per_document))]
+    documents = {_document_name(d): IndexedDocument(_document_name(d), doc_id, min(per_document, n - d * per_document),
+                                                    0, "synthetic")
                  for d, doc_id in enumerate(doc_ids)}
     with directory.write_lock():
         workspace = directory.new_workspace()
         segment = workspace / segment_name(1)
         segment.mkdir()
         try:
-            rows = (Chunk(f"c{i}", doc_ids[i // CHUNKS_PER_DOCUMENT], real[r].start, real[r].end, None, real[r].text)
+            rows = (Chunk(f"c{i}", doc_ids[i // per_document], real[r].start, real[r].end, None, real[r].text)
                     for i, r in enumerate(cycle.tolist()))
             write_chunks(segment / CHUNKS_FILE, rows)
             store = create_vector_index(vectors, vectors.shape[1])
