@@ -86,10 +86,14 @@ def cli() -> None:
               help="Read, chunk and encode new documents on a Ray cluster (pip install -e '.[ray]'): its address, "
                    "or auto (this machine's cluster, else a local one). DOCS_DIR must be readable on every node.")
 @click.option("--ray-workers", type=int, default=None, help="Encoders on the Ray cluster (default: one per CPU).")
+@click.option("--only", "only", multiple=True, type=click.Path(), metavar="PATH",
+              help="Bring only this file or folder of DOCS_DIR up to date (repeatable): the rest of the folder is "
+                   "not listed, so adding a file to a large folder costs what the file does. A path that is gone "
+                   "removes its documents.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_JSON
 def index_command(docs_dir, index_dir, model, rebuild, chunk_size, chunk_overlap, max_file_size, wait, vector_index,
-                  ocr_languages, ray_address, ray_workers, quiet, as_json):
+                  ocr_languages, ray_address, ray_workers, only, quiet, as_json):
     """Build or update the index from DOCS_DIR (default ./seeds, env QA_DOCS_DIR).
 
     Only new or changed documents are embedded; deleted ones are dropped.
@@ -100,13 +104,17 @@ def index_command(docs_dir, index_dir, model, rebuild, chunk_size, chunk_overlap
       qa index ~/papers --index-dir ~/papers-index --json
       qa index seeds --rebuild --chunk-size 800 --chunk-overlap 100
       qa index /shared/docs --ray auto
+      qa index ~/papers --only ~/papers/new.pdf
     """
     from .build.builder import build_index
 
+    if only and rebuild:
+        raise click.UsageError("--only updates some files; --rebuild embeds every document again: use one of them")
     report = build_index(
         docs_dir, index_dir, model=model, rebuild=rebuild, chunk_size=chunk_size, chunk_overlap=chunk_overlap,
         max_file_bytes=max_file_size, progress=not quiet and not as_json, lock_timeout=wait,
         vector_index=vector_index, ocr_languages=ocr_languages, ray=ray_address, ray_workers=ray_workers,
+        only=only or None,
     )
     if as_json:
         click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))

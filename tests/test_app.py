@@ -653,11 +653,16 @@ def test_upload_handler_reports_each_file(library, tmp_path):
     shutil.copy(FIXTURES / "lisbon-trams.md", good)
     bad = tmp_path / "payload.exe"
     bad.write_bytes(b"MZ\0\0")
+    # a file put in the folder by other means waits for "Update from folder": an upload indexes
+    # the uploaded files alone, without listing the folder
+    shutil.copy(FIXTURES / "schwebebahn.txt", library.docs_dir / "schwebebahn.txt")
     table, stats, log, box = handlers.index_uploads(library, [str(good), str(bad)])
     assert "saved lisbon.md" in log and "refused 'payload.exe': unsupported file type '.exe'" in log
-    assert "added lisbon.md" in log and box is None
+    assert "added lisbon.md" in log and box is None and "schwebebahn" not in log
     assert "lisbon.md" in list(table["Document"]) and "**Documents:** 2" in stats
     assert (library.docs_dir / "lisbon.md").is_file() and not (library.docs_dir / "payload.exe").exists()
+    table, stats, log = handlers.update_index(library, [], rebuild=False)
+    assert "added schwebebahn.txt" in log and "**Documents:** 3" in stats
 
 
 def test_an_upload_is_answerable_as_soon_as_the_handler_returns(library, tmp_path):

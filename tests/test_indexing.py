@@ -307,3 +307,55 @@ def test_a_rewrite_of_the_same_size_with_its_old_modification_time_is_still_a_ch
         report = qa.build_index(docs, tmp_path / "index", progress=False)
         assert (report.changed, report.chunks_embedded) == (1, 1)
         assert year in qa.load(tmp_path / "index").retrieve("When did Valparaíso open a new pier?", k=1)[0].text
+
+
+def test_only_the_named_files_and_folders_are_looked_at_and_updated(tmp_path, monkeypatch):
+    import qa.ingest.documents as documents
+
+    docs = tmp_path / "docs"
+    (docs / "archive").mkdir(parents=True)
+    shutil.copy(SEED_ARTICLE, docs / "seed.txt")
+    shutil.copy(FIXTURES / "schwebebahn.txt", docs / "archive" / "schwebebahn.txt")
+    qa.build_index(docs, tmp_path / "index", progress=False)
+    looked_at = []
+    real_status = documents._status_or_reason
+    monkeypatch.setattr(documents, "_status_or_reason",
+                        lambda entry, *rest: looked_at.append(entry.name) or real_status(entry, *rest))
+
+    (docs / "valparaiso.txt").write_text(NEW_DOC, encoding="utf-8")
+    (docs / "seed.txt").write_text("Texto cambiado que nadie nombró.\n", encoding="utf-8")  # not named: not seen
+    report = qa.build_index(docs, tmp_path / "index", progress=False, only=[docs / "valparaiso.txt"])
+    assert (report.added, report.changed, report.removed, report.unchanged) == (1, 0, 0, 2)
+    assert looked_at == ["valparaiso.txt"]  # one file's status, not the folder's
+    index = qa.load(tmp_path / "index")
+    assert "1883" in index.retrieve("When were the funiculars of Valparaíso built?", k=1)[0].text
+    assert any("drones" in hit.text for hit in index.retrieve("Who supplied drones to Russia?", k=3))
+
+    # a named folder whose file is gone: its document is removed; a path outside is refused
+    (docs / "archive" / "schwebebahn.txt").unlink()
+    report = qa.build_index(docs, tmp_path / "index", progress=False, only=[docs / "archive"])
+    assert [(c.source, c.status) for c in report.changes] == [("archive/schwebebahn.txt", "removed")]
+    with pytest.raises(qa.DocumentError, match=re.escape(f"{tmp_path / 'elsewhere.txt'} is not inside")):
+        qa.build_index(docs, tmp_path / "index", progress=False, only=[tmp_path / "elsewhere.txt"])
+
+    # naming the folder itself is a whole update: the unnamed change is found now
+    report = qa.build_index(docs, tmp_path / "index", progress=False, only=[docs])
+    assert [(c.source, c.status) for c in report.changes] == [("seed.txt", "changed")]
+
+
+def test_cli_only_updates_the_named_file(seeds_copy, tmp_path):
+    from click.testing import CliRunner
+
+    from qa.cli import cli
+
+    index_dir = tmp_path / "index"
+    qa.build_index(seeds_copy, index_dir, progress=False)
+    (seeds_copy / "valparaiso.txt").write_text(NEW_DOC, encoding="utf-8")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["index", str(seeds_copy), "--index-dir", str(index_dir), "--quiet",
+                                 "--only", str(seeds_copy / "valparaiso.txt")])
+    assert result.exit_code == 0, result.output
+    assert "   added  valparaiso.txt" in result.output and "1 added, 0 changed, 0 removed, 1 unchanged" in result.output
+    refused = runner.invoke(cli, ["index", str(seeds_copy), "--index-dir", str(index_dir), "--rebuild",
+                                  "--only", str(seeds_copy / "valparaiso.txt")])
+    assert refused.exit_code == 2 and "--only updates some files; --rebuild" in refused.output

@@ -55,9 +55,11 @@ class Library:
                                  ocr_languages=ocr_languages)
         return cls(docs, where, index, model, llm, max_file_bytes, ocr_languages)
 
-    def build(self, rebuild: bool = False) -> BuildReport:
+    def build(self, rebuild: bool = False, only: Sequence[Path] | None = None) -> BuildReport:
+        """Update the index from the documents folder (``only``: from these of its files alone),
+        or rebuild it."""
         return build_index(self.docs_dir, self.index_dir, model=self.model, rebuild=rebuild,
-                              max_file_bytes=self.max_file_bytes, progress=True, ocr_languages=self.ocr_languages)
+                           max_file_bytes=self.max_file_bytes, progress=True, ocr_languages=self.ocr_languages, only=only)
 
     def prepare_for_uploads(self) -> threading.Thread:
         """Load in the background what the first upload would otherwise wait for: the build
@@ -146,13 +148,15 @@ def respond(library: Library, question: str | None, turns: list[dict]):
     yield render_chat(turns), turns, gr.Textbox(interactive=True)
 
 
-def update_index(library: Library, lines: list[str], rebuild: bool, progress=None) -> tuple[pd.DataFrame, str, str]:
-    """Bring the index up to date with the folder (or rebuild it): (table, statistics, log)."""
+def update_index(library: Library, lines: list[str], rebuild: bool, progress=None,
+                 only: Sequence[Path] | None = None) -> tuple[pd.DataFrame, str, str]:
+    """Bring the index up to date with the folder, or with its files ``only`` (or rebuild it):
+    (table, statistics, log)."""
     if progress is not None:
         progress(0, desc="Rebuilding the index…" if rebuild else "Updating the index…")
     started = time.monotonic()
     try:
-        report = library.build(rebuild=rebuild)
+        report = library.build(rebuild=rebuild, only=only)
         lines = [*lines, *report_lines(report, time.monotonic() - started)]
     except QAError as exc:
         lines = [*lines, f"indexing failed: {first_line(exc)}"]
@@ -177,4 +181,6 @@ def index_uploads(library: Library, files: Sequence[str] | None, progress=None):
     lines = [r.message for r in results]
     if not any(r.saved for r in results):
         return gr.skip(), gr.skip(), "\n".join(lines), None
-    return (*update_index(library, lines, False, progress), None)
+    # the saved files alone: a large folder is not listed again for them
+    saved = [library.docs_dir / r.saved for r in results if r.saved]
+    return (*update_index(library, lines, False, progress, only=saved), None)

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from ..encode.models import choose_embedder
 from ..errors import DocumentError, IndexCorruptError, IndexFormatError, IndexMismatchError, IndexNotFoundError
 from ..ingest.attachments import AttachedFiles, holds_files, unpack
 from ..ingest.chunking import ChunkSettings, split
-from ..ingest.documents import DEFAULT_MAX_FILE_BYTES, SourceFile, content_id, parse, read_bytes, scan
+from ..ingest.documents import DEFAULT_MAX_FILE_BYTES, SourceFile, content_id, parse, read_bytes, scan, scan_paths
 from ..ingest.ocr import OcrSettings, check_languages
 from ..ingest.sentence_spans import piece_spans
 from ..store.folder import IndexDirectory
@@ -63,10 +63,15 @@ def build_index(
     ray: str | None = None,
     ray_workers: int | None = None,
     on_new_rows: NewRowsTap | None = None,
+    only: Sequence[str | os.PathLike[str]] | None = None,
 ) -> BuildReport:
     """Bring the index at ``index_dir`` up to date with the files in ``docs_dir``.
 
     Only new or changed content is embedded; ``rebuild=True`` embeds everything again.
+    ``only`` names files and folders of ``docs_dir`` (paths as usual: absolute, or relative
+    to the current directory) to bring up to date alone: the rest of the folder is neither
+    listed nor read, so updating a few files of a large folder costs what they do (a named
+    path that no longer exists removes its documents).
     ``model`` is ``None`` (the index's own encoder, or the bundled one for a new index), a
     sentence-transformers name or folder, or an :class:`~qa.encode.base.Embedder`. Chunk
     settings default to the index's own (1500/215 for a new one). Unreadable files are
@@ -91,7 +96,7 @@ def build_index(
         return build_on_engine(build_index, docs_dir, str(index_dir), model=model, rebuild=rebuild, chunk_size=chunk_size,
                                chunk_overlap=chunk_overlap, max_file_bytes=max_file_bytes, progress=progress,
                                lock_timeout=lock_timeout, vector_index=vector_index, ocr_languages=ocr_languages,
-                               timings=timings, ray=ray, ray_workers=ray_workers)
+                               timings=timings, ray=ray, ray_workers=ray_workers, only=only)
     if vector_index is not None:
         check_choice(vector_index)
     ocr = OcrSettings(languages=check_languages(ocr_languages) if ocr_languages else None, progress=progress)
@@ -115,7 +120,7 @@ def build_index(
             settings = _choose_settings(chunk_size, chunk_overlap, previous, directory.path)
             ray_cluster = RayCluster(ray, ray_workers) if ray is not None else None
             return _Build(directory, Path(docs_dir), previous, embedder, settings, max_file_bytes, progress,
-                          vector_index, ocr, steps, ray_cluster, on_new_rows).run()
+                          vector_index, ocr, steps, ray_cluster, on_new_rows, only).run()
         finally:
             steps.end()
             if previous is not None:
@@ -166,8 +171,10 @@ class _Build:
     def __init__(self, directory: IndexDirectory, docs_dir: Path, previous: LocalGeneration | None,
                  embedder: Embedder, settings: ChunkSettings, max_file_bytes: int, progress: bool,
                  vector_index: str | None = None, ocr: OcrSettings = OcrSettings(),
-                 steps: Steps | None = None, ray: RayCluster | None = None, on_new_rows: NewRowsTap | None = None) -> None:
+                 steps: Steps | None = None, ray: RayCluster | None = None, on_new_rows: NewRowsTap | None = None,
+                 only: Sequence[str | os.PathLike[str]] | None = None) -> None:
         self.on_new_rows = on_new_rows
+        self.only = only
         self.directory = directory
         self.docs_dir = docs_dir
         self.previous = previous
@@ -190,8 +197,15 @@ class _Build:
 
     def run(self) -> BuildReport:
         self.steps.start("Reading the documents folder")
-        files, skipped = scan(self.docs_dir, max_file_bytes=self.max_file_bytes)
         entries: dict[str, IndexedDocument] = {}
+        if self.only is None:
+            files, skipped = scan(self.docs_dir, max_file_bytes=self.max_file_bytes)
+        else:
+            named = scan_paths(self.docs_dir, self.only, max_file_bytes=self.max_file_bytes)
+            files, skipped = named.files, named.skipped
+            # the documents of the files not named stay as they are, unread
+            entries = {source: entry for source, entry in self.old_entries.items()
+                       if not named.covers(entry.container or source)}
         new_documents: dict[str, NewDocument] = {}  # content id -> what to embed
         for file in files:
             try:

@@ -14,6 +14,7 @@ import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from ..errors import DocumentError, first_line
 from .limits import DEFAULT_MAX_FILE_BYTES
@@ -86,15 +87,84 @@ def scan(
     return found, skipped
 
 
+@dataclass(frozen=True)
+class PathScan:
+    """What :func:`scan_paths` found under the named paths, and the names they cover: an
+    indexed document whose file is covered but not found is gone."""
+
+    files: list[SourceFile]
+    skipped: list[SkippedFile]
+    covered_files: frozenset[str]  # sources named as files (or gone)
+    covered_folders: tuple[str, ...]  # source prefixes ("reports/") of the folders named (or gone)
+
+    def covers(self, source: str) -> bool:
+        return source in self.covered_files or source.startswith(self.covered_folders)
+
+
+def scan_paths(
+    docs_dir: str | os.PathLike[str], paths: Sequence[str | os.PathLike[str]], *,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+) -> PathScan:
+    """:func:`scan` for some files and folders of ``docs_dir`` only (paths as usual: absolute,
+    or relative to the current directory), so that an update of a few files does not list and
+    stat a large folder. A path that does not exist covers the indexed documents it named
+    (they are gone); a path outside ``docs_dir`` raises DocumentError naming it."""
+    root = Path(docs_dir)
+    if not root.is_dir():
+        raise DocumentError(f"documents folder not found: {root}")
+    real_root = root.resolve()
+    found: list[SourceFile] = []
+    skipped: list[SkippedFile] = []
+    files: set[str] = set()
+    folders: list[str] = []
+    for path in paths:
+        source = _source_name(Path(path), real_root)
+        if source == "":  # the whole folder
+            return PathScan(*scan(root, max_file_bytes=max_file_bytes), frozenset(), ("",))
+        where = real_root / source
+        if any(part.startswith(".") for part in Path(source).parts):
+            skipped.append(SkippedFile(source, "hidden files and folders are not indexed"))
+        elif where.is_dir() and not where.is_symlink():
+            folders.append(source + "/")
+            _scan_folder(str(where), source + "/", real_root, max_file_bytes, found, skipped)
+        else:
+            files.add(source)
+            folders.append(source + "/")  # a folder of that name that is gone
+            if os.path.lexists(where):
+                _scan_folder(str(where.parent), _parent_prefix(source), real_root, max_file_bytes, found, skipped,
+                             only_name=where.name)
+    unique = {file.source: file for file in found}
+    return PathScan(sorted(unique.values(), key=lambda f: f.source), skipped, frozenset(files), tuple(folders))
+
+
+def _source_name(path: Path, real_root: Path) -> str:
+    """The name of ``path`` in the documents folder ("" for the folder itself); its last part
+    is not resolved (a symlink is named, not followed), and the rest must lie in the folder."""
+    absolute = Path(os.path.abspath(path))
+    if absolute.resolve() == real_root:
+        return ""
+    full = absolute.parent.resolve() / absolute.name
+    if not full.is_relative_to(real_root):
+        raise DocumentError(f"{path} is not inside the documents folder {real_root}")
+    return full.relative_to(real_root).as_posix()
+
+
+def _parent_prefix(source: str) -> str:
+    slash = source.rfind("/")
+    return source[:slash + 1]
+
+
 def _scan_folder(folder: str, prefix: str, real_root: Path, max_file_bytes: int,
-                 found: list[SourceFile], skipped: list[SkippedFile]) -> None:
+                 found: list[SourceFile], skipped: list[SkippedFile], only_name: str | None = None) -> None:
     """``folder``'s files (sorted by name), then its sub-folders', as ``os.walk`` visits them:
     a folder that is a symlink is not followed, one that cannot be listed is passed over.
     One ``os.scandir`` entry a file, whose type needs no system call: a large folder is
-    scanned on every update (``os.walk`` and a ``Path`` a file took 1.5x as long)."""
+    scanned on every update (``os.walk`` and a ``Path`` a file took 1.5x as long).
+    ``only_name``: that file of the folder alone (its listing costs no ``stat``)."""
     try:
         with os.scandir(folder) as listing:
-            entries = sorted((e for e in listing if not e.name.startswith(".")), key=lambda e: e.name)
+            entries = sorted((e for e in listing if not e.name.startswith(".")
+                              and (only_name is None or e.name == only_name)), key=lambda e: e.name)
     except OSError:
         return
     folders = []
