@@ -24,6 +24,7 @@ import numpy as np
 
 from qa.store.chunk_table import CHUNKS_FILE, ChunkTable, write_chunks
 from qa.store.ranking_rows import LEXICAL_STATS_FILE, RankingRows, SegmentRows, SegmentRowWriter
+from qa.store.document_table import DocumentDict
 from qa.store.manifest import MANIFEST_FILE, Manifest
 from qa.store.segments import SegmentEntry, segment_name, write_deleted
 from qa.store.neighbour_table import NEIGHBOURS_FILE
@@ -85,7 +86,7 @@ def write_index(index_dir: Path, vectors: np.ndarray, source: Path,
     directory = IndexDirectory(index_dir)
     n = len(vectors)
     manifest_path = source / MANIFEST_FILE
-    real_manifest = Manifest.from_json(manifest_path.read_text(encoding="utf-8"), str(manifest_path))
+    real_manifest = Manifest.from_json(manifest_path.read_text(encoding="utf-8"), str(manifest_path), source)
     (real_segment,) = real_manifest.segments
     real_chunks = ChunkTable(source / real_segment.name / CHUNKS_FILE)
     real = real_chunks.get(list(range(real_chunks.count())))
@@ -110,7 +111,7 @@ def write_index(index_dir: Path, vectors: np.ndarray, source: Path,
             shutil.rmtree(workspace, ignore_errors=True)
             raise
         manifest = Manifest(embedder=real_manifest.embedder, chunking=real_manifest.chunking,
-                            vector_index=store.describe(), documents=documents, chunks=n,
+                            vector_index=store.describe(), documents=DocumentDict(documents), chunks=n,
                             docs_dir="synthetic", built_at="synthetic",
                             segments=[SegmentEntry(segment.name, n, store.describe())])
         directory.commit(workspace, manifest)

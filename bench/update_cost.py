@@ -1,5 +1,8 @@
 """What one document's update costs an index: add, change and remove one file, each timed
-in this process (as the app's upload does), with where the time went.
+in this process (as the app's upload does), with where the time went. Each is made twice:
+by naming the file (``build_index(only=[file])``, as the app's upload and ``qa index
+--only`` do: the rest of the folder is not listed) and by updating from the whole folder
+(``qa index DOCS``, which lists and stats every file to find what changed).
 
     python bench/update_cost.py --corpus xquad-es       # the 48 Spanish XQuAD-R articles
     python bench/update_cost.py --corpus 10000          # the real-text corpus of 10k chunks
@@ -40,6 +43,7 @@ DOCUMENT = ("La cooperativa de pescadores de Chiloé inauguró en 2019 un muelle
             "apertura, y el municipio estudia replicar el diseño en Quemchi y Achao.\n")
 CHANGED = DOCUMENT.replace("2019", "2021").replace("treinta", "cuarenta")
 
+STEPS = ("unchanged folder", "add", "change", "remove", "add by name", "change by name", "remove by name")
 # What counts as the update's own encoding, among the build's timed steps (build_index(timings=...)).
 _EMBEDDING_STEPS = ("Embedding", "Encoding new words")
 
@@ -54,16 +58,19 @@ def measure(docs: Path, index_dir: Path, log) -> dict:
     qa.build_index(docs, index_dir, progress=False)  # warm: encoder and word table loaded, caches warm
     extra = docs / "zz-update-cost.txt"
     extra.unlink(missing_ok=True)
-    steps = {"unchanged folder": None, "add": DOCUMENT, "change": CHANGED, "remove": ""}
-    result: dict[str, dict] = {"chunks": qa.load(index_dir).stats().chunks}
+    steps = {"unchanged folder": None, "add": DOCUMENT, "change": CHANGED, "remove": "",
+             "add by name": DOCUMENT, "change by name": CHANGED, "remove by name": ""}
+    stats = qa.load(index_dir).stats()
+    result: dict[str, dict] = {"chunks": stats.chunks, "documents": stats.documents}
     for step, text in steps.items():
         if text:
             extra.write_text(text, encoding="utf-8")
         elif text == "":
             extra.unlink()
         spent: dict[str, float] = {}  # seconds per step of the build, from the library's own clock
+        only = [extra] if step.endswith("by name") else None
         started = time.perf_counter()
-        report = qa.build_index(docs, index_dir, progress=False, timings=spent)
+        report = qa.build_index(docs, index_dir, progress=False, timings=spent, only=only)
         seconds = time.perf_counter() - started
         embedding = sum(spent.get(step, 0.0) for step in _EMBEDDING_STEPS)
         result[step] = {"seconds": seconds, "embedding_s": embedding, "beyond_embedding_s": seconds - embedding,
@@ -115,14 +122,15 @@ def main() -> None:
             else:
                 corpus.write_sized_corpus(docs, int(args.corpus))
         rounds = [measure(docs, index_dir, log) for _ in range(args.runs)]
-    summary = {"corpus": args.corpus, "chunks": rounds[0]["chunks"], "runs": len(rounds)}
-    for step in ("unchanged folder", "add", "change", "remove"):
+    summary = {"corpus": args.corpus, "chunks": rounds[0]["chunks"], "documents": rounds[0]["documents"],
+               "runs": len(rounds)}
+    for step in STEPS:
         summary[step] = {key: statistics.median(r[step][key] for r in rounds)
                          for key in ("seconds", "embedding_s", "beyond_embedding_s", "words_searched")}
     if args.json:
         print(json.dumps({"summary": summary, "rounds": rounds}, indent=1))
     else:
-        for step in ("unchanged folder", "add", "change", "remove"):
+        for step in STEPS:
             s = summary[step]
             print(f"{args.corpus} ({summary['chunks']:,} chunks) {step:<16} {s['seconds']:.2f} s "
                   f"(embedding {s['embedding_s']:.2f} s, beyond {s['beyond_embedding_s']:.2f} s), "

@@ -143,15 +143,15 @@ class Index:
         """The indexed files, by name."""
         snapshot = self.snapshot()
         places = snapshot.generation.chunks.places_by_document()
-        return [replace(entry, places=places.get(entry.doc_id, ""))
-                for _, entry in sorted(snapshot.manifest.documents.items())]
+        return [replace(entry, places=places.get(entry.doc_id, "")) for entry in snapshot.manifest.documents.all().values()]
 
     def passages(self) -> list[Hit]:
         """Every indexed passage in index order, with score 0 (for baselines that rank them all)."""
         snapshot = self.snapshot()
+        sources = snapshot.manifest.documents.sources_of(entry.doc_id for entry in snapshot.manifest.documents.all().values())
         # by document, not range(count()): rows need not be consecutive (deleted rows keep their numbers)
-        _, chunks = snapshot.generation.chunks.of_documents(snapshot.sources)
-        return [Hit.of(chunk, snapshot.sources[chunk.doc_id][0], 0.0) for chunk in chunks]
+        _, chunks = snapshot.generation.chunks.of_documents(sources)
+        return [Hit.of(chunk, sources[chunk.doc_id][0], 0.0) for chunk in chunks]
 
     def stats(self) -> IndexStats:
         """Counts, encoder and size on disk of the live generation."""

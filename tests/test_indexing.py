@@ -10,6 +10,7 @@ import pytest
 import qa
 from qa.ingest.chunking import ChunkSettings, split
 from qa.ingest.documents import parse
+from qa.store.document_table import DocumentTable
 from qa.store.folder import IndexDirectory
 from qa.store.manifest import FORMAT_VERSION
 
@@ -321,11 +322,14 @@ def test_only_the_named_files_and_folders_are_looked_at_and_updated(tmp_path, mo
     real_status = documents._status_or_reason
     monkeypatch.setattr(documents, "_status_or_reason",
                         lambda entry, *rest: looked_at.append(entry.name) or real_status(entry, *rest))
+    # nor are the other documents' entries read (the index's table of them)
+    monkeypatch.setattr(DocumentTable, "all", lambda table: pytest.fail("a named update read every document"))
+    monkeypatch.setattr(DocumentTable, "__iter__", lambda table: pytest.fail("a named update listed every document"))
 
     (docs / "valparaiso.txt").write_text(NEW_DOC, encoding="utf-8")
     (docs / "seed.txt").write_text("Texto cambiado que nadie nombró.\n", encoding="utf-8")  # not named: not seen
     report = qa.build_index(docs, tmp_path / "index", progress=False, only=[docs / "valparaiso.txt"])
-    assert (report.added, report.changed, report.removed, report.unchanged) == (1, 0, 0, 2)
+    assert (report.added, report.changed, report.removed, report.unchanged, report.documents) == (1, 0, 0, 0, 3)
     assert looked_at == ["valparaiso.txt"]  # one file's status, not the folder's
     index = qa.load(tmp_path / "index")
     assert "1883" in index.retrieve("When were the funiculars of Valparaíso built?", k=1)[0].text
@@ -339,6 +343,7 @@ def test_only_the_named_files_and_folders_are_looked_at_and_updated(tmp_path, mo
         qa.build_index(docs, tmp_path / "index", progress=False, only=[tmp_path / "elsewhere.txt"])
 
     # naming the folder itself is a whole update: the unnamed change is found now
+    monkeypatch.undo()
     report = qa.build_index(docs, tmp_path / "index", progress=False, only=[docs])
     assert [(c.source, c.status) for c in report.changes] == [("seed.txt", "changed")]
 
@@ -355,7 +360,7 @@ def test_cli_only_updates_the_named_file(seeds_copy, tmp_path):
     result = runner.invoke(cli, ["index", str(seeds_copy), "--index-dir", str(index_dir), "--quiet",
                                  "--only", str(seeds_copy / "valparaiso.txt")])
     assert result.exit_code == 0, result.output
-    assert "   added  valparaiso.txt" in result.output and "1 added, 0 changed, 0 removed, 1 unchanged" in result.output
+    assert "   added  valparaiso.txt" in result.output and "1 added, 0 changed, 0 removed, 0 unchanged" in result.output
     refused = runner.invoke(cli, ["index", str(seeds_copy), "--index-dir", str(index_dir), "--rebuild",
                                   "--only", str(seeds_copy / "valparaiso.txt")])
     assert refused.exit_code == 2 and "--only updates some files; --rebuild" in refused.output

@@ -85,10 +85,11 @@ def test_a_one_document_add_writes_and_hashes_that_document_whatever_the_index_s
         assert len(after["segments"]) == 2 and new["rows"] == 1 and new["vector_index"]["type"] == "flat"
         assert not [name for name in written if name.startswith(base[0]["name"] + "/")]
         per_row[size] = {name.split("/", 1)[1]: bytes for name, bytes in written.items() if name.startswith("seg-")}
-        # what else is written are the per-word tables and statistics, not per-row files
+        # what else is written are the per-word tables, the statistics and the documents' table
+        # (a copy of the previous one with the change), not per-row files
         assert {name for name in written if not name.startswith("seg-")} <= {
             "manifest.json", "deleted.npy", "lexical.json", "ngram_df.npy", "word_df.npy", "vocabulary.sqlite",
-            "word_vectors_recent.npy", "word_neighbours.sqlite"}
+            "word_vectors_recent.npy", "word_neighbours.sqlite", "documents.sqlite"}
         assert "valparaiso.txt" in {h.source for h in qa.load(index_dir).retrieve("Valparaíso ascensores", k=3)}
     assert per_row[24] == per_row[96]  # the same files of the same bytes: the document's own rows
 
@@ -148,8 +149,9 @@ def assert_same_retrieval(index_dir: Path, fresh: Path) -> None:
     words = lambda g: {w: int(g.rows.words.df[i]) for i, w in g.vocabulary.words(range(g.vocabulary.size)).items()
                        if g.rows.words.df[i]}
     assert words(a) == words(b)
-    assert {c.id for c in a.chunks.of_documents(a.manifest.sources_by_doc())[1]} == \
-        {c.id for c in b.chunks.of_documents(b.manifest.sources_by_doc())[1]}
+    assert a.manifest.documents.keys() == b.manifest.documents.keys()
+    assert {c.id for c in a.chunks.of_documents({d.doc_id for d in a.manifest.documents.values()})[1]} == \
+        {c.id for c in b.chunks.of_documents({d.doc_id for d in b.manifest.documents.values()})[1]}
     assert sorted(h.chunk_id for h in updated.passages()) == sorted(h.chunk_id for h in built.passages())
 
 

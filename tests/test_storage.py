@@ -11,13 +11,14 @@ import pytest
 
 from conftest import age_index
 from qa.errors import IndexCorruptError, IndexFormatError, IndexLockedError, IndexMismatchError, IndexNotFoundError
+from qa.store.document_table import DocumentDict
 from qa.store.manifest import Manifest
 from qa.store.folder import CURRENT_FILE, IndexDirectory
 
 
 def manifest() -> Manifest:
     return Manifest(embedder={"id": "e", "model": "e", "dimension": 3}, chunking={"size": 1000, "overlap": 143},
-                    vector_index={"type": "flat"}, documents={}, chunks=0, docs_dir="/docs", built_at="now")
+                    vector_index={"type": "flat"}, documents=DocumentDict(), chunks=0, docs_dir="/docs", built_at="now")
 
 
 def commit(directory: IndexDirectory, payload: bytes = b"data") -> str:
@@ -128,3 +129,28 @@ def test_large_files_are_sampled_on_open_and_fully_checked_on_demand(tmp_path, m
     data.write_bytes(bytes(payload))
     with pytest.raises(IndexCorruptError, match="data.bin does not match its checksum"):
         directory.open_manifest(full=False)
+
+
+def test_a_documents_table_applies_an_updates_changes_to_a_copy(tmp_path):
+    from qa.store.document_table import DocumentChanges, DocumentTable, write_documents
+    from qa.types import IndexedDocument
+
+    def doc(source, doc_id, container=None):
+        return IndexedDocument(source, doc_id, 2, 10, "now", container=container, file_stamp="1:2:3:4")
+
+    first = {d.source: d for d in [doc("a.txt", "x"), doc("b/c.txt", "y"), doc("b/d.eml", "z"),
+                                   doc("b/d.eml › e.pdf", "w", container="b/d.eml"), doc("bé/ñ.txt", "x")]}
+    write_documents(tmp_path / "one.sqlite", DocumentDict(first))
+    table = DocumentTable(tmp_path / "one.sqlite", len(first)).open()
+    assert table.all() == first and list(table) == sorted(first) and len(table) == 5
+    assert table["b/c.txt"] == first["b/c.txt"] and "nope" not in table
+    assert table.sources_of(["x", "w", "gone"]) == {"x": ["a.txt", "bé/ñ.txt"], "w": ["b/d.eml › e.pdf"]}
+    assert list(table.attached_to("b/d.eml")) == ["b/d.eml › e.pdf"]
+    assert list(table.within("b/")) == ["b/c.txt", "b/d.eml", "b/d.eml › e.pdf"] and list(table.within("bé/")) == ["bé/ñ.txt"]
+
+    changes = DocumentChanges(table, {"a.txt": doc("a.txt", "v"), "f.txt": doc("f.txt", "y")}, ["b/c.txt"])
+    assert len(changes) == 5 and changes.sources_of(["x", "y", "v"]) == {"x": ["bé/ñ.txt"], "y": ["f.txt"], "v": ["a.txt"]}
+    write_documents(tmp_path / "two.sqlite", changes)
+    after = DocumentTable(tmp_path / "two.sqlite", len(changes)).open()
+    assert after.all() == changes.all() and sorted(after) == ["a.txt", "b/d.eml", "b/d.eml › e.pdf", "bé/ñ.txt", "f.txt"]
+    assert after["a.txt"].doc_id == "v" and table["a.txt"].doc_id == "x"  # the previous table is untouched

@@ -88,8 +88,8 @@ class Library:
     def missing_documents(self) -> list[str]:
         """Indexed documents that are not in the documents folder: indexing would drop them."""
         # a mail's attachment is there while the mail is (its entry names the file it came from)
-        documents = self.index.snapshot().manifest.documents
-        return [source for source, entry in sorted(documents.items())
+        documents = self.index.snapshot().manifest.documents.all()
+        return [source for source, entry in documents.items()
                 if not (self.docs_dir / (entry.container or source)).is_file()]
 
 

@@ -23,9 +23,11 @@ from ..encode.models import choose_embedder
 from ..errors import DocumentError, IndexCorruptError, IndexFormatError, IndexMismatchError, IndexNotFoundError
 from ..ingest.attachments import AttachedFiles, holds_files, unpack
 from ..ingest.chunking import ChunkSettings, split
-from ..ingest.documents import DEFAULT_MAX_FILE_BYTES, SourceFile, content_id, parse, read_bytes, scan, scan_paths
+from ..ingest.documents import (DEFAULT_MAX_FILE_BYTES, PathScan, SourceFile, content_id, parse, read_bytes, scan,
+                                scan_paths)
 from ..ingest.ocr import OcrSettings, check_languages
 from ..ingest.sentence_spans import piece_spans
+from ..store.document_table import DocumentChanges, DocumentDict, Documents
 from ..store.folder import IndexDirectory
 from ..store.local import LocalGeneration, LocalGenerations
 from ..store.locations import is_engine
@@ -186,26 +188,23 @@ class _Build:
         self.ocr = ocr
         self.steps = steps or Steps(False)
         self.ray = ray
-        self.old_entries = previous.manifest.documents if previous else {}
-        # content the previous index already holds, under any name: renamed or copied files
-        self.known_chunks = {entry.doc_id: entry.chunks for entry in self.old_entries.values()}
-        self.old_attached: dict[str, dict[str, IndexedDocument]] = {}  # file -> the entries of its attachments
-        for name, entry in self.old_entries.items():
-            if entry.container is not None:
-                self.old_attached.setdefault(entry.container, {})[name] = entry
+        self.old_entries: Documents = previous.manifest.documents if previous else DocumentDict()
         self.report = BuildReport(index_dir=str(directory.path))
 
     def run(self) -> BuildReport:
+        """Compare the files looked at (the folder's, or those named by ``only``) with the
+        documents the previous index has of them; commit the changes, if any."""
         self.steps.start("Reading the documents folder")
-        entries: dict[str, IndexedDocument] = {}
         if self.only is None:
             files, skipped = scan(self.docs_dir, max_file_bytes=self.max_file_bytes)
-        else:
+            # every file is looked up: the previous documents in one read
+            self.old_entries = DocumentDict(self.old_entries.all())
+            before = self.old_entries.all()
+        else:  # the files not named keep their documents, unread
             named = scan_paths(self.docs_dir, self.only, max_file_bytes=self.max_file_bytes)
             files, skipped = named.files, named.skipped
-            # the documents of the files not named stay as they are, unread
-            entries = {source: entry for source, entry in self.old_entries.items()
-                       if not named.covers(entry.container or source)}
+            before = self._documents_covered(named)
+        entries: dict[str, IndexedDocument] = {}  # the documents of the files looked at, by name
         new_documents: dict[str, NewDocument] = {}  # content id -> what to embed
         for file in files:
             try:
@@ -220,13 +219,23 @@ class _Build:
             SkippedFile(s.source, s.reason + ("; kept the previously indexed version" if s.source in self.old_entries else ""))
             for s in skipped
         ]
-        self._count_changes(entries)
-        if self.previous is not None and _same_documents(entries, self.old_entries):
-            self.report.documents = len(entries)
+        self._count_changes(before, entries)
+        if self.previous is not None and _same_documents(entries, before):
+            self.report.documents = len(self.old_entries)
             self.report.chunks = self.previous.manifest.chunks
             return self.report
-        self._commit(entries, new_documents)
+        self._commit(before, entries, new_documents)
         return self.report
+
+    def _documents_covered(self, named: PathScan) -> dict[str, IndexedDocument]:
+        """The previous documents of the files and folders ``named`` covers, by name."""
+        found: dict[str, IndexedDocument] = {}
+        for source in named.covered_files:
+            if source in self.old_entries:
+                found.update(self._old_entries_of(source))
+        for prefix in named.covered_folders:
+            found.update(self.old_entries.within(prefix))
+        return found
 
     def _entries_for(self, file: SourceFile, new_documents: dict[str, NewDocument],
                      skipped: list[SkippedFile]) -> dict[str, IndexedDocument]:
@@ -254,7 +263,7 @@ class _Build:
     def _entry(self, file: SourceFile, source: str, data: bytes, new_documents: dict[str, NewDocument]) -> IndexedDocument:
         """The entry of one document of ``file``; parse and chunk it only if its content is not indexed yet."""
         doc_id = content_id(data)
-        known = self.known_chunks.get(doc_id)
+        known = self._known_chunks(doc_id)
         if known is None and doc_id not in new_documents:
             document = parse(data, source, self.ocr)
             chunks = split(document, self.settings)
@@ -264,14 +273,20 @@ class _Build:
         return IndexedDocument(source=source, doc_id=doc_id, chunks=chunks, bytes=len(data), indexed_at=_now(),
                                container=None if own else file.source, file_stamp=(file.stamp or None) if own else None)
 
+    def _known_chunks(self, doc_id: str) -> int | None:
+        """The chunk count of content the previous index already holds, under any name (a
+        renamed or copied file), else None."""
+        sources = self.old_entries.sources_of([doc_id]).get(doc_id)
+        return self.old_entries[sources[0]].chunks if sources else None
+
     def _old_entries_of(self, source: str) -> dict[str, IndexedDocument]:
         """The previous index's entries of the file ``source``: its own and its attachments'."""
-        return {source: self.old_entries[source], **self.old_attached.get(source, {})}
+        return {source: self.old_entries[source], **self.old_entries.attached_to(source)}
 
-    def _count_changes(self, entries: dict[str, IndexedDocument]) -> None:
+    def _count_changes(self, before: dict[str, IndexedDocument], entries: dict[str, IndexedDocument]) -> None:
         report = self.report
         for source, entry in sorted(entries.items()):
-            old = self.old_entries.get(source)
+            old = before.get(source)
             if old is None:
                 report.added += 1
                 report.changes.append(FileChange(source, "added", entry.chunks))
@@ -280,18 +295,26 @@ class _Build:
                 report.changes.append(FileChange(source, "changed", entry.chunks))
             else:
                 report.unchanged += 1
-        for source in sorted(set(self.old_entries) - set(entries)):
+        for source in sorted(before.keys() - entries.keys()):
             report.removed += 1
-            report.changes.append(FileChange(source, "removed", self.old_entries[source].chunks))
+            report.changes.append(FileChange(source, "removed", before[source].chunks))
 
-    def _commit(self, entries: dict[str, IndexedDocument], new_documents: dict[str, NewDocument]) -> None:
+    def _commit(self, before: dict[str, IndexedDocument], entries: dict[str, IndexedDocument],
+                new_documents: dict[str, NewDocument]) -> None:
+        """Write and commit the new generation: the previous one's documents with ``before``
+        (those of the files looked at) replaced by ``entries``."""
         live_ids = {entry.doc_id for entry in entries.values()}
         previous = self.previous
         kept_rows = np.empty(0, dtype=np.int64)
         self.steps.start("Finding the rows to keep")
-        if previous is not None:
+        if previous is None:
+            documents: Documents = DocumentDict(entries)
+        else:
+            changed = {s: e for s, e in entries.items() if before.get(s) is not e and before.get(s) != e}
+            documents = DocumentChanges(previous.manifest.documents, changed, before.keys() - entries.keys())
             # the rows of the documents that are gone (bounded by them), not every kept chunk
-            gone = sorted({entry.doc_id for entry in previous.manifest.documents.values()} - live_ids)
+            left = {entry.doc_id for entry in before.values()} - live_ids
+            gone = sorted(left - documents.sources_of(left).keys())
             removed, _ = previous.chunks.of_documents(gone)
             live = previous.live_rows()
             kept_rows = live[~np.isin(live, removed)] if len(removed) else live
@@ -321,7 +344,7 @@ class _Build:
             embedder={"id": self.embedder.id, "model": self.embedder.model, "dimension": self.embedder.dimension},
             chunking=self.settings.to_dict(),
             vector_index=writer.vector_index,
-            documents=dict(sorted(entries.items())),
+            documents=documents,
             chunks=len(kept_rows) + fresh_count,
             docs_dir=str(self.docs_dir.resolve()),
             built_at=_now(),
@@ -336,7 +359,7 @@ class _Build:
         self.steps.start("Removing old versions")
         self.directory.remove_stale()
         self.steps.end()
-        self.report.documents = len(entries)
+        self.report.documents = len(documents)
         self.report.chunks = len(kept_rows) + fresh_count
 
     def _embed(self, documents: list[NewDocument], count: int, writer: LocalGenerationWriter) -> None:

@@ -76,7 +76,8 @@ def hits_of(snapshot: Snapshot, pairs: list[tuple[int, float]], timings: dict[st
     """(row, score) pairs as hits, the chunks read in one call."""
     started = perf_counter()
     stored = snapshot.generation.chunks.get([r for r, _ in pairs])
-    found = [Hit.of(c, snapshot.sources[c.doc_id][0], score) for c, (_, score) in zip(stored, pairs)]
+    sources = snapshot.manifest.documents.sources_of({c.doc_id for c in stored})
+    found = [Hit.of(c, sources[c.doc_id][0], score) for c, (_, score) in zip(stored, pairs)]
     if timings is not None:
         timings["passages"] = timings.get("passages", 0.0) + perf_counter() - started
     return found

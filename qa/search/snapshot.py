@@ -24,7 +24,6 @@ class Snapshot:
 
     generation: Generation
     embedder: Embedder
-    sources: dict[str, list[str]]  # content id -> file names
     neighbours: RecentlyUsed = field(default_factory=RecentlyUsed)  # question word -> its Neighbours here
 
     @property
@@ -64,7 +63,7 @@ class LiveSnapshot:
                 reuse.embedder if reuse else None,
                 switch_hint="rebuild it with `qa index --rebuild --model {model} --index-dir "
                             + self.generations.location.replace("{", "{{").replace("}", "}}") + "`")
-            return Snapshot(generation, embedder, generation.manifest.sources_by_doc())
+            return Snapshot(generation, embedder)
         except BaseException:
             generation.lease.release()
             raise

@@ -38,6 +38,7 @@ from typing import Callable, Iterator
 from ..errors import IndexCorruptError, IndexLockedError, IndexNotFoundError, QAError
 from ..checksums import sha256_file
 from ..recently_used import RecentlyUsed
+from .document_table import DOCUMENTS_FILE, DocumentTable, write_documents
 from .manifest import MANIFEST_FILE, FileEntry, Manifest
 from .segments import SEGMENT_PREFIX
 
@@ -184,12 +185,14 @@ class IndexDirectory:
         if hashlib.sha256(manifest_bytes).hexdigest() != pointer["manifest_sha256"]:
             raise IndexCorruptError(f"{folder / MANIFEST_FILE} does not match the checksum in "
                                     f"{self.path / CURRENT_FILE}; one of them is damaged; run `qa index --rebuild`")
-        manifest = Manifest.from_json(manifest_bytes.decode("utf-8", "replace"), str(folder / MANIFEST_FILE))
+        manifest = Manifest.from_json(manifest_bytes.decode("utf-8", "replace"), str(folder / MANIFEST_FILE), folder)
         for name, expected in manifest.files.items():
             if for_update:
                 _verify_file(folder / name, expected, full=False, samples=True, size_only=name.startswith(SEGMENT_PREFIX))
             else:
                 _verify_file(folder / name, expected, full)
+        if isinstance(manifest.documents, DocumentTable):
+            manifest.documents.open()
         return manifest
 
     def verify_files(self, generation: str, manifest: Manifest, under: tuple[str, ...]) -> None:
@@ -264,7 +267,8 @@ class IndexDirectory:
         return path
 
     def commit(self, workspace: Path, manifest: Manifest, previous: OpenedGeneration | None = None) -> str:
-        """Seal ``workspace`` with ``manifest`` and make it the live generation; returns its name.
+        """Seal ``workspace`` with ``manifest`` (its JSON, and its documents' table) and make it
+        the live generation; returns its name.
 
         A file hard-linked from the ``previous`` generation (the same file, at the same place)
         keeps the size and checksums its manifest records, unhashed, and needs no fsync: it
@@ -272,6 +276,7 @@ class IndexDirectory:
         Call with the write lock held.
         """
         carried = _carried_entries(self.generation_path(previous.name), previous.manifest) if previous else {}
+        write_documents(workspace / DOCUMENTS_FILE, manifest.documents)
         files = sorted((p.relative_to(workspace).as_posix(), p) for p in workspace.rglob("*") if p.is_file())
         manifest.files = {}
         written: list[Path] = []

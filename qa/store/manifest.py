@@ -1,8 +1,10 @@
 """The manifest: what an index holds and how it was built, as JSON.
 
 It names the embedder and chunker settings (so a query is never embedded in another space
-than the passages), each file's content hash (for incremental builds) and each data file's
-size and SHA-256 (so damage is caught on open instead of crashing faiss).
+than the passages), its documents (each file's content hash, for incremental builds: kept in
+``documents.sqlite`` beside it, :mod:`qa.store.document_table`, inline only in an engine's
+copy) and each data file's size and SHA-256 (so damage is caught on open instead of
+crashing faiss).
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ import functools
 import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from ..errors import IndexCorruptError, IndexFormatError
 from ..types import IndexedDocument
+from .document_table import DOCUMENTS_FILE, DocumentDict, Documents, DocumentTable
 from .segments import SegmentEntry
 
 # 3: the chunk table keeps each chunk's pages/slides/sheet rows (table ``spans``);
@@ -24,7 +28,8 @@ from .segments import SegmentEntry
 # 6: smaller rows (:mod:`qa.store.codecs`): 3-byte n-gram and 4-byte word terms
 #    (*_terms.npy), distinct profiles once (profile_ids.npy), deflated chunk text with a
 #    dictionary and a documents table (:mod:`qa.store.chunk_table`)
-FORMAT_VERSION = 6
+# 7: the documents in documents.sqlite (:mod:`qa.store.document_table`), their count here
+FORMAT_VERSION = 7
 MANIFEST_FILE = "manifest.json"
 
 
@@ -49,7 +54,7 @@ class Manifest:
     embedder: dict[str, Any]
     chunking: dict[str, int]
     vector_index: dict[str, Any]
-    documents: dict[str, IndexedDocument]  # by file name (the record's ``source``)
+    documents: Documents  # by file name (the record's ``source``)
     chunks: int
     docs_dir: str
     built_at: str
@@ -61,16 +66,23 @@ class Manifest:
     segments: list[SegmentEntry] = field(default_factory=list)
     deleted: int = 0
 
-    def to_json(self) -> str:
-        raw = asdict(replace(self, documents={}))  # asdict deep-copies: not for the many documents
-        raw["documents"] = {source: _stored(entry) for source, entry in self.documents.items()}
+    def to_json(self, with_documents: bool = False) -> str:
+        """The manifest as JSON: with its documents' count, or (``with_documents``, for an
+        engine, which keeps no table beside it) with the documents themselves."""
+        raw = asdict(replace(self, documents=DocumentDict()))  # asdict deep-copies: not for the many documents
+        del raw["documents"]
+        raw["document_count"] = len(self.documents)
+        if with_documents:
+            raw["documents"] = {source: _stored(entry) for source, entry in self.documents.all().items()}
         # a line per item, not `indent`: json writes indented text in pure Python, 5x slower
         # (1.8 s for 20,000 documents under load, at every update)
         return json.dumps(raw, ensure_ascii=False, sort_keys=True, separators=(",\n", ": "))
 
     @classmethod
-    def from_json(cls, text: str, where: str) -> Manifest:
-        """Parse a manifest; ``where`` names the file in the error if it is malformed."""
+    def from_json(cls, text: str, where: str, folder: Path | None = None) -> Manifest:
+        """Parse a manifest; ``where`` names the file in the error if it is malformed. Its
+        documents are those inline, or the table in the generation ``folder`` (not opened
+        yet: see :meth:`DocumentTable.open`)."""
         try:
             raw = json.loads(text)
             version = raw.get("format_version")
@@ -85,7 +97,7 @@ class Manifest:
                 embedder=dict(raw["embedder"]),
                 chunking={k: int(v) for k, v in raw["chunking"].items()},
                 vector_index=dict(raw["vector_index"]),
-                documents={str(k): IndexedDocument(source=str(k), **v) for k, v in raw["documents"].items()},
+                documents=_documents(raw, folder),
                 chunks=int(raw["chunks"]),
                 docs_dir=str(raw["docs_dir"]),
                 built_at=str(raw["built_at"]),
@@ -98,12 +110,14 @@ class Manifest:
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise IndexCorruptError(f"{where} is not a valid manifest ({exc}); run `qa index --rebuild`") from exc
 
-    def sources_by_doc(self) -> dict[str, list[str]]:
-        """Content id -> the file names holding that content, sorted."""
-        result: dict[str, list[str]] = {}
-        for source in sorted(self.documents):
-            result.setdefault(self.documents[source].doc_id, []).append(source)
-        return result
+
+
+def _documents(raw: dict[str, Any], folder: Path | None) -> Documents:
+    if "documents" in raw:
+        return DocumentDict({str(k): IndexedDocument(source=str(k), **v) for k, v in raw["documents"].items()})
+    if folder is None:
+        raise KeyError("documents")
+    return DocumentTable(folder / DOCUMENTS_FILE, int(raw["document_count"]))
 
 
 def _stored(entry: IndexedDocument) -> dict[str, Any]:

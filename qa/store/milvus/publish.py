@@ -492,7 +492,7 @@ def _meta(generation: LocalGeneration, segments: list[dict], words: dict, near: 
              "segments": segments, **words, **near,
              "bytes": sum(s["bytes"] for s in segments) + words["words_bytes"] + near["near_bytes"]}
     entities = []
-    for key, data in (("manifest", engine_manifest.to_json().encode("utf-8")), ("stats", json_bytes(stats)),
+    for key, data in (("manifest", engine_manifest.to_json(with_documents=True).encode("utf-8")), ("stats", json_bytes(stats)),
                       ("ngram_df", np.asarray(rows.ngrams.df, "<i4").tobytes()),
                       ("word_df", np.asarray(rows.words.df, "<i4").tobytes()),
                       ("deleted", np.asarray(generation.deleted, "<i8").tobytes()),
