@@ -131,26 +131,48 @@ def test_large_files_are_sampled_on_open_and_fully_checked_on_demand(tmp_path, m
         directory.open_manifest(full=False)
 
 
-def test_a_documents_table_applies_an_updates_changes_to_a_copy(tmp_path):
-    from qa.store.document_table import DocumentChanges, DocumentTable, write_documents
+def test_a_documents_table_keeps_an_updates_changes_beside_the_linked_full_table(tmp_path, monkeypatch):
+    from qa.store import document_table
+    from qa.store.document_table import (DOCUMENT_CHANGES_FILE, DOCUMENTS_FILE, DocumentChanges, DocumentTable,
+                                         write_documents)
     from qa.types import IndexedDocument
 
     def doc(source, doc_id, container=None):
         return IndexedDocument(source, doc_id, 2, 10, "now", container=container, file_stamp="1:2:3:4")
 
+    def written(name, documents):
+        folder = tmp_path / name
+        folder.mkdir()
+        write_documents(folder, documents)
+        return DocumentTable(folder, len(documents)).open()
+
     first = {d.source: d for d in [doc("a.txt", "x"), doc("b/c.txt", "y"), doc("b/d.eml", "z"),
                                    doc("b/d.eml › e.pdf", "w", container="b/d.eml"), doc("bé/ñ.txt", "x")]}
-    write_documents(tmp_path / "one.sqlite", DocumentDict(first))
-    table = DocumentTable(tmp_path / "one.sqlite", len(first)).open()
+    table = written("one", DocumentDict(first))
     assert table.all() == first and list(table) == sorted(first) and len(table) == 5
     assert table["b/c.txt"] == first["b/c.txt"] and "nope" not in table
     assert table.sources_of(["x", "w", "gone"]) == {"x": ["a.txt", "bé/ñ.txt"], "w": ["b/d.eml › e.pdf"]}
     assert list(table.attached_to("b/d.eml")) == ["b/d.eml › e.pdf"]
     assert list(table.within("b/")) == ["b/c.txt", "b/d.eml", "b/d.eml › e.pdf"] and list(table.within("bé/")) == ["bé/ñ.txt"]
 
+    monkeypatch.setattr(document_table, "COMPACT_SHARE", 1.0)  # small tables: keep the changes apart
     changes = DocumentChanges(table, {"a.txt": doc("a.txt", "v"), "f.txt": doc("f.txt", "y")}, ["b/c.txt"])
     assert len(changes) == 5 and changes.sources_of(["x", "y", "v"]) == {"x": ["bé/ñ.txt"], "y": ["f.txt"], "v": ["a.txt"]}
-    write_documents(tmp_path / "two.sqlite", changes)
-    after = DocumentTable(tmp_path / "two.sqlite", len(changes)).open()
-    assert after.all() == changes.all() and sorted(after) == ["a.txt", "b/d.eml", "b/d.eml › e.pdf", "bé/ñ.txt", "f.txt"]
-    assert after["a.txt"].doc_id == "v" and table["a.txt"].doc_id == "x"  # the previous table is untouched
+    after = written("two", changes)
+    assert (tmp_path / "two" / DOCUMENTS_FILE).stat().st_ino == (tmp_path / "one" / DOCUMENTS_FILE).stat().st_ino
+    assert after.changes() == ({"a.txt": doc("a.txt", "v"), "f.txt": doc("f.txt", "y")}, {"a.txt", "b/c.txt"})
+    assert after.all() == changes.all() and list(after) == ["a.txt", "b/d.eml", "b/d.eml › e.pdf", "bé/ñ.txt", "f.txt"]
+    assert after["a.txt"].doc_id == "v" and "b/c.txt" not in after and table["a.txt"].doc_id == "x"
+    assert after.sources_of(["x", "y", "v"]) == {"x": ["bé/ñ.txt"], "y": ["f.txt"], "v": ["a.txt"]}
+    assert list(after.within("b/")) == ["b/d.eml", "b/d.eml › e.pdf"] and list(after.within("f")) == ["f.txt"]
+
+    # the changes add up (a name added since the full table and removed again leaves no trace) ...
+    third = written("three", DocumentChanges(after, {"b/c.txt": doc("b/c.txt", "u")}, ["f.txt"]))
+    assert third.changes() == ({"a.txt": doc("a.txt", "v"), "b/c.txt": doc("b/c.txt", "u")}, {"a.txt", "b/c.txt"})
+    assert list(third) == ["a.txt", "b/c.txt", "b/d.eml", "b/d.eml › e.pdf", "bé/ñ.txt"] and third["b/c.txt"].doc_id == "u"
+    # ... until they pass COMPACT_SHARE of the documents: then the full table is written again
+    monkeypatch.setattr(document_table, "COMPACT_SHARE", 0.5)
+    fourth = written("four", DocumentChanges(third, {"g.txt": doc("g.txt", "t")}, []))
+    assert fourth.changes() == ({}, set()) and fourth.all() == {**third.all(), "g.txt": doc("g.txt", "t")}
+    assert (tmp_path / "four" / DOCUMENTS_FILE).stat().st_ino != (tmp_path / "one" / DOCUMENTS_FILE).stat().st_ino
+    assert (tmp_path / "four" / DOCUMENT_CHANGES_FILE).is_file()

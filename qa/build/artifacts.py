@@ -23,7 +23,8 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from ..store.chunk_table import CHUNKS_FILE, ChunkTable, write_chunks
-from ..store.folder import IndexDirectory, OpenedGeneration, link_or_copy
+from ..store.folder import IndexDirectory, OpenedGeneration
+from ..store.links import link_or_copy
 from ..store.local import LocalGeneration
 from ..store.manifest import Manifest
 from ..store.ranking_rows import NewRows, SegmentRowWriter, SegmentRows, write_statistics

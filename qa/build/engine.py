@@ -29,7 +29,8 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from ..store.folder import IndexDirectory, link_or_copy
+from ..store.folder import IndexDirectory
+from ..store.links import link_or_copy
 from ..store.local import LocalGenerations
 from ..store.manifest import MANIFEST_FILE
 from ..types import BuildReport

@@ -1,14 +1,22 @@
 """A generation's documents: each file's content id, chunk count, size, stamp and container.
 
-They live in ``documents.sqlite`` beside the manifest, not in its JSON: every reader parsed
-the JSON whole and every update wrote it whole, so a one-document update of a folder of
-100,000 files cost a second or more of JSON, and loading the index built a map of every
-document for the few a query's hits name. From the table a reader looks up only those, and
-an update copies the previous file (a byte copy) and applies its own changes.
+They live in SQLite beside the manifest, not in its JSON: every reader parsed the JSON whole
+and every update wrote it whole, so a one-document update of a folder of 140,000 files cost
+a second or more of JSON, and loading the index built a map of every document for the few a
+query's hits name. From the tables a reader looks up only those.
+
+Two files, as the rows are kept in segments (:mod:`qa.store.segments`): ``documents.sqlite``
+holds the documents as some build wrote them all, and is hard-linked unchanged into the
+generations after it; ``documents_changes.sqlite`` holds every change since: the documents
+added or replaced, and the names of the first file's documents they replace or remove
+(``shadowed``). An update so writes what changed since the last full write, not every
+document (a copy of the 42 MB table of 143,000 documents, hashed and synced, was most of a
+one-document update at 1M chunks). When the changes pass ``COMPACT_SHARE`` of the
+documents, the next update writes them all again.
 
 :class:`Documents` is what the rest of qa sees: a mapping from file name to
 :class:`~qa.types.IndexedDocument` with the lookups a build and a query make.
-:class:`DocumentTable` reads a generation's file; :class:`DocumentDict` holds documents in
+:class:`DocumentTable` reads a generation's files; :class:`DocumentDict` holds documents in
 memory (a first build's, an engine's manifest, which carries them inline);
 :class:`DocumentChanges` is an update's documents: the previous table with its changes,
 written by :func:`write_documents` when the generation is committed.
@@ -17,15 +25,18 @@ written by :func:`write_documents` when the generation is committed.
 from __future__ import annotations
 
 import functools
-import shutil
 import threading
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping
 
 from ..types import IndexedDocument
+from .links import link_or_copy
 from .sqlite import ReadOnlyDatabase, open_for_writing, rows_in
 
 DOCUMENTS_FILE = "documents.sqlite"
+DOCUMENT_CHANGES_FILE = "documents_changes.sqlite"
+#: changed and shadowed documents past this share of all documents: the next update writes them all
+COMPACT_SHARE = 0.1
 
 _SCHEMA = """
 CREATE TABLE documents (
@@ -39,6 +50,8 @@ CREATE TABLE documents (
 ) WITHOUT ROWID;
 CREATE INDEX documents_by_content ON documents (doc_id, source);
 CREATE INDEX documents_by_container ON documents (container) WHERE container IS NOT NULL;
+-- in the changes file: names of documents.sqlite's documents that are replaced or removed
+CREATE TABLE shadowed (source TEXT PRIMARY KEY) WITHOUT ROWID;
 """
 _COLUMNS = "source, doc_id, chunks, bytes, indexed_at, container, file_stamp"
 
@@ -107,62 +120,77 @@ class DocumentDict(Documents):
 
 
 class DocumentTable(Documents):
-    """The documents of a generation's ``documents.sqlite``, of which the manifest records
-    ``count``. Opened by :meth:`open` (after the generation's files are checked), then read
-    as asked, from any thread."""
+    """The documents of the generation ``folder``, of which the manifest records ``count``.
+    Opened by :meth:`open` (after the generation's files are checked), then read as asked,
+    from any thread."""
 
-    def __init__(self, path: Path, count: int) -> None:
-        self.path = path
+    def __init__(self, folder: Path, count: int) -> None:
+        self.folder = folder
         self._count = count
         self._database: ReadOnlyDatabase | None = None
         self._lock = threading.Lock()
 
     def open(self) -> DocumentTable:
-        """Open the file now: it stays readable while this table lives, even if a later build
-        removes the generation's folder."""
+        """Open the files now: they stay readable while this table lives, even if a later
+        build removes the generation's folder."""
         with self._lock:
             if self._database is None:
-                self._database = ReadOnlyDatabase(self.path)
+                self._database = ReadOnlyDatabase(self.folder / DOCUMENTS_FILE,
+                                                  {"changes": self.folder / DOCUMENT_CHANGES_FILE})
         return self
 
-    def _query(self, sql: str, params=()) -> list[tuple]:
-        return self.open()._database.query(sql, params)
+    def _select(self, where: str, params: tuple | list = ()) -> dict[str, IndexedDocument]:
+        """The documents matching ``where`` (with its ``params``), by name in order: the changed
+        ones, and the others of the full table."""
+        sql = (f"SELECT {_COLUMNS} FROM changes.documents WHERE {where} UNION ALL "
+               f"SELECT {_COLUMNS} FROM main.documents WHERE ({where}) "
+               "AND source NOT IN (SELECT source FROM changes.shadowed) ORDER BY source")
+        return {row[0]: _entry(row) for row in self.open()._database.query(sql, [*params, *params])}
 
     def __getitem__(self, source: str) -> IndexedDocument:
-        rows = self._query(f"SELECT {_COLUMNS} FROM documents WHERE source = ?", (source,))
-        if not rows:
+        found = self._select("source = ?", (source,))
+        if not found:
             raise KeyError(source)
-        return _entry(rows[0])
+        return found[source]
 
     def __contains__(self, source: object) -> bool:
-        return isinstance(source, str) and bool(self._query("SELECT 1 FROM documents WHERE source = ?", (source,)))
+        return isinstance(source, str) and bool(self._select("source = ?", (source,)))
 
     def __iter__(self) -> Iterator[str]:
-        return iter([source for (source,) in self._query("SELECT source FROM documents ORDER BY source")])
+        return iter(self.all())
 
     def __len__(self) -> int:
         return self._count
 
     def all(self) -> dict[str, IndexedDocument]:
-        return {row[0]: _entry(row) for row in self._query(f"SELECT {_COLUMNS} FROM documents ORDER BY source")}
+        return self._select("1")
 
     def sources_of(self, doc_ids: Iterable[str]) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}
-        rows = rows_in(self._query, "SELECT doc_id, source FROM documents WHERE doc_id IN ({marks})",
-                       sorted(set(doc_ids)))
-        for doc_id, source in sorted(rows):
-            found.setdefault(doc_id, []).append(source)
+        rows = rows_in(lambda sql, batch: self._select(sql, batch).values(), "doc_id IN ({marks})", sorted(set(doc_ids)))
+        for entry in sorted(rows, key=lambda e: (e.doc_id, e.source)):
+            found.setdefault(entry.doc_id, []).append(entry.source)
         return found
 
     def attached_to(self, container: str) -> dict[str, IndexedDocument]:
-        rows = self._query(f"SELECT {_COLUMNS} FROM documents WHERE container = ? ORDER BY source", (container,))
-        return {row[0]: _entry(row) for row in rows}
+        return self._select("container = ?", (container,))
 
     def within(self, prefix: str) -> dict[str, IndexedDocument]:
         # a range of the primary key: names compare as UTF-8 bytes, and no character sorts after U+10FFFF
-        rows = self._query(f"SELECT {_COLUMNS} FROM documents WHERE source >= ? AND source < ? ORDER BY source",
-                           (prefix, prefix + "\U0010ffff"))
-        return {row[0]: _entry(row) for row in rows}
+        return self._select("source >= ? AND source < ?", (prefix, prefix + "\U0010ffff"))
+
+    def changes(self) -> tuple[dict[str, IndexedDocument], set[str]]:
+        """The changes since the full table: documents added or replaced, and the names of
+        the full table's documents replaced or removed."""
+        database = self.open()._database
+        changed = {row[0]: _entry(row) for row in database.query(f"SELECT {_COLUMNS} FROM changes.documents")}
+        return changed, {source for (source,) in database.query("SELECT source FROM changes.shadowed")}
+
+    def in_full_table(self, sources: Iterable[str]) -> set[str]:
+        """Which of ``sources`` the full table holds (replaced or removed since, or not)."""
+        database = self.open()._database
+        return {source for (source,) in rows_in(database.query, "SELECT source FROM main.documents WHERE source IN "
+                                                                "({marks})", sorted(set(sources)))}
 
 
 class DocumentChanges(Documents):
@@ -206,34 +234,33 @@ class DocumentChanges(Documents):
                 found.setdefault(entry.doc_id, set()).add(source)
         return {doc_id: sorted(sources) for doc_id, sources in found.items()}
 
-    def attached_to(self, container: str) -> dict[str, IndexedDocument]:
-        found = {s: e for s, e in self.base.attached_to(container).items() if s not in self.removed and s not in self.changed}
-        found.update({s: e for s, e in self.changed.items() if e.container == container})
-        return dict(sorted(found.items()))
 
-    def within(self, prefix: str) -> dict[str, IndexedDocument]:
-        found = {s: e for s, e in self.base.within(prefix).items() if s not in self.removed}
-        found.update({s: e for s, e in self.changed.items() if s.startswith(prefix)})
-        return dict(sorted(found.items()))
-
-
-def write_documents(path: Path, documents: Documents) -> None:
-    """Write ``documents`` as the table at ``path`` (a new generation's): an update's by a
-    copy of its base table with the changes applied, any others in full."""
+def write_documents(folder: Path, documents: Documents) -> None:
+    """Write ``documents`` into the new generation ``folder``: an update's as the previous
+    full table (linked) with the changes since it, unless they have grown past
+    ``COMPACT_SHARE``; any others in full."""
     if isinstance(documents, DocumentChanges):
-        shutil.copyfile(documents.base.path, path)
-        connection = open_for_writing(path)
-        rows = documents.removed
-        changed = documents.changed.values()
-    else:
-        connection = open_for_writing(path)
-        connection.executescript(_SCHEMA)
-        rows, changed = (), documents.all().values()
+        changed, shadowed = documents.base.changes()
+        for source in documents.removed | documents.changed.keys():
+            changed.pop(source, None)
+        changed.update(documents.changed)
+        shadowed |= documents.base.in_full_table(documents.removed | documents.changed.keys())
+        if len(changed) + len(shadowed) <= COMPACT_SHARE * len(documents):
+            link_or_copy(documents.base.folder / DOCUMENTS_FILE, folder / DOCUMENTS_FILE)
+            _write(folder / DOCUMENT_CHANGES_FILE, changed.values(), shadowed)
+            return
+    _write(folder / DOCUMENTS_FILE, documents.all().values(), ())
+    _write(folder / DOCUMENT_CHANGES_FILE, (), ())
+
+
+def _write(path: Path, documents: Iterable[IndexedDocument], shadowed: Iterable[str]) -> None:
+    connection = open_for_writing(path)
     try:
         with connection:
-            connection.executemany("DELETE FROM documents WHERE source = ?", ((source,) for source in sorted(rows)))
-            connection.executemany(f"INSERT OR REPLACE INTO documents ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                   (_row(entry) for entry in changed))
+            connection.executescript(_SCHEMA)
+            connection.executemany(f"INSERT INTO documents ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                   (_row(entry) for entry in documents))
+            connection.executemany("INSERT INTO shadowed VALUES (?)", ((source,) for source in sorted(shadowed)))
     finally:
         connection.close()
 

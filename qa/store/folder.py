@@ -38,7 +38,7 @@ from typing import Callable, Iterator
 from ..errors import IndexCorruptError, IndexLockedError, IndexNotFoundError, QAError
 from ..checksums import sha256_file
 from ..recently_used import RecentlyUsed
-from .document_table import DOCUMENTS_FILE, DocumentTable, write_documents
+from .document_table import DocumentTable, write_documents
 from .manifest import MANIFEST_FILE, FileEntry, Manifest
 from .segments import SEGMENT_PREFIX
 
@@ -276,7 +276,7 @@ class IndexDirectory:
         Call with the write lock held.
         """
         carried = _carried_entries(self.generation_path(previous.name), previous.manifest) if previous else {}
-        write_documents(workspace / DOCUMENTS_FILE, manifest.documents)
+        write_documents(workspace, manifest.documents)
         files = sorted((p.relative_to(workspace).as_posix(), p) for p in workspace.rglob("*") if p.is_file())
         manifest.files = {}
         written: list[Path] = []
@@ -342,15 +342,6 @@ class IndexDirectory:
     def size_bytes(self, generation: str) -> int:
         """Bytes of one generation's files (files it shares with another generation included)."""
         return sum(p.stat().st_size for p in self.generation_path(generation).rglob("*") if p.is_file())
-
-
-def link_or_copy(source: Path, target: Path) -> None:
-    """``target`` as a hard link to ``source`` (generations never change their files, so they
-    can share one), or a copy where the file system has no links."""
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
 
 
 def _identity(path: Path) -> tuple[int, int]:

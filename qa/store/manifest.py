@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import IndexCorruptError, IndexFormatError
 from ..types import IndexedDocument
-from .document_table import DOCUMENTS_FILE, DocumentDict, Documents, DocumentTable
+from .document_table import DocumentDict, Documents, DocumentTable
 from .segments import SegmentEntry
 
 # 3: the chunk table keeps each chunk's pages/slides/sheet rows (table ``spans``);
@@ -28,7 +28,8 @@ from .segments import SegmentEntry
 # 6: smaller rows (:mod:`qa.store.codecs`): 3-byte n-gram and 4-byte word terms
 #    (*_terms.npy), distinct profiles once (profile_ids.npy), deflated chunk text with a
 #    dictionary and a documents table (:mod:`qa.store.chunk_table`)
-# 7: the documents in documents.sqlite (:mod:`qa.store.document_table`), their count here
+# 7: the documents in documents.sqlite and documents_changes.sqlite (:mod:`qa.store.document_table`),
+#    their count here
 FORMAT_VERSION = 7
 MANIFEST_FILE = "manifest.json"
 
@@ -117,7 +118,7 @@ def _documents(raw: dict[str, Any], folder: Path | None) -> Documents:
         return DocumentDict({str(k): IndexedDocument(source=str(k), **v) for k, v in raw["documents"].items()})
     if folder is None:
         raise KeyError("documents")
-    return DocumentTable(folder / DOCUMENTS_FILE, int(raw["document_count"]))
+    return DocumentTable(folder, int(raw["document_count"]))
 
 
 def _stored(entry: IndexedDocument) -> dict[str, Any]:

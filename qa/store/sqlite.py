@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 from ..errors import IndexCorruptError
 
@@ -43,11 +43,12 @@ class ReadOnlyDatabase:
     than a connection per thread opened lazily -- possibly after the file is gone).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, attached: Mapping[str, Path] | None = None) -> None:
         self.path = path
-        uri = path.resolve().as_uri() + "?mode=ro&immutable=1"
         try:
-            self._connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            self._connection = sqlite3.connect(_read_only_uri(path), uri=True, check_same_thread=False)
+            for schema, other in (attached or {}).items():  # more files of the generation, as ``schema.table``
+                self._connection.execute(f"ATTACH DATABASE ? AS {schema}", (_read_only_uri(other),))
         except sqlite3.Error as exc:
             raise IndexCorruptError(f"cannot open {path}: {exc}; run `qa index --rebuild`") from exc
         self._lock = threading.Lock()
@@ -59,3 +60,7 @@ class ReadOnlyDatabase:
                 return self._connection.execute(sql, params).fetchall()
         except sqlite3.DatabaseError as exc:
             raise IndexCorruptError(f"cannot read {self.path}: {exc}; run `qa index --rebuild`") from exc
+
+
+def _read_only_uri(path: Path) -> str:
+    return path.resolve().as_uri() + "?mode=ro&immutable=1"

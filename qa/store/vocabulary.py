@@ -25,7 +25,7 @@ import faiss
 import numpy as np
 
 from ..errors import IndexCorruptError
-from .folder import link_or_copy
+from .links import link_or_copy
 from .neighbour_table import NEIGHBOURS_FILE, NeighbourTable
 from .protocols import MIN_TRANSLATION_COSINE, TRANSLATIONS_PER_WORD, Neighbours
 from .sqlite import ReadOnlyDatabase, open_for_writing, rows_in
