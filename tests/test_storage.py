@@ -163,6 +163,7 @@ def test_a_documents_table_keeps_an_updates_changes_beside_the_linked_full_table
     assert after.changes() == ({"a.txt": doc("a.txt", "v"), "f.txt": doc("f.txt", "y")}, {"a.txt", "b/c.txt"})
     assert after.all() == changes.all() and list(after) == ["a.txt", "b/d.eml", "b/d.eml › e.pdf", "bé/ñ.txt", "f.txt"]
     assert after["a.txt"].doc_id == "v" and "b/c.txt" not in after and table["a.txt"].doc_id == "x"
+    assert after.holding(["a.txt", "b/c.txt", "f.txt", "zz"]) == {"a.txt", "f.txt"}
     assert after.sources_of(["x", "y", "v"]) == {"x": ["bé/ñ.txt"], "y": ["f.txt"], "v": ["a.txt"]}
     assert list(after.within("b/")) == ["b/d.eml", "b/d.eml › e.pdf"] and list(after.within("f")) == ["f.txt"]
 

@@ -179,6 +179,12 @@ class DocumentTable(Documents):
         # a range of the primary key: names compare as UTF-8 bytes, and no character sorts after U+10FFFF
         return self._select("source >= ? AND source < ?", (prefix, prefix + "\U0010ffff"))
 
+    def holding(self, sources: Iterable[str]) -> set[str]:
+        """Which of ``sources`` are documents here (one query a batch: an update may change
+        every document)."""
+        rows = rows_in(lambda sql, batch: self._select(sql, batch).keys(), "source IN ({marks})", sorted(set(sources)))
+        return set(rows)
+
     def changes(self) -> tuple[dict[str, IndexedDocument], set[str]]:
         """The changes since the full table: documents added or replaced, and the names of
         the full table's documents replaced or removed."""
@@ -201,8 +207,7 @@ class DocumentChanges(Documents):
         self.base = base
         self.changed = dict(sorted(changed.items()))
         self.removed = frozenset(removed) - self.changed.keys()
-        new = sum(source not in base for source in self.changed)
-        self._count = len(base) - len(self.removed) + new
+        self._count = len(base) - len(self.removed) + len(self.changed) - len(base.holding(self.changed))
 
     def __getitem__(self, source: str) -> IndexedDocument:
         if source in self.changed:
