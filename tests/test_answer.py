@@ -13,7 +13,7 @@ import qa
 from qa.ingest.documents import read_text
 from qa.answer.llm import LLMSettings
 
-from conftest import REPO, SEED_ARTICLE
+from conftest import FIXTURES, REPO, SEED_ARTICLE
 from llm_server import ChatServer
 
 DRONES = "drones de Irán"
@@ -43,6 +43,16 @@ def test_extractive_answer_quotes_the_drones_sentence(seed_index, question, sour
     assert answer.text.rstrip().endswith(sources_line)
     assert len(answer.citations) <= 3
     assert_verifiable(answer)
+
+
+def test_a_german_date_with_an_ordinal_is_quoted_whole(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "schwebebahn.txt").write_bytes((FIXTURES / "schwebebahn.txt").read_bytes())
+    qa.build_index(docs, tmp_path / "index", progress=False)
+    answer = qa.load(tmp_path / "index").ask("Seit wann ist die Schwebebahn in Betrieb?")
+    # "seit dem 1. März 1901": the ordinal's full stop does not end the quoted sentence
+    assert not answer.abstained and "seit dem 1. März 1901 in Betrieb ist." in answer.citations[0].quote
 
 
 def test_quotes_are_not_repeated(seed_index):

@@ -28,6 +28,15 @@ def test_abbreviations_do_not_end_a_sentence(text):
     assert sentences(text) == [text]
 
 
+def test_an_ordinal_before_a_month_or_a_century_does_not_end_a_sentence():
+    text = "1. Dünya Savaşı bitti. Die Bahn fährt seit dem 1. März 1901. Im 19. Jahrhundert war das neu."
+    assert sentences(text) == ["1. Dünya Savaşı bitti.", "Die Bahn fährt seit dem 1. März 1901.",
+                               "Im 19. Jahrhundert war das neu."]
+    # elsewhere a small number does end a sentence, as in English and Spanish prose
+    assert sentences("Lideraron con 24. Pro Bowl los eligió. Er kam 1999. Dann ging er.") == [
+        "Lideraron con 24.", "Pro Bowl los eligió.", "Er kam 1999.", "Dann ging er."]
+
+
 def test_closing_quotes_stay_with_their_sentence():
     text = "“Instamos a la RPDC a cesar sus negociaciones”, añadió. “Tenemos información.” Watson habló."
     assert sentences(text) == ["“Instamos a la RPDC a cesar sus negociaciones”, añadió.",
