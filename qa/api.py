@@ -139,11 +139,12 @@ class Index:
             pass
         return answer
 
-    def documents(self) -> list[IndexedDocument]:
-        """The indexed files, by name."""
+    def documents(self, limit: int | None = None) -> list[IndexedDocument]:
+        """The indexed files, by name (the first ``limit`` of them)."""
         snapshot = self.snapshot()
         places = snapshot.generation.chunks.places_by_document()
-        return [replace(entry, places=places.get(entry.doc_id, "")) for entry in snapshot.manifest.documents.all().values()]
+        return [replace(entry, places=places.get(entry.doc_id, ""))
+                for entry in snapshot.manifest.documents.all(limit).values()]
 
     def passages(self) -> list[Hit]:
         """Every indexed passage in index order, with score 0 (for baselines that rank them all)."""

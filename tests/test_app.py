@@ -665,6 +665,15 @@ def test_upload_handler_reports_each_file(library, tmp_path):
     assert "added schwebebahn.txt" in log and "**Documents:** 3" in stats
 
 
+def test_the_documents_table_lists_a_bounded_number_of_documents(library, tmp_path, monkeypatch):
+    monkeypatch.setattr(handlers, "LISTED_DOCUMENTS", 1)
+    upload = tmp_path / "lisbon.md"
+    shutil.copy(FIXTURES / "lisbon-trams.md", upload)
+    table, stats, log, _ = handlers.index_uploads(library, [str(upload)])
+    assert "added lisbon.md" in log and list(table["Document"]) == [SEED_NAME]  # the first by name
+    assert f"The table lists the first 1 documents by name; `qa info --index-dir {library.index_dir}` lists all 2." in stats
+
+
 def test_an_upload_is_answerable_as_soon_as_the_handler_returns(library, tmp_path):
     import sys
 

@@ -150,6 +150,7 @@ def test_a_documents_table_keeps_an_updates_changes_beside_the_linked_full_table
                                    doc("b/d.eml › e.pdf", "w", container="b/d.eml"), doc("bé/ñ.txt", "x")]}
     table = written("one", DocumentDict(first))
     assert table.all() == first and list(table) == sorted(first) and len(table) == 5
+    assert list(table.all(limit=2)) == ["a.txt", "b/c.txt"] and list(DocumentDict(first).all(limit=2)) == ["a.txt", "b/c.txt"]
     assert table["b/c.txt"] == first["b/c.txt"] and "nope" not in table
     assert table.sources_of(["x", "w", "gone"]) == {"x": ["a.txt", "bé/ñ.txt"], "w": ["b/d.eml › e.pdf"]}
     assert list(table.attached_to("b/d.eml")) == ["b/d.eml › e.pdf"]

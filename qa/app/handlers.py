@@ -30,6 +30,9 @@ from .render import code, human_bytes, render_chat, report_lines, when
 log = logging.getLogger("qa.app")
 
 DOC_HEADERS = ["Document", "Pages", "Chunks", "Size", "Indexed (UTC)"]
+# the documents table lists this many, by name: at 142,858 documents, listing them all took
+# 3.5 s of every upload, and a browser table of that many rows helps nobody
+LISTED_DOCUMENTS = 1000
 
 
 @dataclass
@@ -104,7 +107,8 @@ def plain_history(turns: Sequence[dict]) -> list[dict]:
 
 
 def documents_frame(library: Library) -> pd.DataFrame:
-    rows = [[d.source, d.places, d.chunks, human_bytes(d.bytes), when(d.indexed_at)] for d in library.index.documents()]
+    rows = [[d.source, d.places, d.chunks, human_bytes(d.bytes), when(d.indexed_at)]
+            for d in library.index.documents(LISTED_DOCUMENTS)]
     return pd.DataFrame(rows, columns=DOC_HEADERS)
 
 
@@ -117,6 +121,9 @@ def stats_markdown(library: Library) -> str:
         + (f"**Index:** {code(library.index_dir)}" if is_engine(library.index_dir)
            else f"**Index folder:** {code(library.index_dir.resolve())}")
     )
+    if s.documents > LISTED_DOCUMENTS:
+        text += (f"\n\nThe table lists the first {LISTED_DOCUMENTS:,} documents by name; "
+                 f"{code('qa info --index-dir ' + str(library.index_dir))} lists all {s.documents:,}.")
     missing = library.missing_documents()
     if missing:
         text += (f"\n\n**Note:** {len(missing)} indexed document(s) are not in the documents folder "

@@ -25,6 +25,7 @@ written by :func:`write_documents` when the generation is committed.
 from __future__ import annotations
 
 import functools
+import itertools
 import threading
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping
@@ -59,8 +60,9 @@ _COLUMNS = "source, doc_id, chunks, bytes, indexed_at, container, file_stamp"
 class Documents(Mapping[str, IndexedDocument]):
     """A generation's documents by file name (iterated in name order)."""
 
-    def all(self) -> dict[str, IndexedDocument]:
-        """Every document, by file name in order: one read, for what needs them all."""
+    def all(self, limit: int | None = None) -> dict[str, IndexedDocument]:
+        """Every document (the first ``limit``), by file name in order: one read, for what
+        needs them all."""
         raise NotImplementedError
 
     def sources_of(self, doc_ids: Iterable[str]) -> dict[str, list[str]]:
@@ -91,8 +93,8 @@ class DocumentDict(Documents):
     def __len__(self) -> int:
         return len(self._entries)
 
-    def all(self) -> dict[str, IndexedDocument]:
-        return dict(self._entries)
+    def all(self, limit: int | None = None) -> dict[str, IndexedDocument]:
+        return dict(itertools.islice(self._entries.items(), limit))
 
     def sources_of(self, doc_ids: Iterable[str]) -> dict[str, list[str]]:
         return {doc_id: self._by_content[doc_id] for doc_id in doc_ids if doc_id in self._by_content}
@@ -139,13 +141,14 @@ class DocumentTable(Documents):
                                                   {"changes": self.folder / DOCUMENT_CHANGES_FILE})
         return self
 
-    def _select(self, where: str, params: tuple | list = ()) -> dict[str, IndexedDocument]:
-        """The documents matching ``where`` (with its ``params``), by name in order: the changed
-        ones, and the others of the full table."""
+    def _select(self, where: str, params: tuple | list = (), limit: int | None = None) -> dict[str, IndexedDocument]:
+        """The documents matching ``where`` (with its ``params``), by name in order (the first
+        ``limit``): the changed ones, and the others of the full table."""
         sql = (f"SELECT {_COLUMNS} FROM changes.documents WHERE {where} UNION ALL "
                f"SELECT {_COLUMNS} FROM main.documents WHERE ({where}) "
-               "AND source NOT IN (SELECT source FROM changes.shadowed) ORDER BY source")
-        return {row[0]: _entry(row) for row in self.open()._database.query(sql, [*params, *params])}
+               "AND source NOT IN (SELECT source FROM changes.shadowed) ORDER BY source LIMIT ?")
+        rows = self.open()._database.query(sql, [*params, *params, -1 if limit is None else limit])
+        return {row[0]: _entry(row) for row in rows}
 
     def __getitem__(self, source: str) -> IndexedDocument:
         found = self._select("source = ?", (source,))
@@ -162,8 +165,8 @@ class DocumentTable(Documents):
     def __len__(self) -> int:
         return self._count
 
-    def all(self) -> dict[str, IndexedDocument]:
-        return self._select("1")
+    def all(self, limit: int | None = None) -> dict[str, IndexedDocument]:
+        return self._select("1", limit=limit)
 
     def sources_of(self, doc_ids: Iterable[str]) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}
@@ -222,10 +225,10 @@ class DocumentChanges(Documents):
     def __len__(self) -> int:
         return self._count
 
-    def all(self) -> dict[str, IndexedDocument]:
+    def all(self, limit: int | None = None) -> dict[str, IndexedDocument]:
         merged = {source: entry for source, entry in self.base.all().items() if source not in self.removed}
         merged.update(self.changed)
-        return dict(sorted(merged.items()))
+        return dict(itertools.islice(sorted(merged.items()), limit))
 
     def sources_of(self, doc_ids: Iterable[str]) -> dict[str, list[str]]:
         doc_ids = set(doc_ids)
