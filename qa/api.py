@@ -22,6 +22,7 @@ from .search import evidence, searcher
 from .search.checks import check_k, check_mode, check_question
 from .search.snapshot import LiveSnapshot, Snapshot
 from .search.translations import WordVectors
+from .store.document_table import DocumentDict
 from .store.locations import is_engine, open_generations
 from .types import Answer, Findings, Hit, IndexedDocument, IndexStats, SearchTrace
 
@@ -149,7 +150,8 @@ class Index:
     def passages(self) -> list[Hit]:
         """Every indexed passage in index order, with score 0 (for baselines that rank them all)."""
         snapshot = self.snapshot()
-        sources = snapshot.manifest.documents.sources_of(entry.doc_id for entry in snapshot.manifest.documents.all().values())
+        documents = DocumentDict(snapshot.manifest.documents.all())  # one read of the table
+        sources = documents.sources_of(entry.doc_id for entry in documents.values())
         # by document, not range(count()): rows need not be consecutive (deleted rows keep their numbers)
         _, chunks = snapshot.generation.chunks.of_documents(sources)
         return [Hit.of(chunk, sources[chunk.doc_id][0], 0.0) for chunk in chunks]

@@ -97,9 +97,6 @@ class PathScan:
     covered_files: frozenset[str]  # sources named as files (or gone)
     covered_folders: tuple[str, ...]  # source prefixes ("reports/") of the folders named (or gone)
 
-    def covers(self, source: str) -> bool:
-        return source in self.covered_files or source.startswith(self.covered_folders)
-
 
 def scan_paths(
     docs_dir: str | os.PathLike[str], paths: Sequence[str | os.PathLike[str]], *,
